@@ -1,0 +1,16 @@
+"""keras_gen: a Keras 3 / TensorFlow zoo of image generative models."""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+
+if keras.backend.backend() != "tensorflow":
+    raise ImportError(
+        "keras_gen needs the TensorFlow backend (its train steps use "
+        f"tf.GradientTape), but KERAS_BACKEND is {keras.backend.backend()!r}."
+    )
+
+__version__ = "0.1.0"

@@ -1,0 +1,38 @@
+"""Keras callbacks that draw what training is doing."""
+
+import os
+
+import keras
+
+from keras_gen import plotting
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Writes `directory/epoch_NNN.png`: samples from fixed noise after each epoch.
+
+    Args:
+        noise: (N, *noise_shape) float32, fixed so epochs are comparable.
+        labels: (N,) int labels for conditional models.
+    """
+
+    def __init__(self, directory, noise, labels=None):
+        super().__init__()
+        self.directory, self.noise, self.labels = directory, noise, labels
+
+    def on_epoch_end(self, epoch, logs=None):
+        images = self.model.sample(self.noise, self.labels)
+        path = os.path.join(self.directory, f"epoch_{epoch + 1:03d}.png")
+        plotting.save_grid(images, path, title=f"epoch {epoch + 1}")
+
+
+class LossCurves(keras.callbacks.Callback):
+    """Rewrites a PNG of every logged metric against epochs after each epoch."""
+
+    def __init__(self, path, title="training"):
+        super().__init__()
+        self.path, self.title, self.history = path, title, {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(float(value))
+        plotting.save_curves(self.history, self.path, self.title)

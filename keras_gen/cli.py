@@ -1,0 +1,294 @@
+"""Command line: python -m keras_gen train|sample|export|evaluate|quickstart."""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from keras_gen import validation
+
+
+def _verbosity():
+    """Keras progbar when a person watches, one line per epoch in logs and CI."""
+    return 1 if sys.stdout.isatty() and not os.environ.get("CI") else 2
+
+
+def _parse_value(text):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _model_options(pairs):
+    options = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise ValueError(f"--set takes key=value (e.g. --set latent_dim=32), got {pair!r}.")
+        key, value = pair.split("=", 1)
+        options[key] = _parse_value(value)
+    return options
+
+
+def _add_data_options(parser, split):
+    parser.add_argument("--dataset", required=True,
+                        help="tfds dataset name: mnist, binarized_mnist, fashion_mnist, cifar10, ...")
+    parser.add_argument("--split", default=split, help=f"tfds split (default {split}).")
+    parser.add_argument("--preprocessing", default="none",
+                        choices=["none", "dynamic_binarize", "threshold_binarize"],
+                        help="none: keep grey levels (quantized to --bits); dynamic_binarize: a fresh "
+                             "Bernoulli draw per epoch; threshold_binarize: x >= 128. "
+                             "binarized_mnist is already binary.")
+    parser.add_argument("--bits", type=int, default=8, help="quantize grey levels to this many bits.")
+    parser.add_argument("--batch-size", type=int, default=128, help="images per batch.")
+    parser.add_argument("--take", type=int, default=None, help="use only the first N images (quick runs).")
+    parser.add_argument("--manual-dir", default=None,
+                        help="folder of the dataset's raw files for offline use (or a parent with a "
+                             "sub-folder per dataset); default: $KERAS_GEN_MANUAL_DIR.")
+    parser.add_argument("--data-dir", default=None,
+                        help="where tfds keeps prepared datasets; default: $KERAS_GEN_DATA_DIR or "
+                             "~/tensorflow_datasets.")
+
+
+def _load(args, split, labels, shuffle=None):
+    from keras_gen import data
+
+    return data.load(args.dataset, split=split, batch_size=args.batch_size,
+                     preprocessing=args.preprocessing, bits=args.bits, labels=labels,
+                     take=args.take, shuffle=shuffle, manual_dir=args.manual_dir,
+                     data_dir=args.data_dir)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m keras_gen", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model with model.fit",
+                                description="Train a zoo model; writes model.keras, a sample grid PNG "
+                                            "per epoch, loss.png, history.json and TensorBoard logs.")
+    train.add_argument("model", help="model name, e.g. vae.")
+    _add_data_options(train, "train")
+    train.add_argument("--epochs", type=int, default=5, help="passes over the data.")
+    train.add_argument("--steps-per-epoch", type=int, default=None, help="cap on batches per epoch.")
+    train.add_argument("--learning-rate", type=float, default=None, help="default: the model's own.")
+    train.add_argument("--validation-split", default="test[:1000]",
+                       help="split evaluated after each epoch (default test[:1000]; 'none' to skip).")
+    train.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="model option, JSON value, e.g. --set latent_dim=32 --set widths=[32,64].")
+    train.add_argument("--mixed-precision", action="store_true",
+                       help="compute in bfloat16 (mixed_bfloat16 policy), variables in float32.")
+    train.add_argument("--seed", type=int, default=0, help="seed for weights and the sample grid noise.")
+    train.add_argument("--out", required=True, help="run directory to write.")
+
+    sample = commands.add_parser("sample", help="sample from a .keras file, an export or a .tflite file",
+                                 description="Draw samples; writes a PNG grid or an .npy of uint8 levels.")
+    sample.add_argument("source", help="model.keras, an export directory, its saved_model/ or model.tflite.")
+    sample.add_argument("--runtime", choices=["savedmodel", "tflite"], default=None,
+                        help="for an export directory: which of its models to run (default savedmodel).")
+    sample.add_argument("--num", type=int, default=64, help="how many images.")
+    sample.add_argument("--seed", type=int, default=0, help="noise seed: same seed, same images.")
+    sample.add_argument("--labels", default=None,
+                        help="conditional models: one class for all, or a comma list of N classes.")
+    sample.add_argument("--batch-size", type=int, default=64, help="images per call.")
+    sample.add_argument("--out", required=True, help="output .png (grid) or .npy (uint8 pixels, 0..255).")
+
+    export = commands.add_parser("export", help="export a .keras model to SavedModel + TFLite",
+                                 description="Writes DIR/saved_model, DIR/model.tflite and DIR/export.json.")
+    export.add_argument("model_file", help="the .keras file to export.")
+    export.add_argument("--out", required=True, help="export directory (must not exist).")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing export directory.")
+
+    evaluate = commands.add_parser("evaluate", help="report test metrics (NLL in nats and bits/dim)",
+                                   description="Evaluate a .keras model or an export on a test split.")
+    evaluate.add_argument("source", help="model.keras or an export directory.")
+    evaluate.add_argument("--runtime", choices=["savedmodel", "tflite"], default=None,
+                          help="for an export directory: which of its models to run.")
+    evaluate.add_argument("--num-samples", type=int, default=None,
+                          help="VAE: importance samples k of the IWAE estimate (default: the model's).")
+    _add_data_options(evaluate, "test")
+
+    quickstart = commands.add_parser("quickstart", help="train, sample, export and sample via LiteRT",
+                                     description="The end-to-end tour: a short VAE run on MNIST.")
+    quickstart.add_argument("--manual-dir", default=None,
+                            help="folder with the 4 MNIST .gz files, for offline use.")
+    quickstart.add_argument("--data-dir", default=None, help="where tfds keeps prepared datasets.")
+    quickstart.add_argument("--epochs", type=int, default=3, help="training epochs.")
+    quickstart.add_argument("--out", default="runs/quickstart", help="where to write everything.")
+    return parser
+
+
+def cmd_train(args):
+    import keras
+
+    from keras_gen import callbacks, data, models
+
+    model_class = models.get(args.model)
+    out = os.path.abspath(args.out)
+    if os.path.exists(os.path.join(out, "model.keras")):
+        raise FileExistsError(f"{out} already holds a trained model; choose another --out.")
+    keras.utils.set_random_seed(args.seed)
+    if args.mixed_precision:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+    options = _model_options(args.set)
+    options.setdefault("image_shape", data.image_shape_of(args.dataset, args.manual_dir, args.data_dir))
+    options.setdefault("num_levels", data.num_levels_for(args.dataset, args.preprocessing, args.bits))
+    model = model_class(**options)
+    conditional = model.num_classes is not None
+    train_data = _load(args, args.split, labels=conditional)
+    validation_data = None
+    if args.validation_split != "none":
+        validation_data = _load(args, args.validation_split, labels=conditional, shuffle=False)
+    model.compile_for_training(args.learning_rate)
+    noise = model.make_noise(64, seed=args.seed)
+    labels = np.arange(64) % model.num_classes if conditional else None
+    history = model.fit(
+        train_data, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+        validation_data=validation_data, verbose=_verbosity(),
+        callbacks=[
+            callbacks.SampleGrid(os.path.join(out, "samples"), noise, labels),
+            callbacks.LossCurves(os.path.join(out, "loss.png"), title=f"{args.model} on {args.dataset}"),
+            keras.callbacks.TensorBoard(os.path.join(out, "logs")),
+        ],
+    )
+    from keras_gen.files import atomic_path
+
+    with atomic_path(os.path.join(out, "model.keras")) as temporary:
+        model.save(temporary)
+    with open(os.path.join(out, "history.json"), "w") as file:
+        json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()}, file, indent=1)
+    print(f"model:   {os.path.join(out, 'model.keras')}\nsamples: {os.path.join(out, 'samples')}/"
+          f"\ncurves:  {os.path.join(out, 'loss.png')}\nlogs:    {os.path.join(out, 'logs')}")
+    return model
+
+
+def _labels_arg(text, count):
+    if text is None:
+        return None
+    values = [int(v) for v in text.split(",")]
+    return np.array(values * count if len(values) == 1 else values, np.int32)
+
+
+def write_samples(images, path):
+    """Writes uint8 pixel images to a .png grid or an .npy file."""
+    from keras_gen import plotting
+    from keras_gen.files import atomic_path
+
+    if path.endswith(".npy"):
+        with atomic_path(path) as temporary:
+            with open(temporary, "wb") as file:
+                np.save(file, images)
+    elif path.endswith(".png"):
+        plotting.save_grid(images, path)
+    else:
+        raise ValueError(f"--out must end in .png or .npy, got {path!r}.")
+
+
+def cmd_sample(args):
+    from keras_gen import runtime
+
+    if not args.out.endswith((".png", ".npy")):
+        raise ValueError(f"--out must end in .png or .npy, got {args.out!r}.")
+    runner = runtime.open_artifact(args.source, args.runtime)
+    noise = runner.make_noise(args.num, seed=args.seed)
+    labels = _labels_arg(args.labels, args.num)
+    start = time.time()
+    images = runtime.sample_in_batches(runner, noise, labels, batch_size=args.batch_size)
+    write_samples(images, args.out)
+    print(f"{len(images)} samples in {time.time() - start:.1f} s -> {os.path.abspath(args.out)}")
+    return images
+
+
+def cmd_export(args):
+    from keras_gen import export, runtime
+
+    model = runtime.load_keras(args.model_file)
+    return export.export(model, args.out, overwrite=args.overwrite)
+
+
+def cmd_evaluate(args):
+    import keras
+
+    from keras_gen import runtime
+
+    if args.source.endswith(".keras"):
+        model = runtime.load_keras(args.source)
+        if args.num_samples is not None and hasattr(model, "eval_num_samples"):
+            model.eval_num_samples = args.num_samples
+        dataset = _load(args, args.split, labels=model.num_classes is not None, shuffle=False)
+        start = time.time()
+        results = model.evaluate(dataset, return_dict=True, verbose=_verbosity())
+        subpixels = model.num_subpixels
+    else:
+        runner = runtime.open_artifact(args.source, args.runtime)
+        dataset = _load(args, args.split, labels=runner.num_classes is not None, shuffle=False)
+        start = time.time()
+        total, count = 0.0, 0
+        bar = keras.utils.Progbar(None, unit_name="image")
+        for batch in dataset:
+            images, labels = batch if isinstance(batch, tuple) else (batch, None)
+            total -= float(np.sum(runner.log_prob(images.numpy(), labels)))
+            count += len(images)
+            bar.add(len(images))
+        results = {"nll": total / count}
+        subpixels = int(np.prod(runner.image_shape))
+    elapsed = time.time() - start
+    for name, value in results.items():
+        print(f"{name:>16}: {value:.4f}")
+    if "nll" in results:
+        print(f"{'bits/dim':>16}: {results['nll'] / (subpixels * math.log(2)):.4f}")
+    print(f"{'seconds':>16}: {elapsed:.1f}")
+    return results
+
+
+def cmd_quickstart(args):
+    from keras_gen import runtime
+
+    out = os.path.abspath(args.out)
+    if os.path.exists(out):
+        raise FileExistsError(f"{out} exists; remove it or pass another --out.")
+    print("1/4 training a VAE on MNIST (dynamically binarized)")
+    train_args = build_parser().parse_args(
+        ["train", "vae", "--dataset", "mnist", "--preprocessing", "dynamic_binarize",
+         "--epochs", str(args.epochs), "--out", os.path.join(out, "vae")]
+        + (["--manual-dir", args.manual_dir] if args.manual_dir else [])
+        + (["--data-dir", args.data_dir] if args.data_dir else [])
+    )
+    model = cmd_train(train_args)
+    print("2/4 sample grid from the trained model")
+    grid_path = os.path.join(out, "samples_keras.png")
+    write_samples(model.sample(model.make_noise(64, seed=1)), grid_path)
+    print(f"    {grid_path}")
+    print("3/4 export to SavedModel + TFLite")
+    from keras_gen import export
+
+    export_dir = os.path.join(out, "export")
+    export.export(model, export_dir)
+    print("4/4 sampling through LiteRT")
+    runner = runtime.open_artifact(os.path.join(export_dir, "model.tflite"))
+    tflite_path = os.path.join(out, "samples_tflite.png")
+    write_samples(runner.sample(runner.make_noise(64, seed=1)), tflite_path)
+    print(f"\nDone. Files:\n  model     {os.path.join(out, 'vae', 'model.keras')}\n"
+          f"  samples   {grid_path}\n  export    {export_dir}/ (saved_model/, model.tflite, export.json)\n"
+          f"  LiteRT    {tflite_path}")
+
+
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "export": cmd_export,
+            "evaluate": cmd_evaluate, "quickstart": cmd_quickstart}
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    from keras_gen import data, export, runtime
+
+    expected = (validation.InputError, data.DatasetError, runtime.ArtifactError,
+                export.ExportError, FileExistsError, ValueError)
+    try:
+        COMMANDS[args.command](args)
+    except expected as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,162 @@
+"""Per-sub-pixel output distributions shared by the VAE and the autoregressive models.
+
+Each likelihood reads raw network outputs ("params") of shape
+(batch, H, W, C * num_params) and works on integer level images of shape
+(batch, H, W, C). Log-probabilities are in nats and computed in float32.
+"""
+
+import math
+
+import tensorflow as tf
+
+
+class Likelihood:
+    """Base: a factorised distribution over the sub-pixels of an image."""
+
+    name = None
+
+    def __init__(self, num_levels):
+        self.num_levels = int(num_levels)
+
+    def num_params(self):
+        """Output channels the network needs per image channel."""
+        raise NotImplementedError
+
+    def _split(self, params, channels):
+        params = tf.cast(params, tf.float32)
+        shape = tf.shape(params)
+        return tf.reshape(params, tf.concat([shape[:3], [channels, self.num_params()]], 0))
+
+    def log_prob_per_subpixel(self, params, images):
+        """(batch, H, W, C) log-probabilities in nats."""
+        raise NotImplementedError
+
+    def log_prob(self, params, images):
+        """(batch,) log-probabilities of whole images in nats."""
+        return tf.reduce_sum(self.log_prob_per_subpixel(params, images), axis=[1, 2, 3])
+
+    def mean(self, params, channels):
+        """(batch, H, W, C) float32 mean, scaled to [0, 1] for display."""
+        raise NotImplementedError
+
+    def inverse_cdf(self, params, uniform, channels):
+        """(batch, H, W, C) uint8 levels: the inverse CDF of each sub-pixel at `uniform`."""
+        raise NotImplementedError
+
+
+class Bernoulli(Likelihood):
+    """Binary pixels; params are logits, one per sub-pixel."""
+
+    name = "bernoulli"
+
+    def __init__(self, num_levels=2):
+        if num_levels != 2:
+            raise ValueError(f"The Bernoulli likelihood needs num_levels=2, got {num_levels}.")
+        super().__init__(2)
+
+    def num_params(self):
+        return 1
+
+    def log_prob_per_subpixel(self, params, images):
+        logits = tf.cast(params, tf.float32)
+        labels = tf.cast(images, tf.float32)
+        return -tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+
+    def mean(self, params, channels):
+        return tf.sigmoid(tf.cast(params, tf.float32))
+
+    def inverse_cdf(self, params, uniform, channels):
+        # P(x = 0) = 1 - sigmoid(logit); x = 1 when u falls above it.
+        return tf.cast(uniform >= tf.sigmoid(-tf.cast(params, tf.float32)), tf.uint8)
+
+
+class Categorical(Likelihood):
+    """A num_levels-way softmax per sub-pixel."""
+
+    name = "categorical"
+
+    def num_params(self):
+        return self.num_levels
+
+    def log_prob_per_subpixel(self, params, images):
+        logits = self._split(params, images.shape[-1])
+        return -tf.nn.sparse_softmax_cross_entropy_with_logits(
+            labels=tf.cast(images, tf.int32), logits=logits
+        )
+
+    def mean(self, params, channels):
+        probs = tf.nn.softmax(self._split(params, channels), axis=-1)
+        levels = tf.range(self.num_levels, dtype=tf.float32) / (self.num_levels - 1)
+        return tf.reduce_sum(probs * levels, axis=-1)
+
+    def inverse_cdf(self, params, uniform, channels):
+        cdf = tf.cumsum(tf.nn.softmax(self._split(params, channels), axis=-1), axis=-1)
+        below = tf.cast(cdf <= uniform[..., None], tf.int32)
+        return tf.cast(tf.minimum(tf.reduce_sum(below, -1), self.num_levels - 1), tf.uint8)
+
+
+class DiscretizedLogistic(Likelihood):
+    """A logistic per sub-pixel, integrated over each level's bin (Salimans et al. 2017).
+
+    Params per sub-pixel: mean in [-1, 1] space and log-scale.
+    """
+
+    name = "logistic"
+
+    def num_params(self):
+        return 2
+
+    def _mean_log_scale(self, params, channels):
+        split = self._split(params, channels)
+        return split[..., 0], tf.maximum(split[..., 1], -7.0)
+
+    def _to_centred(self, levels):
+        return 2.0 * tf.cast(levels, tf.float32) / (self.num_levels - 1) - 1.0
+
+    def log_prob_per_subpixel(self, params, images):
+        mean, log_scale = self._mean_log_scale(params, images.shape[-1])
+        x = self._to_centred(images)
+        half_bin = 1.0 / (self.num_levels - 1)
+        inv_scale = tf.exp(-log_scale)
+        plus_in = inv_scale * (x - mean + half_bin)
+        minus_in = inv_scale * (x - mean - half_bin)
+        log_cdf_plus = plus_in - tf.nn.softplus(plus_in)
+        log_survival_minus = -tf.nn.softplus(minus_in)
+        cdf_delta = tf.sigmoid(plus_in) - tf.sigmoid(minus_in)
+        centre_in = inv_scale * (x - mean)
+        log_pdf_centre = centre_in - log_scale - 2.0 * tf.nn.softplus(centre_in)
+        # Where the bin mass underflows, use density x bin width instead.
+        log_bin = tf.where(
+            cdf_delta > 1e-5,
+            tf.math.log(tf.maximum(cdf_delta, 1e-12)),
+            log_pdf_centre + math.log(2.0 * half_bin),
+        )
+        top = float(self.num_levels - 1)
+        levels = tf.cast(images, tf.float32)
+        return tf.where(
+            levels < 0.5, log_cdf_plus, tf.where(levels > top - 0.5, log_survival_minus, log_bin)
+        )
+
+    def _centred_to_levels(self, x):
+        levels = tf.round((tf.clip_by_value(x, -1.0, 1.0) + 1.0) / 2.0 * (self.num_levels - 1))
+        return tf.cast(levels, tf.uint8)
+
+    def mean(self, params, channels):
+        mean = self._mean_log_scale(params, channels)[0]
+        return (tf.clip_by_value(mean, -1.0, 1.0) + 1.0) / 2.0
+
+    def inverse_cdf(self, params, uniform, channels):
+        mean, log_scale = self._mean_log_scale(params, channels)
+        u = tf.clip_by_value(uniform, 1e-6, 1.0 - 1e-6)
+        x = mean + tf.exp(log_scale) * (tf.math.log(u) - tf.math.log1p(-u))
+        return self._centred_to_levels(x)
+
+
+LIKELIHOODS = {cls.name: cls for cls in (Bernoulli, Categorical, DiscretizedLogistic)}
+
+
+def get(name, num_levels):
+    """Returns the likelihood called `name` ("bernoulli", "categorical" or "logistic")."""
+    if name not in LIKELIHOODS:
+        raise ValueError(f"Unknown likelihood {name!r}; choose one of {sorted(LIKELIHOODS)}.")
+    return LIKELIHOODS[name](num_levels)

@@ -1,0 +1,14 @@
+"""The zoo's models, and lookup by name."""
+
+from keras_gen.models.base import GenerativeModel
+from keras_gen.models.vae import VAE, LatentVariableModel
+
+MODELS = {"vae": VAE}
+
+
+def get(name):
+    """Returns the model class registered as `name` (e.g. "vae")."""
+    try:
+        return MODELS[name.lower()]
+    except KeyError:
+        raise ValueError(f"Unknown model {name!r}; choose one of {sorted(MODELS)}.") from None

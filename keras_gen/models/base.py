@@ -1,0 +1,179 @@
+"""What every keras_gen model shares: the image spec, noise, checked inputs and export endpoints."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_gen import validation
+
+
+def register(cls):
+    """Registers a layer or model for `.keras` loading under the keras_gen package."""
+    return keras.saving.register_keras_serializable(package="keras_gen")(cls)
+
+
+def unpack_batch(data):
+    """Splits what a dataset yields into (images, labels or None)."""
+    if isinstance(data, (tuple, list)):
+        return data[0], (data[1] if len(data) > 1 else None)
+    return data, None
+
+
+def unit_to_pixels(images):
+    """Float images in [0, 1] -> uint8 pixels in [0, 255]."""
+    return tf.cast(tf.round(tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0) * 255.0), tf.uint8)
+
+
+@register
+class GenerativeModel(keras.Model):
+    """Base of every zoo model.
+
+    Data images (what `fit` and `log_prob` take) are integer levels: uint8 of
+    shape (batch, H, W, C) in [0, num_levels - 1] (0/1 for binary data).
+    Sampled images (what `sample` returns) are display pixels: uint8 in [0, 255].
+
+    Subclasses set `noise_kind` ("normal" or "uniform"), define `noise_shape`,
+    and implement `_sample(noise, labels)` and, if they have a likelihood,
+    `_log_prob(images, labels)`.
+    """
+
+    noise_kind = "normal"
+    has_log_prob = False
+    default_learning_rate = 1e-3
+
+    def __init__(self, image_shape=(28, 28, 1), num_levels=2, num_classes=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        image_shape = tuple(int(d) for d in image_shape)
+        if len(image_shape) != 3 or min(image_shape) < 1:
+            raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {image_shape}.")
+        if not 2 <= int(num_levels) <= 256:
+            raise ValueError(f"num_levels must be in [2, 256], got {num_levels}.")
+        if num_classes is not None and int(num_classes) < 2:
+            raise ValueError(f"num_classes must be at least 2 or None, got {num_classes}.")
+        self.image_shape = image_shape
+        self.num_levels = int(num_levels)
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.seed = seed
+        # Randomness in train/test steps; its state is saved, so resumed training is exact.
+        self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
+
+    def compile_for_training(self, learning_rate=None, **kwargs):
+        """Compiles with this family's default optimizer (what the CLI uses)."""
+        learning_rate = learning_rate or self.default_learning_rate
+        self.compile(optimizer=keras.optimizers.Adam(learning_rate), **kwargs)
+
+    # -- noise -----------------------------------------------------------
+    @property
+    def noise_shape(self):
+        """Shape of one example's noise, without the batch axis."""
+        raise NotImplementedError
+
+    def make_noise(self, batch_size, seed=None):
+        """Draws (batch_size, *noise_shape) float32 noise of this model's kind with NumPy."""
+        rng = np.random.default_rng(seed)
+        shape = (int(batch_size),) + tuple(self.noise_shape)
+        if self.noise_kind == "uniform":
+            return rng.random(shape, dtype=np.float32)
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    # -- public, checked entry points -------------------------------------
+    def sample(self, noise, labels=None):
+        """Turns noise into images, deterministically.
+
+        Args:
+            noise: (batch, *noise_shape) float32.
+            labels: (batch,) int class labels, for conditional models only.
+        Returns:
+            (batch, H, W, C) uint8 pixels in [0, 255].
+        """
+        noise = validation.check_noise(noise, self.noise_shape)
+        labels = validation.check_labels(labels, self.num_classes, noise.shape[0])
+        return self._sample(noise, labels)
+
+    def log_prob(self, images, labels=None):
+        """(batch,) float32 log-likelihood of integer level images, in nats per image."""
+        return self._log_prob(*self._check_log_prob_inputs(images, labels))
+
+    def _check_log_prob_inputs(self, images, labels):
+        if not self.has_log_prob:
+            raise NotImplementedError(f"{type(self).__name__} has no likelihood.")
+        images = validation.check_images(images, self.image_shape, self.num_levels)
+        labels = validation.check_labels(labels, self.num_classes, images.shape[0])
+        return images, labels
+
+    def bits_per_dim(self, images, labels=None):
+        """(batch,) negative log-likelihood in bits per sub-pixel."""
+        return -self.log_prob(images, labels) / (self.num_subpixels * math.log(2.0))
+
+    @property
+    def num_subpixels(self):
+        return int(np.prod(self.image_shape))
+
+    def _sample(self, noise, labels):
+        raise NotImplementedError
+
+    def _log_prob(self, images, labels):
+        raise NotImplementedError
+
+    # -- helpers for subclasses -------------------------------------------
+    def to_unit_interval(self, images):
+        """Levels -> float in [0, 1] in the compute dtype."""
+        return tf.cast(images, self.compute_dtype) / float(self.num_levels - 1)
+
+    def levels_to_pixels(self, levels):
+        """Integer levels -> uint8 pixels in [0, 255]."""
+        return unit_to_pixels(tf.cast(levels, tf.float32) / float(self.num_levels - 1))
+
+    def to_symmetric_interval(self, images):
+        """Levels -> float in [-1, 1] in the compute dtype."""
+        return 2.0 * self.to_unit_interval(images) - 1.0
+
+    # -- export ------------------------------------------------------------
+    def export_endpoints(self):
+        """Functions to export: {name: (fn, input_signature)}, each fn returning a dict."""
+        label_spec = (
+            [tf.TensorSpec((None,), tf.int32, name="labels")] if self.num_classes else []
+        )
+        noise_spec = tf.TensorSpec((None,) + tuple(self.noise_shape), tf.float32, name="noise")
+        image_spec = tf.TensorSpec((None,) + self.image_shape, tf.uint8, name="images")
+
+        def sample_fn(noise, labels=None):
+            return {"images": self._sample(noise, labels)}
+
+        endpoints = {"sample": (sample_fn, [noise_spec] + label_spec)}
+        if self.has_log_prob:
+
+            def log_prob_fn(images, labels=None):
+                return {"log_prob": self._export_log_prob(images, labels)}
+
+            endpoints["log_prob"] = (log_prob_fn, [image_spec] + label_spec)
+        return endpoints
+
+    def _export_log_prob(self, images, labels):
+        """The log_prob that is exported; deterministic models export `_log_prob` itself."""
+        return self._log_prob(images, labels)
+
+    # Keras does not save seed-generator state; without it a resumed run would draw anew.
+    _SEED_STATE_KEY = "seed_generator_state"
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        store[self._SEED_STATE_KEY] = np.asarray(self.seed_generator.state)
+
+    def load_own_variables(self, store):
+        keys = list(store.keys())
+        if self._SEED_STATE_KEY in keys:
+            self.seed_generator.state.assign(np.asarray(store[self._SEED_STATE_KEY]))
+        super().load_own_variables({k: store[k] for k in keys if k != self._SEED_STATE_KEY})
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            image_shape=list(self.image_shape),
+            num_levels=self.num_levels,
+            num_classes=self.num_classes,
+            seed=self.seed,
+        )
+        return config

@@ -1,0 +1,257 @@
+"""Latent-variable models: the VAE (Kingma & Welling 2014), with beta and KL warm-up."""
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from keras_gen import likelihoods
+from keras_gen.models.base import GenerativeModel, register, unit_to_pixels, unpack_batch
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _standard_normal_log_density(z):
+    """(batch, ...) log N(z; 0, I) summed over the last axis, in nats."""
+    return -0.5 * tf.reduce_sum(tf.square(z) + _LOG_2PI, axis=-1)
+
+
+@register
+class LatentVariableModel(GenerativeModel):
+    """x ~ p(x | z) with z ~ N(0, I). Owns encode/decode/sample.
+
+    Subclasses build `self.encoder` (images in [0, 1] -> 2 * latent_dim) and
+    `self.decoder` (z -> likelihood params).
+    """
+
+    noise_kind = "normal"
+    has_log_prob = True
+
+    def __init__(self, latent_dim=16, likelihood=None, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim = int(latent_dim)
+        if likelihood is None:
+            likelihood = "bernoulli" if self.num_levels == 2 else "logistic"
+        self.likelihood_name = likelihood
+        self.likelihood = likelihoods.get(likelihood, self.num_levels)
+
+    @property
+    def noise_shape(self):
+        return (self.latent_dim,)
+
+    def encode(self, images, training=False):
+        """Integer level images (batch, H, W, C) -> posterior (mean, log_var), each (batch, latent_dim)."""
+        stats = tf.cast(self.encoder(self.to_unit_interval(images), training=training), tf.float32)
+        mean, log_var = tf.split(stats, 2, axis=-1)
+        return mean, tf.clip_by_value(log_var, -12.0, 8.0)
+
+    def decode(self, z, training=False):
+        """z (batch, latent_dim) -> likelihood params (batch, H, W, C * num_params)."""
+        return self.decoder(z, training=training)
+
+    def decode_mean(self, z):
+        """z (batch, latent_dim) -> mean image (batch, H, W, C), float32 in [0, 1]."""
+        return self.likelihood.mean(self.decode(z), self.image_shape[-1])
+
+    def call(self, images, training=False):
+        """Reconstruction: the likelihood params of p(x | z = posterior mean)."""
+        mean, _ = self.encode(images, training=training)
+        return self.decode(mean, training=training)
+
+    def _sample(self, noise, labels):
+        # The decoder's mean, the usual picture of a VAE sample.
+        return unit_to_pixels(self.decode_mean(noise))
+
+    def _log_prob_terms(self, images, eps):
+        """Importance weights log p(x, z_k) - log q(z_k | x) for eps (k, batch, latent_dim)."""
+        mean, log_var = self.encode(images)
+        std = tf.exp(0.5 * log_var)
+        z = mean[None] + std[None] * eps
+        k, batch = tf.shape(eps)[0], tf.shape(eps)[1]
+        params = self.decode(tf.reshape(z, [-1, self.latent_dim]))
+        tiled = tf.reshape(
+            tf.tile(images[None], [k, 1, 1, 1, 1]), tf.concat([[k * batch], self.image_shape], 0)
+        )
+        log_px_z = tf.reshape(self.likelihood.log_prob(params, tiled), [k, batch])
+        log_q = _standard_normal_log_density(eps) - 0.5 * tf.reduce_sum(log_var, -1)[None]
+        return log_px_z + _standard_normal_log_density(z) - log_q
+
+    def importance_weighted_log_prob(self, images, eps, chunk_size=100):
+        """IWAE estimate of log p(x) in nats per image.
+
+        Args:
+            images: (batch, H, W, C) uint8 levels.
+            eps: (k, batch, latent_dim) standard normal draws, k >= 1.
+            chunk_size: how many of the k draws are decoded at once (memory).
+        Returns:
+            (batch,) float32.
+        """
+        k = tf.shape(eps)[0]
+        batch = tf.shape(images)[0]
+
+        def body(start, running):
+            chunk = eps[start : start + chunk_size]
+            weights = self._log_prob_terms(images, chunk)
+            return start + chunk_size, tf.reduce_logsumexp(
+                tf.concat([running[None], weights], 0), axis=0
+            )
+
+        _, total = tf.while_loop(
+            lambda start, _: start < k,
+            body,
+            (tf.constant(0), tf.fill([batch], -float("inf"))),
+        )
+        return total - tf.math.log(tf.cast(k, tf.float32))
+
+
+@register
+class VAE(LatentVariableModel):
+    """Convolutional VAE.
+
+    Args:
+        image_shape: (H, W, C); H and W divisible by 2 ** len(widths).
+        num_levels: 2 for binary data (Bernoulli decoder), else a discretized logistic.
+        latent_dim: size of z.
+        widths: encoder conv widths, one stride-2 layer each; the decoder mirrors them.
+        beta: weight of the KL term (beta-VAE).
+        kl_warmup_steps: the KL weight grows linearly from 0 to beta over these steps.
+        eval_num_samples: importance samples k for the `nll` that `evaluate` reports.
+    """
+
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        num_levels=2,
+        latent_dim=16,
+        widths=(32, 64),
+        likelihood=None,
+        beta=1.0,
+        kl_warmup_steps=0,
+        eval_num_samples=100,
+        **kwargs,
+    ):
+        super().__init__(
+            image_shape=image_shape,
+            num_levels=num_levels,
+            latent_dim=latent_dim,
+            likelihood=likelihood,
+            **kwargs,
+        )
+        self.widths = tuple(int(w) for w in widths)
+        self.beta = float(beta)
+        self.kl_warmup_steps = int(kl_warmup_steps)
+        self.eval_num_samples = int(eval_num_samples)
+        height, width, channels = self.image_shape
+        factor = 2 ** len(self.widths)
+        if height % factor or width % factor:
+            raise ValueError(
+                f"VAE with {len(self.widths)} stride-2 layers needs H and W divisible by "
+                f"{factor}; got image_shape {self.image_shape}."
+            )
+        self.encoder = keras.Sequential(
+            [keras.Input(self.image_shape)]
+            + [layers.Conv2D(w, 3, strides=2, padding="same", activation="relu") for w in self.widths]
+            + [layers.Flatten(), layers.Dense(2 * self.latent_dim)],
+            name="encoder",
+        )
+        self.decoder = keras.Sequential(
+            [
+                keras.Input((self.latent_dim,)),
+                layers.Dense((height // factor) * (width // factor) * self.widths[-1], activation="relu"),
+                layers.Reshape((height // factor, width // factor, self.widths[-1])),
+            ]
+            + [
+                layers.Conv2DTranspose(w, 3, strides=2, padding="same", activation="relu")
+                for w in reversed(self.widths)
+            ]
+            + [layers.Conv2D(channels * self.likelihood.num_params(), 3, padding="same")],
+            name="decoder",
+        )
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.nll_tracker = keras.metrics.Mean(name="nll")
+        self.built = True
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker, self.nll_tracker]
+
+    def kl_weight(self):
+        """The KL weight at the optimizer's current step."""
+        if self.kl_warmup_steps <= 0 or self.optimizer is None:
+            return tf.constant(self.beta)
+        progress = tf.cast(self.optimizer.iterations, tf.float32) / self.kl_warmup_steps
+        return self.beta * tf.minimum(1.0, progress)
+
+    def negative_elbo_terms(self, images, training=False):
+        """(reconstruction, kl) per image in nats, with one reparameterised sample."""
+        mean, log_var = self.encode(images, training=training)
+        z = mean + tf.exp(0.5 * log_var) * keras.random.normal(tf.shape(mean), seed=self.seed_generator)
+        params = self.decode(z, training=training)
+        reconstruction = -self.likelihood.log_prob(params, images)
+        kl = 0.5 * tf.reduce_sum(tf.square(mean) + tf.exp(log_var) - 1.0 - log_var, axis=-1)
+        return reconstruction, kl
+
+    def train_step(self, data):
+        images, _ = unpack_batch(data)
+        with tf.GradientTape() as tape:
+            reconstruction, kl = self.negative_elbo_terms(images, training=True)
+            per_image = reconstruction + self.kl_weight() * kl
+            loss = tf.nn.compute_average_loss(per_image)
+            if self.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        self.loss_tracker.update_state(per_image)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        return {m.name: m.result() for m in self.metrics[:3]}
+
+    def test_step(self, data):
+        images, _ = unpack_batch(data)
+        reconstruction, kl = self.negative_elbo_terms(images)
+        self.loss_tracker.update_state(reconstruction + self.beta * kl)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        self.nll_tracker.update_state(-self._log_prob(images, None))
+        return {m.name: m.result() for m in self.metrics}
+
+    def log_prob(self, images, labels=None, num_samples=1000, seed=None):
+        """IWAE estimate of log p(x) (Burda et al. 2016), in nats per image.
+
+        Args:
+            images: (batch, H, W, C) uint8 levels.
+            num_samples: importance samples k; the bound tightens as k grows.
+            seed: optional int for reproducible draws.
+        Returns:
+            (batch,) float32.
+        """
+        images, _ = self._check_log_prob_inputs(images, labels)
+        return self._log_prob(images, labels, num_samples, seed)
+
+    def _log_prob(self, images, labels, num_samples=None, seed=None):
+        shape = [num_samples or self.eval_num_samples, tf.shape(images)[0], self.latent_dim]
+        eps = keras.random.normal(shape, seed=self.seed_generator if seed is None else seed)
+        return self.importance_weighted_log_prob(images, eps)
+
+    def _export_log_prob(self, images, labels):
+        # Fixed draws shared by every image keep the export deterministic and Flex-free.
+        eps = np.random.default_rng(0).standard_normal(
+            (self.eval_num_samples, 1, self.latent_dim), dtype=np.float32
+        )
+        return self.importance_weighted_log_prob(images, tf.tile(eps, [1, tf.shape(images)[0], 1]))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            latent_dim=self.latent_dim,
+            widths=list(self.widths),
+            likelihood=self.likelihood_name,
+            beta=self.beta,
+            kl_warmup_steps=self.kl_warmup_steps,
+            eval_num_samples=self.eval_num_samples,
+        )
+        return config

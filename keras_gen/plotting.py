@@ -1,0 +1,60 @@
+"""Pictures: sample grids and loss curves (matplotlib, no display needed)."""
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_gen.files import atomic_path  # noqa: E402
+
+
+def grid(images, columns=None):
+    """(N, H, W, C) uint8 pixels -> one (rows*H, columns*W, C) float image in [0, 1]."""
+    images = np.asarray(images, np.float32) / 255.0
+    count, height, width, channels = images.shape
+    columns = columns or int(math.ceil(math.sqrt(count)))
+    rows = int(math.ceil(count / columns))
+    canvas = np.ones((rows * (height + 1) - 1, columns * (width + 1) - 1, channels), np.float32)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        canvas[row * (height + 1) : row * (height + 1) + height,
+               column * (width + 1) : column * (width + 1) + width] = image
+    return canvas
+
+
+def save_grid(images, path, title=None):
+    """Writes a grid of uint8 pixel images (N, H, W, C) to a PNG."""
+    canvas = grid(images)
+    figure, axis = plt.subplots(figsize=(6, 6 * canvas.shape[0] / canvas.shape[1] + 0.3))
+    if canvas.shape[-1] == 1:
+        axis.imshow(canvas[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    else:
+        axis.imshow(canvas, interpolation="nearest")
+    axis.axis("off")
+    if title:
+        axis.set_title(title)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", bbox_inches="tight", dpi=100)
+    plt.close(figure)
+
+
+def save_curves(history, path, title="training"):
+    """Writes one panel per metric ({name: [value per epoch]}) to a PNG; val_ pairs share a panel."""
+    names = list(dict.fromkeys(n[4:] if n.startswith("val_") else n for n in history))
+    figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    for axis, name in zip(axes[0], names):
+        for key, label in ((name, "train"), (f"val_{name}", "validation")):
+            if key in history:
+                axis.plot(np.arange(1, len(history[key]) + 1), history[key], marker="o", label=label)
+        axis.legend()
+        axis.set_title(f"{name} (nats)" if name in ("loss", "reconstruction", "kl", "nll") else name)
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+    figure.suptitle(title)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+    plt.close(figure)

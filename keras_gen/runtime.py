@@ -1,0 +1,174 @@
+"""Run a model from any artifact: a `.keras` file, a SavedModel or a `.tflite` file.
+
+All runners share one interface: `sample(noise, labels=None)` -> uint8 levels
+and `log_prob(images, labels=None)` -> nats per image, with the same input checks.
+"""
+
+import json
+import os
+import zipfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_gen import export as export_lib
+from keras_gen import validation
+
+
+class ArtifactError(ValueError):
+    """A model file is missing, truncated or not a keras_gen artifact."""
+
+
+def load_keras(path):
+    """Loads a keras_gen `.keras` file with safe_mode=True, with clear errors."""
+    if not os.path.exists(path):
+        raise ArtifactError(f"{path}: no such file.")
+    if not zipfile.is_zipfile(path):
+        raise ArtifactError(f"{path}: not a .keras archive (not a zip file; truncated or foreign).")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+            if archive.testzip() is not None:
+                raise zipfile.BadZipFile("a member fails its CRC check")
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError, EOFError, OSError) as error:
+        raise ArtifactError(f"{path}: not a readable .keras archive ({error}).") from None
+    registered = str(config.get("registered_name", ""))
+    if not registered.startswith("keras_gen>"):
+        raise ArtifactError(
+            f"{path}: holds a {config.get('class_name', 'unknown')!r} model, not a keras_gen model."
+        )
+    import keras_gen.models  # noqa: F401  registers the classes
+
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:
+        raise ArtifactError(f"{path}: could not be loaded: {type(error).__name__}: {error}") from None
+
+
+class Runner:
+    """Common checks around one runtime's `sample` and `log_prob`."""
+
+    def __init__(self, spec):
+        self.image_shape = tuple(spec["image_shape"])
+        self.noise_shape = tuple(spec["noise_shape"])
+        self.num_levels = int(spec["num_levels"])
+        self.num_classes = spec.get("num_classes")
+        self.noise_kind = spec["noise_kind"]
+        self.has_log_prob = bool(spec["has_log_prob"])
+
+    def make_noise(self, batch_size, seed=None):
+        rng = np.random.default_rng(seed)
+        shape = (int(batch_size),) + self.noise_shape
+        if self.noise_kind == "uniform":
+            return rng.random(shape, dtype=np.float32)
+        return rng.standard_normal(shape, dtype=np.float32)
+
+    def sample(self, noise, labels=None):
+        noise = np.asarray(validation.check_noise(noise, self.noise_shape))
+        labels = validation.check_labels(labels, self.num_classes, noise.shape[0])
+        return np.asarray(self._run("sample", {"noise": noise}, labels, "images"))
+
+    def log_prob(self, images, labels=None):
+        if not self.has_log_prob:
+            raise ArtifactError("This model has no log_prob signature.")
+        images = np.asarray(validation.check_images(images, self.image_shape, self.num_levels))
+        labels = validation.check_labels(labels, self.num_classes, images.shape[0])
+        return np.asarray(self._run("log_prob", {"images": images}, labels, "log_prob"))
+
+    def _run(self, signature, inputs, labels, output):
+        if labels is not None:
+            inputs["labels"] = np.asarray(labels, np.int32)
+        return self._call(signature, inputs)[output]
+
+
+class KerasRunner(Runner):
+    def __init__(self, model):
+        self.model = model
+        super().__init__(
+            dict(
+                image_shape=model.image_shape, noise_shape=model.noise_shape,
+                num_levels=model.num_levels, num_classes=model.num_classes,
+                noise_kind=model.noise_kind, has_log_prob=model.has_log_prob,
+            )
+        )
+
+    def _call(self, signature, inputs):
+        if signature == "sample":
+            return {"images": self.model.sample(inputs["noise"], inputs.get("labels"))}
+        return {"log_prob": self.model._export_log_prob(
+            tf.constant(inputs["images"]), inputs.get("labels"))}
+
+
+class SavedModelRunner(Runner):
+    def __init__(self, path, manifest):
+        super().__init__(_spec_from_manifest(manifest))
+        self.loaded = tf.saved_model.load(path)
+
+    def _call(self, signature, inputs):
+        return self.loaded.signatures[signature](**{k: tf.constant(v) for k, v in inputs.items()})
+
+
+class LiteRTRunner(Runner):
+    def __init__(self, path, manifest):
+        from ai_edge_litert.interpreter import Interpreter
+
+        super().__init__(_spec_from_manifest(manifest))
+        self.interpreter = Interpreter(model_path=path)
+
+    def _call(self, signature, inputs):
+        return self.interpreter.get_signature_runner(signature)(**inputs)
+
+
+def _spec_from_manifest(manifest):
+    return dict(manifest, has_log_prob="log_prob" in manifest["signatures"])
+
+
+def _read_manifest(export_dir):
+    path = os.path.join(export_dir, export_lib.MANIFEST)
+    if not os.path.exists(path):
+        raise ArtifactError(f"{export_dir}: no {export_lib.MANIFEST}; not a keras_gen export directory.")
+    try:
+        with open(path) as file:
+            return json.load(file)
+    except json.JSONDecodeError as error:
+        raise ArtifactError(f"{path}: corrupt ({error}).") from None
+
+
+def open_artifact(path, runtime=None):
+    """Opens a `.keras` file, an export directory, its saved_model/ or its model.tflite.
+
+    Args:
+        runtime: for an export directory, "savedmodel" (default) or "tflite".
+    """
+    path = os.path.abspath(path)
+    if path.endswith(".keras"):
+        return KerasRunner(load_keras(path))
+    if path.endswith(".tflite"):
+        if not os.path.exists(path):
+            raise ArtifactError(f"{path}: no such file.")
+        return LiteRTRunner(path, _read_manifest(os.path.dirname(path)))
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
+        return SavedModelRunner(path, _read_manifest(os.path.dirname(path)))
+    if os.path.isdir(path):
+        manifest = _read_manifest(path)
+        if runtime == "tflite":
+            return LiteRTRunner(os.path.join(path, export_lib.TFLITE), manifest)
+        if runtime in (None, "savedmodel"):
+            return SavedModelRunner(os.path.join(path, export_lib.SAVED_MODEL), manifest)
+        raise ArtifactError(f"Unknown runtime {runtime!r}; choose 'savedmodel' or 'tflite'.")
+    raise ArtifactError(
+        f"{path}: not a .keras file, a .tflite file or an export directory (missing or unknown)."
+    )
+
+
+def sample_in_batches(runner, noise, labels=None, batch_size=64, progress=True):
+    """Samples `noise` in chunks with a progress bar; returns (N, H, W, C) uint8."""
+    bar = keras.utils.Progbar(len(noise), unit_name="image") if progress else None
+    chunks = []
+    for start in range(0, len(noise), batch_size):
+        chunk_labels = None if labels is None else labels[start : start + batch_size]
+        chunks.append(runner.sample(noise[start : start + batch_size], chunk_labels))
+        if bar:
+            bar.add(len(chunks[-1]))
+    return np.concatenate(chunks)

@@ -1,0 +1,45 @@
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import keras_gen  # noqa: E402,F401
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_DATA = os.environ.get("KERAS_GEN_SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
+
+
+def shared_data(name):
+    """Path of ../shared/data/<name>, or skip the test when it is absent (as on a user's machine)."""
+    path = os.path.abspath(os.path.join(SHARED_DATA, name))
+    if not os.path.isdir(path):
+        pytest.skip(f"{path} is absent")
+    return path
+
+
+@pytest.fixture
+def binary_images():
+    """16 deterministic 28x28 binary images: bars at different offsets."""
+    images = np.zeros((16, 28, 28, 1), np.uint8)
+    for i in range(16):
+        images[i, :, i : i + 8] = 1
+    return images
+
+
+@pytest.fixture
+def mock_dataset(tmp_path):
+    """Runs tfds in mock mode for any builder; yields the manual dir to pass."""
+    import tensorflow_datasets as tfds
+
+    manual = tmp_path / "manual"
+    manual.mkdir()
+    for name in ("mnist", "binarized_mnist", "fashion_mnist", "cifar10"):
+        from keras_gen.data import required_files
+
+        for file in required_files(tfds.builder(name)):
+            (manual / file).write_bytes(b"")
+    with tfds.testing.mock_data(num_examples=32):
+        yield str(manual)
