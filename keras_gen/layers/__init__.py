@@ -1,0 +1,4 @@
+"""keras_gen layers."""
+
+from keras_gen.layers.gated import GatedBlock, gated_activation, shift_down
+from keras_gen.layers.masked_conv import ClassBias, MaskedConv2D, MaskedResidualBlock, causal_mask

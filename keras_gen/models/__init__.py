@@ -1,9 +1,11 @@
 """The zoo's models, and lookup by name."""
 
+from keras_gen.models.autoregressive import AutoregressiveModel
 from keras_gen.models.base import GenerativeModel
+from keras_gen.models.pixelcnn import GatedPixelCNN, PixelCNN
 from keras_gen.models.vae import VAE, LatentVariableModel
 
-MODELS = {"vae": VAE}
+MODELS = {"vae": VAE, "pixelcnn": PixelCNN, "gated_pixelcnn": GatedPixelCNN}
 
 
 def get(name):

@@ -7,17 +7,18 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gen import validation
-
-
-def register(cls):
-    """Registers a layer or model for `.keras` loading under the keras_gen package."""
-    return keras.saving.register_keras_serializable(package="keras_gen")(cls)
+from keras_gen.registry import register
 
 
 def unpack_batch(data):
-    """Splits what a dataset yields into (images, labels or None)."""
+    """Splits what `fit` passes to train_step into (images, labels or None).
+
+    Accepts images, (images,), (images, labels) and ((images, labels),).
+    """
     if isinstance(data, (tuple, list)):
-        return data[0], (data[1] if len(data) > 1 else None)
+        if len(data) == 1:
+            return unpack_batch(data[0])
+        return data[0], data[1]
     return data, None
 
 

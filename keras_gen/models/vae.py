@@ -8,7 +8,8 @@ import tensorflow as tf
 from keras import layers
 
 from keras_gen import likelihoods
-from keras_gen.models.base import GenerativeModel, register, unit_to_pixels, unpack_batch
+from keras_gen.models.base import GenerativeModel, unit_to_pixels, unpack_batch
+from keras_gen.registry import register
 
 _LOG_2PI = math.log(2.0 * math.pi)
 

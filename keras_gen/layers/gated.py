@@ -1,0 +1,88 @@
+"""Gated PixelCNN layers (van den Oord et al. 2016b, "Conditional Image Generation with PixelCNN Decoders")."""
+
+import keras
+from keras import ops
+
+from keras_gen.layers.masked_conv import ClassBias, MaskedConv2D, channel_groups
+from keras_gen.registry import register
+
+
+def gated_activation(inputs, groups=1):
+    """tanh(a) * sigmoid(b), splitting each colour group's channels into halves a | b.
+
+    (batch, H, W, 2f) -> (batch, H, W, f); colour groups stay contiguous.
+    """
+    height, width, channels = inputs.shape[1:]
+    split = ops.reshape(inputs, (-1, height, width, groups, 2, channels // (2 * groups)))
+    gated = ops.tanh(split[..., 0, :]) * ops.sigmoid(split[..., 1, :])
+    return ops.reshape(gated, (-1, height, width, channels // 2))
+
+
+def shift_down(inputs):
+    """Moves every row down by one (zeros enter at the top), so row r sees only rows < r."""
+    return ops.pad(inputs, [[0, 0], [1, 0], [0, 0], [0, 0]])[:, :-1]
+
+
+@register
+class GatedBlock(keras.layers.Layer):
+    """One gated layer with a vertical and a horizontal stack.
+
+    The vertical stack sees the rows above and the current row; its output is
+    shifted down one row before it feeds the horizontal stack, which sees the
+    pixels to the left (and, after the first layer, the current one). Together
+    they cover every earlier pixel: no blind spot.
+
+    Args:
+        filters: channels of each stack (a multiple of color_channels).
+        kernel_size: odd k; the vertical kernel is (k//2 + 1, k), the horizontal (1, k) masked.
+        first: the first layer hides the current sub-pixel (mask A) and has no residual.
+        num_classes: adds a learned class bias to both stacks.
+    """
+
+    def __init__(self, filters, kernel_size=3, color_channels=1, first=False, num_classes=None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters, self.kernel_size = int(filters), int(kernel_size)
+        self.color_channels, self.first, self.num_classes = int(color_channels), bool(first), num_classes
+        channel_groups(self.filters, self.color_channels)
+        k = self.kernel_size
+        self.vertical = keras.layers.Conv2D(2 * self.filters, (k // 2 + 1, k), name="vertical")
+        self.vertical_to_horizontal = keras.layers.Conv2D(2 * self.filters, 1, name="vertical_to_horizontal")
+        self.horizontal = MaskedConv2D(2 * self.filters, (1, k), "A" if first else "B", color_channels,
+                                       name="horizontal")
+        self.horizontal_out = MaskedConv2D(self.filters, 1, "B", color_channels, name="horizontal_out")
+        self.vertical_bias = ClassBias(num_classes, 2 * self.filters, name="vertical_bias") if num_classes else None
+        self.horizontal_bias = (
+            ClassBias(num_classes, 2 * self.filters, name="horizontal_bias") if num_classes else None
+        )
+
+    def build(self, input_shape):
+        vertical_shape, horizontal_shape = input_shape[0], input_shape[1]
+        batch, height, width, channels = vertical_shape
+        k = self.kernel_size
+        self.vertical.build((batch, height + k // 2, width + 2 * (k // 2), channels))
+        wide = tuple(vertical_shape[:-1]) + (2 * self.filters,)
+        self.vertical_to_horizontal.build(wide)
+        self.horizontal.build(horizontal_shape)
+        self.horizontal_out.build(tuple(horizontal_shape[:-1]) + (self.filters,))
+        for bias in (self.vertical_bias, self.horizontal_bias):
+            if bias is not None:
+                bias.build((None,))
+
+    def call(self, inputs, labels=None):
+        vertical_in, horizontal_in = inputs
+        k = self.kernel_size
+        vertical = self.vertical(ops.pad(vertical_in, [[0, 0], [k // 2, 0], [k // 2, k // 2], [0, 0]]))
+        horizontal = self.horizontal(horizontal_in) + self.vertical_to_horizontal(shift_down(vertical))
+        if self.num_classes:
+            vertical = vertical + ops.cast(self.vertical_bias(labels), vertical.dtype)
+            horizontal = horizontal + ops.cast(self.horizontal_bias(labels), horizontal.dtype)
+        horizontal_out = self.horizontal_out(gated_activation(horizontal, self.color_channels))
+        if not self.first:
+            horizontal_out = horizontal_in + horizontal_out
+        return gated_activation(vertical), horizontal_out
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=self.filters, kernel_size=self.kernel_size, color_channels=self.color_channels,
+                      first=self.first, num_classes=self.num_classes)
+        return config

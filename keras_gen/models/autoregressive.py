@@ -1,0 +1,174 @@
+"""Autoregressive image models: p(x) = prod_i p(x_i | x_<i) over sub-pixels in raster, then R->G->B, order.
+
+The base owns the likelihood, `log_prob`, the train/test steps, in-graph
+sampling by inverse CDF of uniform noise, completion and the export endpoints.
+Subclasses implement `call(images, labels=None) -> params` and may add a fast sampler.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from keras_gen import likelihoods, validation
+from keras_gen.models.base import GenerativeModel, unpack_batch
+from keras_gen.registry import register
+
+
+@register
+class AutoregressiveModel(GenerativeModel):
+    """Base of PixelCNN, Gated PixelCNN and PixelRNN.
+
+    Args:
+        likelihood: "bernoulli" (binary, default for num_levels=2) or
+            "categorical" (a num_levels-way softmax per sub-pixel).
+    """
+
+    noise_kind = "uniform"
+    has_log_prob = True
+    has_fast_sampler = False
+
+    def __init__(self, likelihood=None, **kwargs):
+        super().__init__(**kwargs)
+        if likelihood is None:
+            likelihood = "bernoulli" if self.num_levels == 2 else "categorical"
+        self.likelihood_name = likelihood
+        self.likelihood = likelihoods.get(likelihood, self.num_levels)
+        self.nll_tracker = keras.metrics.Mean(name="nll")
+        self.bits_per_dim_tracker = keras.metrics.Mean(name="bits_per_dim")
+
+    @property
+    def noise_shape(self):
+        return self.image_shape
+
+    @property
+    def output_channels(self):
+        """Channels of `call`'s output: image channels x params per sub-pixel."""
+        return self.image_shape[-1] * self.likelihood.num_params()
+
+    @property
+    def metrics(self):
+        return [self.nll_tracker, self.bits_per_dim_tracker]
+
+    def _log_prob(self, images, labels):
+        return self.likelihood.log_prob(self(images, labels), images)
+
+    def _update_metrics(self, nll):
+        self.nll_tracker.update_state(nll)
+        self.bits_per_dim_tracker.update_state(nll / (self.num_subpixels * math.log(2.0)))
+        nll_mean = self.nll_tracker.result()
+        return {"loss": nll_mean, "nll": nll_mean, "bits_per_dim": self.bits_per_dim_tracker.result()}
+
+    def train_step(self, data):
+        images, labels = unpack_batch(data)
+        with tf.GradientTape() as tape:
+            nll = -self.likelihood.log_prob(self(images, labels, training=True), images)
+            loss = tf.nn.compute_average_loss(nll)
+            if self.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
+        gradients = tape.gradient(loss, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return self._update_metrics(nll)
+
+    def test_step(self, data):
+        images, labels = unpack_batch(data)
+        return self._update_metrics(-self._log_prob(images, labels))
+
+    # -- sampling ------------------------------------------------------------
+    def _sample(self, noise, labels):
+        if tf.executing_eagerly():  # an eager while_loop would run op by op
+            levels = self._compiled_sampler("auto")(noise, labels, None, None)
+        else:
+            levels = self._sample_levels(noise, labels, None, None, "auto")
+        return self.levels_to_pixels(levels)
+
+    def sample_levels(self, noise, labels=None, known=None, known_mask=None, method="auto"):
+        """Draws images as integer levels, deterministically given the noise.
+
+        Each sub-pixel takes the inverse-CDF value of its noise, in raster order,
+        all inside one graph loop.
+
+        Args:
+            noise: (batch, H, W, C) float32 uniform in [0, 1).
+            labels: (batch,) int, for class-conditional models.
+            known, known_mask: completion: (batch, H, W, C) uint8 levels and a
+                bool mask of the sub-pixels to keep; the rest are sampled.
+            method: "plain" (one full forward pass per sub-pixel), "fast"
+                (cached, where the model has it) or "auto" (fast if available).
+        Returns:
+            (batch, H, W, C) uint8 levels.
+        """
+        noise = validation.check_noise(noise, self.noise_shape)
+        labels = validation.check_labels(labels, self.num_classes, noise.shape[0])
+        if (known is None) != (known_mask is None):
+            raise validation.InputError("Completion needs both `known` and `known_mask`.")
+        if known is not None:
+            known = validation.check_images(known, self.image_shape, self.num_levels, name="known")
+            known_mask = tf.convert_to_tensor(known_mask)
+            if known_mask.dtype != tf.bool or tuple(known_mask.shape) != tuple(known.shape):
+                raise validation.InputError(
+                    f"known_mask: expected bool of shape {tuple(known.shape)}, received shape "
+                    f"{tuple(known_mask.shape)} and dtype {known_mask.dtype.name}."
+                )
+            if known.shape[0] != noise.shape[0]:
+                raise validation.InputError(
+                    f"known: expected {noise.shape[0]} images (one per noise row), received {known.shape[0]}."
+                )
+        if method not in ("auto", "plain", "fast"):
+            raise ValueError(f"method must be 'auto', 'plain' or 'fast', got {method!r}.")
+        if method == "fast" and not self.has_fast_sampler:
+            raise ValueError(f"{type(self).__name__} has no fast sampler; use method='plain'.")
+        return self._compiled_sampler(method)(noise, labels, known, known_mask)
+
+    def complete(self, images, known_mask, noise, labels=None, method="auto"):
+        """Keeps the sub-pixels of `images` where `known_mask` is True and samples the rest.
+
+        Returns (batch, H, W, C) uint8 pixels in [0, 255].
+        """
+        return self.levels_to_pixels(self.sample_levels(noise, labels, images, known_mask, method))
+
+    def _compiled_sampler(self, method):
+        cache = self.__dict__.setdefault("_sampler_cache", {})
+        if method not in cache:
+            cache[method] = tf.function(
+                lambda noise, labels, known, known_mask: self._sample_levels(
+                    noise, labels, known, known_mask, method),
+                reduce_retracing=True,
+            )
+        return cache[method]
+
+    def _sample_levels(self, noise, labels, known, known_mask, method):
+        if method == "fast" or (method == "auto" and self.has_fast_sampler):
+            return self._fast_sample_levels(noise, labels, known, known_mask)
+        return self._plain_sample_levels(noise, labels, known, known_mask)
+
+    def _initial_canvas(self, noise, known, known_mask):
+        """int32 levels (LiteRT has no uint8 select or scatter kernels) and the mask of kept sub-pixels."""
+        if known is None:
+            return tf.zeros(tf.shape(noise), tf.int32), tf.zeros(tf.shape(noise), tf.bool)
+        return tf.cast(known, tf.int32), tf.cast(known_mask, tf.bool)
+
+    def _plain_sample_levels(self, noise, labels, known, known_mask):
+        """One full forward pass per sub-pixel inside a tf.while_loop."""
+        height, width, channels = self.image_shape
+        canvas, keep = self._initial_canvas(noise, known, known_mask)
+        positions = tf.reshape(tf.range(height * width * channels), (height, width, channels))
+
+        def step(index, canvas):
+            params = self(canvas, labels)
+            candidate = tf.cast(self.likelihood.inverse_cdf(params, noise, channels), tf.int32)
+            update = tf.logical_and(tf.equal(positions, index)[None], tf.logical_not(keep))
+            return index + 1, tf.where(update, candidate, canvas)
+
+        _, canvas = tf.while_loop(
+            lambda index, _: index < height * width * channels, step, (tf.constant(0), canvas)
+        )
+        return tf.cast(canvas, tf.uint8)
+
+    def _fast_sample_levels(self, noise, labels, known, known_mask):
+        raise NotImplementedError
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(likelihood=self.likelihood_name)
+        return config

@@ -1,0 +1,177 @@
+"""PixelCNN (van den Oord et al. 2016a) and Gated PixelCNN (van den Oord et al. 2016b)."""
+
+import tensorflow as tf
+from keras import ops
+
+from keras_gen.layers import GatedBlock, MaskedConv2D, MaskedResidualBlock
+from keras_gen.models.autoregressive import AutoregressiveModel
+from keras_gen.registry import register
+
+
+def _matrix(layer):
+    """A masked conv's kernel as a (kh * kw * in, out) float32 matrix, and its bias."""
+    kernel = tf.cast(layer.masked_kernel(), tf.float32)
+    return tf.reshape(kernel, (-1, kernel.shape[-1])), tf.cast(layer.bias, tf.float32)
+
+
+@register
+class PixelCNN(AutoregressiveModel):
+    """A mask-A convolution, residual mask-B blocks, then 1x1 mask-B layers into the output head.
+
+    Args:
+        image_shape: (H, W, C); C = 3 uses the R->G->B channel grouping.
+        num_levels: 2 (Bernoulli logits) or 2**n (a 2**n-way softmax per sub-pixel).
+        filters: channels of the residual stream (a multiple of C).
+        num_blocks: residual blocks.
+        first_kernel_size, kernel_size: of the mask-A layer and of each block's spatial conv.
+        head_filters: channels of the 1x1 layer before the output.
+        num_classes: class-conditional when set (a learned class bias in each block).
+    """
+
+    has_fast_sampler = True
+
+    def __init__(self, image_shape=(28, 28, 1), num_levels=2, filters=64, num_blocks=5, first_kernel_size=7,
+                 kernel_size=3, head_filters=64, num_classes=None, likelihood=None, **kwargs):
+        super().__init__(image_shape=image_shape, num_levels=num_levels, num_classes=num_classes,
+                         likelihood=likelihood, **kwargs)
+        self.filters, self.num_blocks = int(filters), int(num_blocks)
+        self.first_kernel_size, self.kernel_size = int(first_kernel_size), int(kernel_size)
+        self.head_filters = int(head_filters)
+        colors = self.image_shape[-1]
+        self.input_conv = MaskedConv2D(self.filters, self.first_kernel_size, "A", colors, name="input_conv")
+        self.blocks = [
+            MaskedResidualBlock(self.filters, self.kernel_size, colors, self.num_classes, name=f"block_{i}")
+            for i in range(self.num_blocks)
+        ]
+        self.head_hidden = MaskedConv2D(self.head_filters, 1, "B", colors, activation="relu", name="head_hidden")
+        self.head_out = MaskedConv2D(self.output_channels, 1, "B", colors, name="head_out")
+        feature_shape = (None,) + self.image_shape[:2] + (self.filters,)
+        self.input_conv.build((None,) + self.image_shape)
+        for block in self.blocks:
+            block.build(feature_shape)
+        self.head_hidden.build(feature_shape)
+        self.head_out.build(feature_shape[:-1] + (self.head_filters,))
+        self.built = True
+
+    def call(self, images, labels=None, training=False):
+        """(batch, H, W, C) integer levels -> (batch, H, W, C * num_params) likelihood params."""
+        hidden = self.input_conv(self.to_symmetric_interval(images))
+        for block in self.blocks:
+            hidden = block(hidden, labels)
+        return self.head_out(self.head_hidden(ops.relu(hidden)))
+
+    def _fast_sample_levels(self, noise, labels, known, known_mask):
+        """Cached sampling (Ramachandran et al. 2017): each step computes every layer at one position.
+
+        Causal masks mean a position's activations depend only on earlier
+        sub-pixels, so once computed they are final. Each block keeps its
+        spatial conv's input in a cache; a step writes the new position into
+        it and reads the kxk window around it.
+        """
+        height, width, colors = self.image_shape
+        batch = tf.shape(noise)[0]
+        first_pad, pad = self.first_kernel_size // 2, self.kernel_size // 2
+        canvas, keep = self._initial_canvas(noise, known, known_mask)
+        scale = 2.0 / (self.num_levels - 1)
+        image = tf.pad(tf.cast(canvas, tf.float32) * scale - 1.0,
+                       [[0, 0], [first_pad, first_pad], [first_pad, first_pad], [0, 0]])
+        half = self.filters // 2
+        caches = [tf.zeros([batch, height + 2 * pad, width + 2 * pad, half]) for _ in self.blocks]
+        input_kernel, input_bias = _matrix(self.input_conv)
+        block_weights = [
+            (_matrix(b.reduce), _matrix(b.spatial), _matrix(b.expand),
+             tf.gather(b.class_bias.embedding.embeddings, labels) if b.class_bias is not None else 0.0)
+            for b in self.blocks
+        ]
+        (hidden_kernel, hidden_bias), (out_kernel, out_bias) = _matrix(self.head_hidden), _matrix(self.head_out)
+        rows = tf.range(batch)
+
+        def at(row, col, channel=None):
+            coordinates = [rows, tf.fill([batch], row), tf.fill([batch], col)]
+            return tf.stack(coordinates + ([] if channel is None else [tf.fill([batch], channel)]), axis=1)
+
+        def window(tensor, row, col, size):
+            return tf.reshape(tf.slice(tensor, [0, row, col, 0], [-1, size, size, -1]), [batch, -1])
+
+        def step(index, canvas, image, caches):
+            row, col, channel = index // (width * colors), (index // colors) % width, index % colors
+            hidden = tf.matmul(window(image, row, col, self.first_kernel_size), input_kernel) + input_bias
+            new_caches = []
+            for cache, ((rk, rb), (sk, sb), (ek, eb), class_bias) in zip(caches, block_weights):
+                reduced = tf.nn.relu(tf.matmul(tf.nn.relu(hidden), rk) + rb)
+                cache = tf.tensor_scatter_nd_update(cache, at(row + pad, col + pad), reduced)
+                spatial = tf.matmul(window(cache, row, col, self.kernel_size), sk) + sb + class_bias
+                hidden = hidden + tf.matmul(tf.nn.relu(spatial), ek) + eb
+                new_caches.append(cache)
+            head = tf.nn.relu(tf.matmul(tf.nn.relu(hidden), hidden_kernel) + hidden_bias)
+            params = tf.matmul(head, out_kernel) + out_bias
+            uniform = tf.slice(noise, [0, row, col, 0], [-1, 1, 1, -1])
+            drawn = tf.cast(self.likelihood.inverse_cdf(params[:, None, None, :], uniform, colors)[:, 0, 0, channel],
+                            tf.int32)
+            where = at(row, col, channel)
+            value = tf.where(tf.gather_nd(keep, where), tf.gather_nd(canvas, where), drawn)
+            canvas = tf.tensor_scatter_nd_update(canvas, where, value)
+            image = tf.tensor_scatter_nd_update(
+                image, at(row + first_pad, col + first_pad, channel), tf.cast(value, tf.float32) * scale - 1.0
+            )
+            return index + 1, canvas, image, new_caches
+
+        _, canvas, _, _ = tf.while_loop(
+            lambda index, *_: index < height * width * colors, step, (tf.constant(0), canvas, image, caches)
+        )
+        return tf.cast(canvas, tf.uint8)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=self.filters, num_blocks=self.num_blocks, first_kernel_size=self.first_kernel_size,
+                      kernel_size=self.kernel_size, head_filters=self.head_filters)
+        return config
+
+
+@register
+class GatedPixelCNN(AutoregressiveModel):
+    """Gated PixelCNN: vertical and horizontal stacks with gated tanh * sigmoid units, no blind spot.
+
+    Args:
+        filters: channels of each stack (a multiple of C).
+        num_layers: gated layers; the first uses `first_kernel_size` and hides the current sub-pixel.
+        kernel_size: of the later layers.
+        head_filters: channels of the 1x1 layer before the output.
+        num_classes: class-conditional when set (a learned class bias in every layer).
+    """
+
+    def __init__(self, image_shape=(28, 28, 1), num_levels=2, filters=64, num_layers=6, first_kernel_size=7,
+                 kernel_size=3, head_filters=64, num_classes=None, likelihood=None, **kwargs):
+        super().__init__(image_shape=image_shape, num_levels=num_levels, num_classes=num_classes,
+                         likelihood=likelihood, **kwargs)
+        self.filters, self.num_layers = int(filters), int(num_layers)
+        self.first_kernel_size, self.kernel_size = int(first_kernel_size), int(kernel_size)
+        self.head_filters = int(head_filters)
+        colors = self.image_shape[-1]
+        self.gated_layers = [
+            GatedBlock(self.filters, self.first_kernel_size if i == 0 else self.kernel_size, colors,
+                       first=i == 0, num_classes=self.num_classes, name=f"gated_{i}")
+            for i in range(self.num_layers)
+        ]
+        self.head_hidden = MaskedConv2D(self.head_filters, 1, "B", colors, activation="relu", name="head_hidden")
+        self.head_out = MaskedConv2D(self.output_channels, 1, "B", colors, name="head_out")
+        image_shape = (None,) + self.image_shape
+        feature_shape = image_shape[:-1] + (self.filters,)
+        for i, layer in enumerate(self.gated_layers):
+            layer.build((image_shape, image_shape) if i == 0 else (feature_shape, feature_shape))
+        self.head_hidden.build(feature_shape)
+        self.head_out.build(feature_shape[:-1] + (self.head_filters,))
+        self.built = True
+
+    def call(self, images, labels=None, training=False):
+        """(batch, H, W, C) integer levels -> (batch, H, W, C * num_params) likelihood params."""
+        vertical = horizontal = self.to_symmetric_interval(images)
+        for layer in self.gated_layers:
+            vertical, horizontal = layer((vertical, horizontal), labels)
+        return self.head_out(self.head_hidden(ops.relu(horizontal)))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=self.filters, num_layers=self.num_layers, first_kernel_size=self.first_kernel_size,
+                      kernel_size=self.kernel_size, head_filters=self.head_filters)
+        return config

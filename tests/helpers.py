@@ -1,0 +1,83 @@
+"""Checks shared by the tests of every model family."""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_gen import export, runtime
+
+# Same noise must give the same uint8 pixels in every runtime; float kernels may
+# round a pixel across a .5 boundary, so one level of difference is tolerated.
+PIXEL_TOLERANCE = 1
+LOG_PROB_TOLERANCE = dict(rtol=1e-4, atol=1e-3)  # nats
+
+
+def assert_export_parity(model, directory, images=None, labels=None, batch=None):
+    """Exports `model`, then checks Keras, the reloaded SavedModel and LiteRT agree."""
+    export.export(model, directory, verbose=False)
+    runners = {
+        "keras": runtime.KerasRunner(model),
+        "savedmodel": runtime.open_artifact(directory),
+        "tflite": runtime.open_artifact(os.path.join(directory, "model.tflite")),
+    }
+    batch = batch or (len(labels) if labels is not None else 3)
+    noise = model.make_noise(batch, seed=0)
+    samples = {name: r.sample(noise, labels) for name, r in runners.items()}
+    for name, value in samples.items():
+        assert value.dtype == np.uint8 and value.shape == (batch,) + model.image_shape, name
+        assert np.abs(value.astype(int) - samples["keras"].astype(int)).max() <= PIXEL_TOLERANCE, name
+    if images is not None:
+        log_probs = {name: r.log_prob(images, labels) for name, r in runners.items()}
+        for name, value in log_probs.items():
+            np.testing.assert_allclose(value, log_probs["keras"], **LOG_PROB_TOLERANCE, err_msg=name)
+    return samples
+
+
+def assert_keras_round_trip(model, dataset, path):
+    """Save after some training; the reload matches outputs and optimizer state, and trains on identically.
+
+    `dataset` is images, or a tuple (images, labels) for conditional models.
+    """
+    images, labels = dataset if isinstance(dataset, tuple) else (dataset, None)
+    model.fit(images, labels, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded(images, labels), model(images, labels))
+    assert int(loaded.optimizer.iterations) == int(model.optimizer.iterations) > 0
+    assert len(loaded.optimizer.variables) == len(model.optimizer.variables)
+    for saved, restored in zip(model.optimizer.variables, loaded.optimizer.variables):
+        np.testing.assert_array_equal(saved, restored)
+    model.fit(images, labels, epochs=1, batch_size=4, shuffle=False, verbose=0)
+    loaded.fit(images, labels, epochs=1, batch_size=4, shuffle=False, verbose=0)
+    for original, resumed in zip(model.weights, loaded.weights):
+        np.testing.assert_allclose(original, resumed, rtol=1e-5, atol=1e-6)
+    return loaded
+
+
+def subpixel_jacobian(function, image_shape, num_levels=2, seed=0):
+    """J[i, j] = d(sum of the outputs of sub-pixel i) / d(input sub-pixel j), raster then channel order.
+
+    `function` maps (1, H, W, C) float levels to (1, H, W, C * k) outputs whose
+    channels are grouped by colour. The input is float, so gradients reach it.
+    """
+    height, width, channels = image_shape
+    rng = np.random.default_rng(seed)
+    images = tf.constant(rng.integers(0, num_levels, (1,) + image_shape).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        params = function(images)
+        per_subpixel = tf.reduce_sum(tf.reshape(params, (height, width, channels, -1)), axis=-1)
+        flat = tf.reshape(per_subpixel, [-1])
+    jacobian = tape.jacobian(flat, images)
+    return np.abs(tf.reshape(jacobian, (flat.shape[0], -1)).numpy())
+
+
+def assert_causal(model, image_shape, labels=None):
+    """Sub-pixel i never depends on sub-pixel j >= i."""
+    jacobian = subpixel_jacobian(lambda images: model(images, labels), image_shape, model.num_levels)
+    forbidden = np.triu(np.ones_like(jacobian, dtype=bool))
+    assert jacobian[forbidden].max() == 0.0, np.argwhere(forbidden & (jacobian > 0))[:5]
+    return jacobian
