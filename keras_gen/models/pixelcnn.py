@@ -64,19 +64,19 @@ class PixelCNN(AutoregressiveModel):
         """Cached sampling (Ramachandran et al. 2017): each step computes every layer at one position.
 
         Causal masks mean a position's activations depend only on earlier
-        sub-pixels, so once computed they are final. Each block keeps its
-        spatial conv's input in a cache; a step writes the new position into
-        it and reads the kxk window around it.
+        sub-pixels, so once computed they are final. Each spatial conv keeps
+        its input in a ring of the k rows its kernel reads (zero-padded like
+        "same" padding); a step writes the new position into it and reads the
+        k x k window around it. The ring moves down one row per image row.
         """
         height, width, colors = self.image_shape
         batch = tf.shape(noise)[0]
         first_pad, pad = self.first_kernel_size // 2, self.kernel_size // 2
         canvas, keep = self._initial_canvas(noise, known, known_mask)
         scale = 2.0 / (self.num_levels - 1)
-        image = tf.pad(tf.cast(canvas, tf.float32) * scale - 1.0,
-                       [[0, 0], [first_pad, first_pad], [first_pad, first_pad], [0, 0]])
         half = self.filters // 2
-        caches = [tf.zeros([batch, height + 2 * pad, width + 2 * pad, half]) for _ in self.blocks]
+        image_ring = tf.zeros([batch, self.first_kernel_size, width + 2 * first_pad, colors])
+        rings = [tf.zeros([batch, self.kernel_size, width + 2 * pad, half]) for _ in self.blocks]
         input_kernel, input_bias = _matrix(self.input_conv)
         block_weights = [
             (_matrix(b.reduce), _matrix(b.spatial), _matrix(b.expand),
@@ -86,38 +86,47 @@ class PixelCNN(AutoregressiveModel):
         (hidden_kernel, hidden_bias), (out_kernel, out_bias) = _matrix(self.head_hidden), _matrix(self.head_out)
         rows = tf.range(batch)
 
-        def at(row, col, channel=None):
-            coordinates = [rows, tf.fill([batch], row), tf.fill([batch], col)]
-            return tf.stack(coordinates + ([] if channel is None else [tf.fill([batch], channel)]), axis=1)
+        def at(*coordinates):
+            return tf.stack([rows] + [tf.fill([batch], c) for c in coordinates], axis=1)
 
-        def window(tensor, row, col, size):
-            return tf.reshape(tf.slice(tensor, [0, row, col, 0], [-1, size, size, -1]), [batch, -1])
+        def window(ring, col, size):
+            return tf.reshape(tf.slice(ring, [0, 0, col, 0], [-1, size, size, -1]), [batch, -1])
 
-        def step(index, canvas, image, caches):
-            row, col, channel = index // (width * colors), (index // colors) % width, index % colors
-            hidden = tf.matmul(window(image, row, col, self.first_kernel_size), input_kernel) + input_bias
-            new_caches = []
-            for cache, ((rk, rb), (sk, sb), (ek, eb), class_bias) in zip(caches, block_weights):
+        def move_down(ring):
+            return tf.concat([ring[:, 1:], tf.zeros_like(ring[:, :1])], axis=1)
+
+        def subpixel_step(row, index, canvas, image_ring, rings):
+            col, channel = index // colors, index % colors
+            hidden = tf.matmul(window(image_ring, col, self.first_kernel_size), input_kernel) + input_bias
+            new_rings = []
+            for ring, ((rk, rb), (sk, sb), (ek, eb), class_bias) in zip(rings, block_weights):
                 reduced = tf.nn.relu(tf.matmul(tf.nn.relu(hidden), rk) + rb)
-                cache = tf.tensor_scatter_nd_update(cache, at(row + pad, col + pad), reduced)
-                spatial = tf.matmul(window(cache, row, col, self.kernel_size), sk) + sb + class_bias
+                ring = tf.tensor_scatter_nd_update(ring, at(pad, col + pad), reduced)
+                spatial = tf.matmul(window(ring, col, self.kernel_size), sk) + sb + class_bias
                 hidden = hidden + tf.matmul(tf.nn.relu(spatial), ek) + eb
-                new_caches.append(cache)
+                new_rings.append(ring)
             head = tf.nn.relu(tf.matmul(tf.nn.relu(hidden), hidden_kernel) + hidden_bias)
             params = tf.matmul(head, out_kernel) + out_bias
             uniform = tf.slice(noise, [0, row, col, 0], [-1, 1, 1, -1])
-            drawn = tf.cast(self.likelihood.inverse_cdf(params[:, None, None, :], uniform, colors)[:, 0, 0, channel],
-                            tf.int32)
+            drawn = self.likelihood.inverse_cdf(params[:, None, None, :], uniform, colors)[:, 0, 0, channel]
             where = at(row, col, channel)
-            value = tf.where(tf.gather_nd(keep, where), tf.gather_nd(canvas, where), drawn)
+            value = tf.where(tf.gather_nd(keep, where), tf.gather_nd(canvas, where), tf.cast(drawn, tf.int32))
             canvas = tf.tensor_scatter_nd_update(canvas, where, value)
-            image = tf.tensor_scatter_nd_update(
-                image, at(row + first_pad, col + first_pad, channel), tf.cast(value, tf.float32) * scale - 1.0
+            image_ring = tf.tensor_scatter_nd_update(
+                image_ring, at(first_pad, col + first_pad, channel), tf.cast(value, tf.float32) * scale - 1.0
             )
-            return index + 1, canvas, image, new_caches
+            return index + 1, canvas, image_ring, new_rings
+
+        def row_step(row, canvas, image_ring, rings):
+            _, canvas, image_ring, rings = tf.while_loop(
+                lambda index, *_: index < width * colors,
+                lambda *state: subpixel_step(row, *state),
+                (tf.constant(0), canvas, image_ring, rings),
+            )
+            return row + 1, canvas, move_down(image_ring), [move_down(ring) for ring in rings]
 
         _, canvas, _, _ = tf.while_loop(
-            lambda index, *_: index < height * width * colors, step, (tf.constant(0), canvas, image, caches)
+            lambda row, *_: row < height, row_step, (tf.constant(0), canvas, image_ring, rings)
         )
         return tf.cast(canvas, tf.uint8)
 
