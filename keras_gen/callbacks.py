@@ -5,6 +5,7 @@ import os
 import keras
 
 from keras_gen import plotting
+from keras_gen.files import atomic_path
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -36,3 +37,15 @@ class LossCurves(keras.callbacks.Callback):
         for name, value in (logs or {}).items():
             self.history.setdefault(name, []).append(float(value))
         plotting.save_curves(self.history, self.path, self.title)
+
+
+class SaveEachEpoch(keras.callbacks.Callback):
+    """Saves the model (with optimizer state) to `path` after each epoch, never leaving a partial file."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        with atomic_path(self.path) as temporary:
+            self.model.save(temporary)

@@ -108,8 +108,19 @@ def build_parser():
     evaluate.add_argument("--runtime", choices=["savedmodel", "tflite"], default=None,
                           help="for an export directory: which of its models to run.")
     evaluate.add_argument("--num-samples", type=int, default=None,
-                          help="VAE: importance samples k of the IWAE estimate (default: the model's).")
+                          help="VAE: importance samples k of the IWAE estimate (default: the model's). "
+                               "GANs: how many images to generate (default 10000).")
+    evaluate.add_argument("--classifier", default=None,
+                          help="GANs: the MNIST classifier whose features give FCD "
+                               "(default saved_models/mnist_classifier.keras).")
     _add_data_options(evaluate, "test")
+
+    classifier = commands.add_parser("train-classifier", help="train the MNIST classifier behind GAN metrics",
+                                     description="Train the small MNIST classifier whose features give FCD.")
+    classifier.add_argument("--epochs", type=int, default=4, help="training epochs.")
+    classifier.add_argument("--manual-dir", default=None, help="folder with the 4 MNIST .gz files.")
+    classifier.add_argument("--data-dir", default=None, help="where tfds keeps prepared datasets.")
+    classifier.add_argument("--out", default=None, help="default saved_models/mnist_classifier.keras.")
 
     quickstart = commands.add_parser("quickstart", help="train, sample, export and sample via LiteRT",
                                      description="The end-to-end tour: a short VAE run on MNIST.")
@@ -152,12 +163,9 @@ def cmd_train(args):
             callbacks.SampleGrid(os.path.join(out, "samples"), noise, labels),
             callbacks.LossCurves(os.path.join(out, "loss.png"), title=f"{args.model} on {args.dataset}"),
             keras.callbacks.TensorBoard(os.path.join(out, "logs")),
+            callbacks.SaveEachEpoch(os.path.join(out, "model.keras")),
         ],
     )
-    from keras_gen.files import atomic_path
-
-    with atomic_path(os.path.join(out, "model.keras")) as temporary:
-        model.save(temporary)
     with open(os.path.join(out, "history.json"), "w") as file:
         json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()}, file, indent=1)
     print(f"model:   {os.path.join(out, 'model.keras')}\nsamples: {os.path.join(out, 'samples')}/"
@@ -209,23 +217,52 @@ def cmd_export(args):
     return export.export(model, args.out, overwrite=args.overwrite)
 
 
-def cmd_evaluate(args):
+def cmd_train_classifier(args):
+    from keras_gen import metrics
+
+    out = args.out or metrics.DEFAULT_CLASSIFIER
+    _, accuracy = metrics.train_classifier(out, args.epochs, args.manual_dir, args.data_dir)
+    print(f"test accuracy {accuracy:.4f} -> {out}")
+
+
+def evaluate_generator(args, runner):
+    """FCD, classifier score and (conditional) label accuracy against the real test split, with the floor."""
+    from keras_gen import data, metrics, runtime
+
+    classifier = metrics.load_classifier(args.classifier or metrics.DEFAULT_CLASSIFIER)
+    count = args.num_samples or 10_000
+
+    def real(split):
+        return data.as_numpy(data.load(args.dataset, split, batch_size=1000, take=count, shuffle=False,
+                                       manual_dir=args.manual_dir, data_dir=args.data_dir))
+
+    test, train = real("test"), real("train")
+    labels = np.arange(count) % runner.num_classes if runner.num_classes else None
+    generated = runtime.sample_in_batches(runner, runner.make_noise(count, seed=0), labels, batch_size=500)
+    results = metrics.evaluate_samples(classifier, generated, test, labels)
+    floor = metrics.evaluate_samples(classifier, train, test)
+    results["fcd_real_floor"] = floor["fcd"]
+    results["classifier_score_real"] = floor["classifier_score"]
+    print(f"{count} generated vs {len(test)} real test images; floor: {len(train)} train vs test images")
+    return results
+
+
+def evaluate_likelihood(args, model=None, runner=None):
+    """Test NLL in nats per image: `model.evaluate` for a .keras model, else the export's log_prob."""
     import keras
 
-    from keras_gen import runtime
+    from keras_gen import export
 
-    if args.source.endswith(".keras"):
-        model = runtime.load_keras(args.source)
+    if model is not None:
+        model = export.float32_twin(model)  # score in float32 after bf16 training
+        model.compile()
         if args.num_samples is not None and hasattr(model, "eval_num_samples"):
             model.eval_num_samples = args.num_samples
         dataset = _load(args, args.split, labels=model.num_classes is not None, shuffle=False)
-        start = time.time()
         results = model.evaluate(dataset, return_dict=True, verbose=_verbosity())
         subpixels = model.num_subpixels
     else:
-        runner = runtime.open_artifact(args.source, args.runtime)
         dataset = _load(args, args.split, labels=runner.num_classes is not None, shuffle=False)
-        start = time.time()
         total, count = 0.0, 0
         bar = keras.utils.Progbar(None, unit_name="image")
         for batch in dataset:
@@ -235,12 +272,26 @@ def cmd_evaluate(args):
             bar.add(len(images))
         results = {"nll": total / count}
         subpixels = int(np.prod(runner.image_shape))
-    elapsed = time.time() - start
+    results["bits/dim"] = results["nll"] / (subpixels * math.log(2))
+    return results
+
+
+def cmd_evaluate(args):
+    from keras_gen import runtime
+
+    start = time.time()
+    if args.source.endswith(".keras"):
+        model = runtime.load_keras(args.source)
+        runner = runtime.KerasRunner(model)
+    else:
+        model, runner = None, runtime.open_artifact(args.source, args.runtime)
+    if runner.has_log_prob:
+        results = evaluate_likelihood(args, model, None if model is not None else runner)
+    else:
+        results = evaluate_generator(args, runner)
+    results["seconds"] = time.time() - start
     for name, value in results.items():
-        print(f"{name:>16}: {value:.4f}")
-    if "nll" in results:
-        print(f"{'bits/dim':>16}: {results['nll'] / (subpixels * math.log(2)):.4f}")
-    print(f"{'seconds':>16}: {elapsed:.1f}")
+        print(f"{name:>22}: {value:.4f}")
     return results
 
 
@@ -276,8 +327,8 @@ def cmd_quickstart(args):
           f"  LiteRT    {tflite_path}")
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "export": cmd_export,
-            "evaluate": cmd_evaluate, "quickstart": cmd_quickstart}
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "export": cmd_export, "evaluate": cmd_evaluate,
+            "train-classifier": cmd_train_classifier, "quickstart": cmd_quickstart}
 
 
 def main(argv=None):
@@ -285,7 +336,7 @@ def main(argv=None):
     from keras_gen import data, export, runtime
 
     expected = (validation.InputError, data.DatasetError, runtime.ArtifactError,
-                export.ExportError, FileExistsError, ValueError)
+                export.ExportError, FileExistsError, FileNotFoundError, ValueError)
     try:
         COMMANDS[args.command](args)
     except expected as error:

@@ -26,7 +26,7 @@ class ExportError(RuntimeError):
     """An export could not be written."""
 
 
-def _float32_twin(model):
+def float32_twin(model):
     """The model itself if it computes in float32, else a float32 copy with the same weights.
 
     TFLite has no bfloat16 kernels, so mixed-precision models export as float32.
@@ -86,7 +86,7 @@ def export(model, directory, overwrite=False, verbose=True):
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.partial-", dir=parent)
     try:
-        exported = _float32_twin(model)
+        exported = float32_twin(model)
         endpoints = exported.export_endpoints()
         archive = keras.export.ExportArchive()
         archive.track(exported)

@@ -1,7 +1,6 @@
 """Every bad input gets one clear error naming what was expected and what came."""
 
 import os
-import zipfile
 
 import keras
 import numpy as np

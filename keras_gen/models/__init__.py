@@ -2,10 +2,18 @@
 
 from keras_gen.models.autoregressive import AutoregressiveModel
 from keras_gen.models.base import GenerativeModel
+from keras_gen.models.gan import DCGAN, WGANGP, AdversarialModel, ConditionalGAN
 from keras_gen.models.pixelcnn import GatedPixelCNN, PixelCNN
 from keras_gen.models.vae import VAE, LatentVariableModel
 
-MODELS = {"vae": VAE, "pixelcnn": PixelCNN, "gated_pixelcnn": GatedPixelCNN}
+MODELS = {
+    "vae": VAE,
+    "pixelcnn": PixelCNN,
+    "gated_pixelcnn": GatedPixelCNN,
+    "dcgan": DCGAN,
+    "wgan_gp": WGANGP,
+    "conditional_gan": ConditionalGAN,
+}
 
 
 def get(name):

@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 
 from keras_gen import likelihoods, validation
-from keras_gen.models.base import GenerativeModel, unpack_batch
+from keras_gen.models.base import GenerativeModel
 from keras_gen.registry import register
 
 
@@ -60,7 +60,7 @@ class AutoregressiveModel(GenerativeModel):
         return {"loss": nll_mean, "nll": nll_mean, "bits_per_dim": self.bits_per_dim_tracker.result()}
 
     def train_step(self, data):
-        images, labels = unpack_batch(data)
+        images, labels = self._unpack_batch(data)
         with tf.GradientTape() as tape:
             nll = -self.likelihood.log_prob(self(images, labels, training=True), images)
             loss = tf.nn.compute_average_loss(nll)
@@ -71,7 +71,7 @@ class AutoregressiveModel(GenerativeModel):
         return self._update_metrics(nll)
 
     def test_step(self, data):
-        images, labels = unpack_batch(data)
+        images, labels = self._unpack_batch(data)
         return self._update_metrics(-self._log_prob(images, labels))
 
     # -- sampling ------------------------------------------------------------

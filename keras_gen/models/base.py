@@ -112,6 +112,22 @@ class GenerativeModel(keras.Model):
     def num_subpixels(self):
         return int(np.prod(self.image_shape))
 
+    def _unpack_batch(self, data):
+        """(images, labels) from what `fit` passes, checked against image_shape when traced."""
+        images, labels = unpack_batch(data)
+        if tuple(images.shape[1:]) != self.image_shape or not images.dtype.is_integer:
+            raise validation.InputError(
+                f"{type(self).__name__} trains on integer level images of shape (batch, "
+                f"{', '.join(map(str, self.image_shape))}); the data gives shape {tuple(images.shape)} "
+                f"and dtype {images.dtype.name}. Check the dataset and image_shape."
+            )
+        if self.num_classes is not None and labels is None:
+            raise validation.InputError(
+                f"{type(self).__name__} is conditional on {self.num_classes} classes; the data must yield "
+                "(images, labels), e.g. data.load(..., labels=True)."
+            )
+        return images, (labels if self.num_classes is not None else None)
+
     def _sample(self, noise, labels):
         raise NotImplementedError
 

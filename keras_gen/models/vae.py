@@ -8,7 +8,7 @@ import tensorflow as tf
 from keras import layers
 
 from keras_gen import likelihoods
-from keras_gen.models.base import GenerativeModel, unit_to_pixels, unpack_batch
+from keras_gen.models.base import GenerativeModel, unit_to_pixels
 from keras_gen.registry import register
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -197,7 +197,7 @@ class VAE(LatentVariableModel):
         return reconstruction, kl
 
     def train_step(self, data):
-        images, _ = unpack_batch(data)
+        images, _ = self._unpack_batch(data)
         with tf.GradientTape() as tape:
             reconstruction, kl = self.negative_elbo_terms(images, training=True)
             per_image = reconstruction + self.kl_weight() * kl
@@ -212,7 +212,7 @@ class VAE(LatentVariableModel):
         return {m.name: m.result() for m in self.metrics[:3]}
 
     def test_step(self, data):
-        images, _ = unpack_batch(data)
+        images, _ = self._unpack_batch(data)
         reconstruction, kl = self.negative_elbo_terms(images)
         self.loss_tracker.update_state(reconstruction + self.beta * kl)
         self.reconstruction_tracker.update_state(reconstruction)

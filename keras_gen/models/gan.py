@@ -1,0 +1,292 @@
+"""Adversarial models: DCGAN (Radford et al. 2016), WGAN-GP (Gulrajani et al. 2017) and a conditional GAN."""
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from keras_gen.models.base import GenerativeModel, unit_to_pixels
+from keras_gen.registry import register
+
+
+def _upsamplings(size):
+    """How many stride-2 stages lead from a start of at least 4 pixels to `size` (28 -> 2, 32 -> 3, 64 -> 4)."""
+    count = 0
+    while size % 2 == 0 and size // 2 >= 4:
+        size //= 2
+        count += 1
+    return count
+
+
+@register
+class AdversarialModel(GenerativeModel):
+    """Base of the GANs: a generator G(z[, y]) and a discriminator (critic) D(x[, y]).
+
+    Owns the two-optimizer `compile`, its save and load, `generate`, the loss
+    trackers and the train step: one discriminator step per call, and a
+    generator step every `discriminator_steps` calls, so each critic step sees
+    a fresh real batch. Subclasses define the two losses.
+
+    Args:
+        latent_dim: size of z.
+        filters: channels of the widest discriminator layer's input; the networks scale from it.
+        discriminator_steps: discriminator (critic) steps per generator step.
+        discriminator_batch_norm: batch norm in the discriminator (not for WGAN-GP's critic).
+    """
+
+    noise_kind = "normal"
+    has_log_prob = False
+    default_learning_rate = 2e-4
+    default_betas = (0.5, 0.999)
+    discriminator_batch_norm = True
+
+    def __init__(self, image_shape=(28, 28, 1), num_levels=256, latent_dim=64, filters=64,
+                 discriminator_steps=1, num_classes=None, **kwargs):
+        super().__init__(image_shape=image_shape, num_levels=num_levels, num_classes=num_classes, **kwargs)
+        self.latent_dim, self.filters = int(latent_dim), int(filters)
+        self.discriminator_steps = int(discriminator_steps)
+        height, width, _ = self.image_shape
+        self.stages = _upsamplings(height)
+        if self.stages == 0 or width != height:
+            raise ValueError(
+                f"{type(self).__name__} needs square images with an even side of at least 8 "
+                f"(28, 32, 64, ...); got image_shape {self.image_shape}."
+            )
+        self.generator = self._build_generator()
+        self.discriminator = self._build_discriminator()
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.d_optimizer = self.g_optimizer = None
+        self.built = True
+
+    @property
+    def noise_shape(self):
+        return (self.latent_dim,)
+
+    @property
+    def metrics(self):
+        return [self.d_loss_tracker, self.g_loss_tracker]
+
+    # -- networks -----------------------------------------------------------
+    def _inputs(self, shape, name):
+        main = keras.Input(shape, name=name)
+        labels = keras.Input((), dtype="int32", name="labels") if self.num_classes else None
+        return main, labels
+
+    def _build_generator(self):
+        height, _, channels = self.image_shape
+        start = height // 2**self.stages
+        z, labels = self._inputs((self.latent_dim,), "z")
+        hidden = z
+        if labels is not None:
+            hidden = layers.Concatenate()([z, layers.Embedding(self.num_classes, self.latent_dim)(labels)])
+        widest = self.filters * 2 ** (self.stages - 1)
+        hidden = layers.Dense(start * start * widest, use_bias=False)(hidden)
+        hidden = layers.ReLU()(layers.BatchNormalization()(hidden))
+        hidden = layers.Reshape((start, start, widest))(hidden)
+        for stage in range(self.stages - 1):
+            hidden = layers.Conv2DTranspose(widest // 2 ** (stage + 1), 4, 2, "same", use_bias=False)(hidden)
+            hidden = layers.ReLU()(layers.BatchNormalization()(hidden))
+        images = layers.Conv2DTranspose(channels, 4, 2, "same", activation="tanh", dtype="float32")(hidden)
+        return keras.Model([z, labels] if labels is not None else z, images, name="generator")
+
+    def _build_discriminator(self):
+        images, labels = self._inputs(self.image_shape, "images")
+        hidden = images
+        for stage in range(self.stages):
+            hidden = layers.Conv2D(self.filters * 2**stage, 4, 2, "same")(hidden)
+            if stage > 0 and self.discriminator_batch_norm:
+                hidden = layers.BatchNormalization()(hidden)
+            hidden = layers.LeakyReLU(0.2)(hidden)
+        features = layers.Flatten()(hidden)
+        logits = layers.Dense(1, dtype="float32")(features)
+        if labels is not None:
+            # Projection discriminator (Miyato & Koyama 2018): <embed(y), features>.
+            embedded = layers.Embedding(self.num_classes, features.shape[-1])(labels)
+            projection = layers.Dot(axes=1, dtype="float32")([embedded, features])
+            logits = layers.Add(dtype="float32")([logits, projection])
+        return keras.Model([images, labels] if labels is not None else images, logits, name="discriminator")
+
+    def _with_labels(self, inputs, labels):
+        return [inputs, labels] if self.num_classes else inputs
+
+    def generate(self, z, labels=None, training=False):
+        """z (batch, latent_dim) [and labels (batch,)] -> images (batch, H, W, C) float32 in [-1, 1]."""
+        return self.generator(self._with_labels(z, labels), training=training)
+
+    def discriminate(self, images, labels=None, training=False):
+        """Images in [-1, 1] (batch, H, W, C) -> logits (batch,), float32."""
+        return tf.reshape(self.discriminator(self._with_labels(images, labels), training=training), [-1])
+
+    def call(self, z, labels=None, training=False):
+        return self.generate(z, labels, training)
+
+    def _sample(self, noise, labels):
+        return unit_to_pixels((self.generate(noise, labels) + 1.0) / 2.0)
+
+    # -- compile and save -----------------------------------------------------
+    def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
+        """Compiles with one optimizer per network (defaults: Adam at the model's defaults)."""
+        super().compile(**kwargs)
+        self.optimizer = None  # Keras' default optimizer would be built over both networks and saved
+        beta_1, beta_2 = self.default_betas
+        self.d_optimizer = keras.optimizers.get(d_optimizer) if d_optimizer else keras.optimizers.Adam(
+            self.default_learning_rate, beta_1=beta_1, beta_2=beta_2)
+        self.g_optimizer = keras.optimizers.get(g_optimizer) if g_optimizer else keras.optimizers.Adam(
+            self.default_learning_rate, beta_1=beta_1, beta_2=beta_2)
+
+    def compile_for_training(self, learning_rate=None, **kwargs):
+        beta_1, beta_2 = self.default_betas
+        rate = learning_rate or self.default_learning_rate
+        self.compile(d_optimizer=keras.optimizers.Adam(rate, beta_1=beta_1, beta_2=beta_2),
+                     g_optimizer=keras.optimizers.Adam(rate, beta_1=beta_1, beta_2=beta_2), **kwargs)
+
+    def get_compile_config(self):
+        if self.d_optimizer is None:
+            return None
+        return {"d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+                "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer)}
+
+    def compile_from_config(self, config):
+        self.compile(d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
+                     g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]))
+        # Build the slots now so that the saved optimizer state has somewhere to load into.
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+
+    # -- training -------------------------------------------------------------
+    def discriminator_loss(self, real, fake, labels, real_logits, fake_logits):
+        """(batch,) per-example discriminator loss."""
+        raise NotImplementedError
+
+    def generator_loss(self, fake_logits):
+        """(batch,) per-example generator loss."""
+        raise NotImplementedError
+
+    def _latents(self, batch):
+        return keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+
+    def train_step(self, data):
+        images, labels = self._unpack_batch(data)
+        real = self.to_symmetric_interval(images)
+        batch = tf.shape(real)[0]
+        with tf.GradientTape() as tape:
+            fake = self.generate(self._latents(batch), labels, training=True)
+            d_loss_per_example = self.discriminator_loss(
+                real, fake, labels,
+                self.discriminate(real, labels, training=True), self.discriminate(fake, labels, training=True),
+            )
+            d_loss = tf.nn.compute_average_loss(d_loss_per_example)
+        variables = self.discriminator.trainable_variables
+        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
+        self.d_loss_tracker.update_state(d_loss_per_example)
+
+        def generator_step():
+            with tf.GradientTape() as tape:
+                fake = self.generate(self._latents(batch), labels, training=True)
+                g_loss_per_example = self.generator_loss(self.discriminate(fake, labels, training=True))
+                g_loss = tf.nn.compute_average_loss(g_loss_per_example)
+            variables = self.generator.trainable_variables
+            self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
+            self.g_loss_tracker.update_state(g_loss_per_example)
+            return tf.constant(True)
+
+        tf.cond(self.d_optimizer.iterations % self.discriminator_steps == 0, generator_step,
+                lambda: tf.constant(False))
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        images, labels = self._unpack_batch(data)
+        real = self.to_symmetric_interval(images)
+        fake = self.generate(self._latents(tf.shape(real)[0]), labels)
+        fake_logits = self.discriminate(fake, labels)
+        self.d_loss_tracker.update_state(
+            self.discriminator_loss(real, fake, labels, self.discriminate(real, labels), fake_logits))
+        self.g_loss_tracker.update_state(self.generator_loss(fake_logits))
+        return {m.name: m.result() for m in self.metrics}
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(latent_dim=self.latent_dim, filters=self.filters,
+                      discriminator_steps=self.discriminator_steps)
+        return config
+
+
+@register
+class DCGAN(AdversarialModel):
+    """DCGAN with the non-saturating generator loss.
+
+    Args:
+        label_smoothing: real targets are 1 - label_smoothing (one-sided smoothing).
+    """
+
+    def __init__(self, label_smoothing=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def discriminator_loss(self, real, fake, labels, real_logits, fake_logits):
+        real_targets = tf.fill(tf.shape(real_logits), 1.0 - self.label_smoothing)
+        return (tf.nn.sigmoid_cross_entropy_with_logits(labels=real_targets, logits=real_logits)
+                + tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.zeros_like(fake_logits), logits=fake_logits))
+
+    def generator_loss(self, fake_logits):
+        return tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake_logits), logits=fake_logits)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(label_smoothing=self.label_smoothing)
+        return config
+
+
+@register
+class WGANGP(AdversarialModel):
+    """Wasserstein GAN with gradient penalty; the critic has no batch norm.
+
+    Args:
+        gradient_penalty_weight: lambda.
+        discriminator_steps: critic steps per generator step (n_critic).
+    """
+
+    default_learning_rate = 1e-4
+    default_betas = (0.5, 0.9)
+    discriminator_batch_norm = False
+
+    def __init__(self, gradient_penalty_weight=10.0, discriminator_steps=5, **kwargs):
+        super().__init__(discriminator_steps=discriminator_steps, **kwargs)
+        self.gradient_penalty_weight = float(gradient_penalty_weight)
+
+    def interpolation_weights(self, batch):
+        """(batch, 1, 1, 1) weights uniform in [0, 1), one per example."""
+        return keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator)
+
+    def gradient_penalty(self, real, fake, labels, weights):
+        """(batch,) (||grad_x D(x_hat)||_2 - 1)^2 at x_hat = real + weights * (fake - real)."""
+        mixed = tf.convert_to_tensor(real + weights * (fake - real), tf.float32)
+        with tf.GradientTape() as tape:
+            tape.watch(mixed)
+            logits = self.discriminate(mixed, labels, training=True)
+        gradients = tape.gradient(logits, mixed)
+        norms = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=[1, 2, 3]) + 1e-12)
+        return tf.square(norms - 1.0)
+
+    def discriminator_loss(self, real, fake, labels, real_logits, fake_logits):
+        weights = self.interpolation_weights(tf.shape(real)[0])
+        penalty = self.gradient_penalty(real, fake, labels, weights)
+        return fake_logits - real_logits + self.gradient_penalty_weight * penalty
+
+    def generator_loss(self, fake_logits):
+        return -fake_logits
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(gradient_penalty_weight=self.gradient_penalty_weight)
+        return config
+
+
+@register
+class ConditionalGAN(DCGAN):
+    """Class-conditional DCGAN: a label embedding in the generator, a projection discriminator."""
+
+    def __init__(self, num_classes=10, **kwargs):
+        if num_classes is None:
+            raise ValueError("ConditionalGAN needs num_classes.")
+        super().__init__(num_classes=num_classes, **kwargs)

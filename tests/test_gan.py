@@ -1,0 +1,131 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_gen import metrics
+from keras_gen.models import DCGAN, WGANGP, ConditionalGAN
+from keras_gen.validation import InputError
+from tests.helpers import assert_export_parity, assert_keras_round_trip
+
+
+def tiny(cls, **options):
+    return cls(image_shape=(8, 8, 1), latent_dim=4, filters=4, seed=0, **options)
+
+
+def tiny_images(count=8):
+    return (np.arange(count * 64).reshape(count, 8, 8, 1) * 37 % 256).astype(np.uint8)
+
+
+def test_gradient_penalty_matches_an_independent_computation():
+    model = tiny(WGANGP)
+    weights_vector = np.random.default_rng(0).normal(size=64).astype(np.float32)
+
+    def critic(images, labels=None, training=False):  # tanh(<w, x>), gradient known in closed form
+        return tf.tanh(tf.reduce_sum(tf.reshape(images, (-1, 64)) * weights_vector, axis=1))
+
+    model.discriminate = critic
+    rng = np.random.default_rng(1)
+    real = rng.uniform(-1, 1, (5, 8, 8, 1)).astype(np.float32)
+    fake = rng.uniform(-1, 1, (5, 8, 8, 1)).astype(np.float32)
+    alpha = rng.uniform(0, 1, (5, 1, 1, 1)).astype(np.float32)
+    penalty = model.gradient_penalty(real, fake, None, alpha).numpy()
+    mixed = (real + alpha * (fake - real)).reshape(5, 64)
+    gradient_norms = (1 - np.tanh(mixed @ weights_vector) ** 2) * np.linalg.norm(weights_vector)
+    np.testing.assert_allclose(penalty, (gradient_norms - 1) ** 2, rtol=1e-4)
+
+
+def test_interpolation_weights_are_uniform_one_per_example():
+    weights = tiny(WGANGP).interpolation_weights(20000).numpy()
+    assert weights.shape == (20000, 1, 1, 1)
+    assert weights.min() >= 0 and weights.max() < 1
+    assert abs(weights.mean() - 0.5) < 0.01 and abs(weights.std() - (1 / 12) ** 0.5) < 0.01  # not N(0, 1)
+
+
+def test_wgan_gp_defaults_follow_the_paper():
+    model = tiny(WGANGP)
+    model.compile_for_training()
+    assert model.gradient_penalty_weight == 10 and model.discriminator_steps == 5
+    config = model.d_optimizer.get_config()
+    assert np.isclose(config["learning_rate"], 1e-4) and config["beta_1"] == 0.5 and config["beta_2"] == 0.9
+    assert not any("batch_normalization" in layer.name for layer in model.discriminator.layers)
+
+
+def test_n_critic_steps_per_generator_step():
+    model = tiny(WGANGP)
+    model.compile_for_training()
+    model.fit(tiny_images(20), batch_size=2, epochs=1, verbose=0)
+    assert int(model.d_optimizer.iterations) == 10 and int(model.g_optimizer.iterations) == 2
+    dcgan = tiny(DCGAN)
+    dcgan.compile_for_training()
+    dcgan.fit(tiny_images(20), batch_size=2, epochs=1, verbose=0)
+    assert int(dcgan.d_optimizer.iterations) == int(dcgan.g_optimizer.iterations) == 10
+
+
+@pytest.mark.parametrize("cls", [DCGAN, WGANGP, ConditionalGAN])
+def test_keras_round_trip_restores_both_optimizers(cls, tmp_path):
+    model = tiny(cls, **({"num_classes": 3} if cls is ConditionalGAN else {}))
+    model.compile_for_training()
+    images = tiny_images(20)  # 10 steps: WGAN-GP's generator steps twice
+    data = (images, np.arange(20) % 3) if model.num_classes else images
+    assert_keras_round_trip(model, data, str(tmp_path / "gan.keras"))
+
+
+def test_dcgan_training_moves_both_losses_and_label_smoothing_is_serialized():
+    model = tiny(DCGAN, label_smoothing=0.1)
+    assert DCGAN.from_config(model.get_config()).label_smoothing == 0.1
+    model.compile_for_training()
+    history = model.fit(tiny_images(16), batch_size=4, epochs=2, verbose=0).history
+    assert set(history) == {"d_loss", "g_loss"} and np.isfinite(history["d_loss"]).all()
+
+
+def test_conditional_generator_obeys_its_labels():
+    model = tiny(ConditionalGAN, num_classes=3)
+    z = np.repeat(model.make_noise(1, seed=0), 3, axis=0)
+    images = model.generate(z, np.array([0, 1, 2])).numpy()
+    assert np.abs(images[0] - images[1]).max() > 1e-3 and np.abs(images[1] - images[2]).max() > 1e-3
+    np.testing.assert_array_equal(model.sample(z, [0, 1, 2]), model.sample(z, [0, 1, 2]))  # deterministic
+
+
+def test_bad_input_gets_clear_errors():
+    model = tiny(ConditionalGAN, num_classes=3)
+    with pytest.raises(InputError, match=r"\(batch, 4\), received shape \(2, 5\)"):
+        model.sample(np.zeros((2, 5), np.float32), [0, 1])
+    with pytest.raises(InputError, match=r"values in \[0, 2\].*\[0, 7\]"):
+        model.sample(model.make_noise(2), [0, 7])
+    model.compile_for_training()
+    with pytest.raises(InputError, match=r"shape \(batch, 8, 8, 1\).*gives shape \(\w+, 9, 9, 1\)"):
+        model.fit(np.zeros((4, 9, 9, 1), np.uint8), np.zeros(4, np.int32), batch_size=2, verbose=0)
+    with pytest.raises(InputError, match="conditional on 3 classes"):
+        model.fit(np.zeros((4, 8, 8, 1), np.uint8), batch_size=2, verbose=0)
+    with pytest.raises(ValueError, match="square images"):
+        DCGAN(image_shape=(27, 27, 1))
+
+
+@pytest.mark.parametrize("cls", [DCGAN, ConditionalGAN])
+def test_export_parity(cls, tmp_path):
+    model = cls(image_shape=(28, 28, 1), latent_dim=4, filters=4, seed=0,
+                **({"num_classes": 10} if cls is ConditionalGAN else {}))
+    labels = np.array([0, 5, 9]) if model.num_classes else None
+    assert_export_parity(model, str(tmp_path / "export"), labels=labels)
+
+
+def test_frechet_distance_and_classifier_score():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(20000, 3))
+    b = rng.normal(size=(20000, 3)) * 2.0 + np.array([1.0, 0.0, 0.0])
+    # Closed form for Gaussians: |mu|^2 + sum (1 + 4 - 2 * 2) = 1 + 3.
+    assert abs(metrics.frechet_distance(a, b) - 4.0) < 0.15
+    assert metrics.frechet_distance(a, a) < 1e-6
+    sharp = np.eye(10)[np.arange(1000) % 10] * 50.0
+    assert abs(metrics.classifier_score(sharp) - 10.0) < 1e-3
+    assert abs(metrics.classifier_score(np.zeros((100, 10))) - 1.0) < 1e-6
+
+
+def test_evaluate_samples_reports_label_accuracy():
+    classifier = metrics.MnistClassifier()
+    pixels = np.random.default_rng(0).integers(0, 256, (50, 28, 28, 1)).astype(np.uint8)
+    predicted = np.argmax(classifier(pixels).numpy(), axis=1)
+    results = metrics.evaluate_samples(classifier, pixels, pixels, labels=predicted)
+    assert results["label_accuracy"] == 1.0 and abs(results["fcd"]) < 1e-3
+    assert 1.0 <= results["classifier_score"] <= 10.0
