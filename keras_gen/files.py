@@ -13,6 +13,9 @@ def atomic_path(path):
     stem, suffix = os.path.splitext(os.path.basename(path))
     handle, temporary = tempfile.mkstemp(prefix=f".{stem}.partial-", suffix=suffix, dir=os.path.dirname(path))
     os.close(handle)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would make the result private
     try:
         yield temporary
         os.replace(temporary, path)

@@ -4,6 +4,7 @@ from keras_gen.models.autoregressive import AutoregressiveModel
 from keras_gen.models.base import GenerativeModel
 from keras_gen.models.gan import DCGAN, WGANGP, AdversarialModel, ConditionalGAN
 from keras_gen.models.pixelcnn import GatedPixelCNN, PixelCNN
+from keras_gen.models.pixelrnn import PixelRNN
 from keras_gen.models.vae import VAE, LatentVariableModel
 
 MODELS = {
@@ -13,6 +14,7 @@ MODELS = {
     "dcgan": DCGAN,
     "wgan_gp": WGANGP,
     "conditional_gan": ConditionalGAN,
+    "pixelrnn": PixelRNN,
 }
 
 

@@ -15,6 +15,11 @@ from keras_gen.models.base import GenerativeModel
 from keras_gen.registry import register
 
 
+def subpixel_coordinates(batch, *position):
+    """(batch, 1 + len(position)) gather/scatter indices of one position in every image of a batch."""
+    return tf.stack([tf.range(batch)] + [tf.fill([batch], p) for p in position], axis=1)
+
+
 @register
 class AutoregressiveModel(GenerativeModel):
     """Base of PixelCNN, Gated PixelCNN and PixelRNN.
@@ -167,6 +172,28 @@ class AutoregressiveModel(GenerativeModel):
 
     def _fast_sample_levels(self, noise, labels, known, known_mask):
         raise NotImplementedError
+
+    def _draw_subpixel(self, params, noise, row, col, channel, canvas, keep):
+        """One sub-pixel step shared by the fast samplers.
+
+        Args:
+            params: (batch, C * num_params) likelihood params at (row, col).
+            canvas, keep: int32 levels and the kept-sub-pixel mask, (batch, H, W, C).
+        Returns:
+            The updated canvas and the written values (batch,) int32: the
+            inverse-CDF draw, or the known value where `keep` says so.
+        """
+        batch = tf.shape(noise)[0]
+        colors = self.image_shape[-1]
+        uniform = tf.slice(noise, [0, row, col, 0], [-1, 1, 1, -1])
+        drawn = self.likelihood.inverse_cdf(params[:, None, None, :], uniform, colors)[:, 0, 0, channel]
+        where = subpixel_coordinates(batch, row, col, channel)
+        value = tf.where(tf.gather_nd(keep, where), tf.gather_nd(canvas, where), tf.cast(drawn, tf.int32))
+        return tf.tensor_scatter_nd_update(canvas, where, value), value
+
+    def _level_to_input(self, value):
+        """int32 levels -> the float the network sees, as `to_symmetric_interval` computes it."""
+        return tf.cast(value, tf.float32) * (2.0 / (self.num_levels - 1)) - 1.0
 
     def get_config(self):
         config = super().get_config()

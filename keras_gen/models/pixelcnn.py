@@ -4,7 +4,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_gen.layers import GatedBlock, MaskedConv2D, MaskedResidualBlock
-from keras_gen.models.autoregressive import AutoregressiveModel
+from keras_gen.models.autoregressive import AutoregressiveModel, subpixel_coordinates
 from keras_gen.registry import register
 
 
@@ -73,7 +73,6 @@ class PixelCNN(AutoregressiveModel):
         batch = tf.shape(noise)[0]
         first_pad, pad = self.first_kernel_size // 2, self.kernel_size // 2
         canvas, keep = self._initial_canvas(noise, known, known_mask)
-        scale = 2.0 / (self.num_levels - 1)
         half = self.filters // 2
         image_ring = tf.zeros([batch, self.first_kernel_size, width + 2 * first_pad, colors])
         rings = [tf.zeros([batch, self.kernel_size, width + 2 * pad, half]) for _ in self.blocks]
@@ -84,11 +83,6 @@ class PixelCNN(AutoregressiveModel):
             for b in self.blocks
         ]
         (hidden_kernel, hidden_bias), (out_kernel, out_bias) = _matrix(self.head_hidden), _matrix(self.head_out)
-        rows = tf.range(batch)
-
-        def at(*coordinates):
-            return tf.stack([rows] + [tf.fill([batch], c) for c in coordinates], axis=1)
-
         def window(ring, col, size):
             return tf.reshape(tf.slice(ring, [0, 0, col, 0], [-1, size, size, -1]), [batch, -1])
 
@@ -101,19 +95,16 @@ class PixelCNN(AutoregressiveModel):
             new_rings = []
             for ring, ((rk, rb), (sk, sb), (ek, eb), class_bias) in zip(rings, block_weights):
                 reduced = tf.nn.relu(tf.matmul(tf.nn.relu(hidden), rk) + rb)
-                ring = tf.tensor_scatter_nd_update(ring, at(pad, col + pad), reduced)
+                ring = tf.tensor_scatter_nd_update(ring, subpixel_coordinates(batch, pad, col + pad), reduced)
                 spatial = tf.matmul(window(ring, col, self.kernel_size), sk) + sb + class_bias
                 hidden = hidden + tf.matmul(tf.nn.relu(spatial), ek) + eb
                 new_rings.append(ring)
             head = tf.nn.relu(tf.matmul(tf.nn.relu(hidden), hidden_kernel) + hidden_bias)
             params = tf.matmul(head, out_kernel) + out_bias
-            uniform = tf.slice(noise, [0, row, col, 0], [-1, 1, 1, -1])
-            drawn = self.likelihood.inverse_cdf(params[:, None, None, :], uniform, colors)[:, 0, 0, channel]
-            where = at(row, col, channel)
-            value = tf.where(tf.gather_nd(keep, where), tf.gather_nd(canvas, where), tf.cast(drawn, tf.int32))
-            canvas = tf.tensor_scatter_nd_update(canvas, where, value)
+            canvas, value = self._draw_subpixel(params, noise, row, col, channel, canvas, keep)
             image_ring = tf.tensor_scatter_nd_update(
-                image_ring, at(first_pad, col + first_pad, channel), tf.cast(value, tf.float32) * scale - 1.0
+                image_ring, subpixel_coordinates(batch, first_pad, col + first_pad, channel),
+                self._level_to_input(value),
             )
             return index + 1, canvas, image_ring, new_rings
 
@@ -172,12 +163,16 @@ class GatedPixelCNN(AutoregressiveModel):
         self.head_out.build(feature_shape[:-1] + (self.head_filters,))
         self.built = True
 
-    def call(self, images, labels=None, training=False):
-        """(batch, H, W, C) integer levels -> (batch, H, W, C * num_params) likelihood params."""
+    def features(self, images, labels=None):
+        """(batch, H, W, C) levels -> (batch, H, W, filters): the horizontal stack before the 1 x 1 head."""
         vertical = horizontal = self.to_symmetric_interval(images)
         for layer in self.gated_layers:
             vertical, horizontal = layer((vertical, horizontal), labels)
-        return self.head_out(self.head_hidden(ops.relu(horizontal)))
+        return horizontal
+
+    def call(self, images, labels=None, training=False):
+        """(batch, H, W, C) integer levels -> (batch, H, W, C * num_params) likelihood params."""
+        return self.head_out(self.head_hidden(ops.relu(self.features(images, labels))))
 
     def get_config(self):
         config = super().get_config()

@@ -1,0 +1,164 @@
+"""PixelRNN layers (van den Oord, Kalchbrenner & Kavukcuoglu 2016): Row LSTM and Diagonal BiLSTM.
+
+Written from plain convolution, matmul and gate ops with the time loop
+unrolled over rows or diagonals (the image size is static), so they export to
+TFLite with built-in ops only; Keras' LSTM layer and TensorArray need Flex.
+"""
+
+import keras
+import tensorflow as tf
+
+from keras_gen.layers.gated import shift_down
+from keras_gen.layers.masked_conv import MaskedConv2D, channel_groups
+from keras_gen.registry import register
+
+
+def lstm_update(gates, cell, color_channels):
+    """One LSTM update from pre-activation gates.
+
+    Args:
+        gates: (..., 4 * units), laid out per colour group as (C, 4, units / C)
+            so that the R->G->B grouping of a masked input-to-state conv holds.
+        cell: (..., units).
+    Returns:
+        (hidden, cell), each (..., units), colour groups contiguous.
+    """
+    units = gates.shape[-1] // 4
+    leading = tf.shape(gates)[:-1]
+    split = tf.reshape(gates, tf.concat([leading, [color_channels, 4, units // color_channels]], 0))
+    parts = [tf.reshape(split[..., i, :], tf.concat([leading, [units]], 0)) for i in range(4)]
+    input_gate, forget_gate, output_gate = (tf.sigmoid(p) for p in parts[:3])
+    cell = forget_gate * cell + input_gate * tf.tanh(parts[3])
+    return output_gate * tf.tanh(cell), cell
+
+
+@register
+class RowLSTM(keras.layers.Layer):
+    """Row LSTM: processes the image row by row, top to bottom.
+
+    The input-to-state part is a masked 1 x k convolution along the row; the
+    state-to-state part is a 1 x k convolution over the previous row's hidden
+    state. The receptive field is the triangle above each pixel.
+
+    Input (batch, H, W, features) -> output (batch, H, W, units).
+    """
+
+    def __init__(self, units, kernel_size=3, color_channels=1, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.kernel_size, self.color_channels = int(units), int(kernel_size), int(color_channels)
+        channel_groups(self.units, self.color_channels)
+        self.input_to_state = MaskedConv2D(4 * self.units, (1, self.kernel_size), "B", self.color_channels,
+                                           name="input_to_state")
+
+    def build(self, input_shape):
+        self.input_to_state.build(input_shape)
+        self.state_kernel = self.add_weight(
+            name="state_kernel", shape=(1, self.kernel_size, self.units, 4 * self.units),
+            initializer="glorot_uniform",
+        )
+
+    def step(self, input_gates, hidden, cell):
+        """One row: input_gates (batch, W, 4u) and the previous row's (hidden, cell), each (batch, W, u)."""
+        kernel = tf.cast(self.state_kernel, hidden.dtype)
+        state_gates = tf.nn.conv2d(hidden[:, None], kernel, strides=1, padding="SAME")[:, 0]
+        return lstm_update(input_gates + state_gates, cell, self.color_channels)
+
+    def initial_state(self, features):
+        """Zero (hidden, cell) for one row of `features` (batch, rows, W, channels)."""
+        zeros = tf.zeros(tf.concat([tf.shape(features)[:1], [features.shape[2], self.units]], 0), features.dtype)
+        return zeros, zeros
+
+    def call(self, features):
+        input_gates = self.input_to_state(features)
+        hidden, cell = self.initial_state(features)
+        rows = []
+        for row in range(features.shape[1]):
+            hidden, cell = self.step(input_gates[:, row], hidden, cell)
+            rows.append(hidden)
+        return tf.stack(rows, axis=1)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=self.units, kernel_size=self.kernel_size, color_channels=self.color_channels)
+        return config
+
+
+def skew(images):
+    """(batch, H, W, C) -> (batch, H, W + H - 1, C): row r moves right by r, so diagonals become columns."""
+    height = images.shape[1]
+    return tf.concat([tf.pad(images[:, r : r + 1], [[0, 0], [0, 0], [r, height - 1 - r], [0, 0]])
+                      for r in range(height)], axis=1)
+
+
+def unskew(skewed, width):
+    """Inverse of `skew`: (batch, H, W + H - 1, C) -> (batch, H, W, C)."""
+    return tf.concat([skewed[:, r : r + 1, r : r + width] for r in range(skewed.shape[1])], axis=1)
+
+
+@register
+class DiagonalLSTM(keras.layers.Layer):
+    """One direction of the Diagonal BiLSTM: an LSTM over the diagonals of the image, left to right.
+
+    On the skewed input, each column is a diagonal; the input-to-state part is
+    a 1 x 1 masked convolution, the state-to-state part a 2 x 1 convolution over
+    the previous column (the pixel above and the pixel to the left).
+    """
+
+    def __init__(self, units, color_channels=1, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.color_channels = int(units), int(color_channels)
+        channel_groups(self.units, self.color_channels)
+        self.input_to_state = MaskedConv2D(4 * self.units, 1, "B", self.color_channels, name="input_to_state")
+
+    def build(self, input_shape):
+        self.input_to_state.build(input_shape)
+        self.state_kernel = self.add_weight(name="state_kernel", shape=(2, self.units, 4 * self.units),
+                                            initializer="glorot_uniform")
+
+    def call(self, features):
+        height, width = features.shape[1], features.shape[2]
+        input_gates = self.input_to_state(skew(features))
+        above_kernel, left_kernel = (tf.cast(k, features.dtype) for k in tf.unstack(self.state_kernel))
+        hidden = tf.zeros(tf.concat([tf.shape(features)[:1], [height, self.units]], 0), features.dtype)
+        cell = hidden
+        columns = []
+        for column in range(width + height - 1):
+            above = tf.pad(hidden[:, :-1], [[0, 0], [1, 0], [0, 0]])
+            state_gates = tf.einsum("bhu,uv->bhv", above, above_kernel) + tf.einsum("bhu,uv->bhv", hidden, left_kernel)
+            hidden, cell = lstm_update(input_gates[:, :, column] + state_gates, cell, self.color_channels)
+            columns.append(hidden)
+        return unskew(tf.stack(columns, axis=2), width)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=self.units, color_channels=self.color_channels)
+        return config
+
+
+@register
+class DiagonalBiLSTM(keras.layers.Layer):
+    """Diagonal BiLSTM: a left-to-right and a right-to-left diagonal LSTM.
+
+    The right-to-left output is shifted down one row before the two are added,
+    so no pixel of the current row to the right leaks in.
+    Input (batch, H, W, features) -> output (batch, H, W, units).
+    """
+
+    def __init__(self, units, color_channels=1, **kwargs):
+        super().__init__(**kwargs)
+        self.units, self.color_channels = int(units), int(color_channels)
+        self.left_to_right = DiagonalLSTM(units, color_channels, name="left_to_right")
+        self.right_to_left = DiagonalLSTM(units, color_channels, name="right_to_left")
+
+    def build(self, input_shape):
+        self.left_to_right.build(input_shape)
+        self.right_to_left.build(input_shape)
+
+    def call(self, features):
+        mirrored = self.right_to_left(tf.reverse(features, axis=[2]))
+        return self.left_to_right(features) + shift_down(tf.reverse(mirrored, axis=[2]))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(units=self.units, color_channels=self.color_channels)
+        return config

@@ -1,0 +1,113 @@
+import itertools
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_gen.layers import skew, unskew
+from keras_gen.models import PixelRNN
+from tests.helpers import assert_causal, assert_export_parity, assert_keras_round_trip, subpixel_jacobian
+
+KINDS = ["row_lstm", "diagonal_bilstm"]
+
+
+def tiny(kind, image_shape=(5, 5, 1), num_levels=2, **options):
+    return PixelRNN(image_shape=image_shape, num_levels=num_levels, kind=kind, units=6, head_filters=6, seed=0,
+                    **options)
+
+
+def index(row, col, channel=0, width=5, channels=1):
+    return (row * width + col) * channels + channel
+
+
+def test_skew_and_unskew_invert_each_other():
+    images = tf.random.uniform((2, 4, 6, 3))
+    skewed = skew(images)
+    assert skewed.shape == (2, 4, 9, 3)
+    for row in range(4):
+        np.testing.assert_array_equal(skewed[:, row, row : row + 6], images[:, row])
+        assert np.all(skewed[:, row, :row] == 0) and np.all(skewed[:, row, row + 6 :] == 0)
+    np.testing.assert_array_equal(unskew(skewed, 6), images)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("channels, num_levels", [(1, 2), (3, 4)])
+def test_logits_depend_only_on_earlier_subpixels(kind, channels, num_levels):
+    model = tiny(kind, (5, 5, channels), num_levels)
+    assert_causal(model, model.image_shape)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("channels, num_levels", [(1, 2), (3, 4)])
+def test_receptive_field_covers_every_earlier_subpixel_on_a_small_image(kind, channels, num_levels):
+    model = tiny(kind, (4, 4, channels), num_levels)
+    jacobian = subpixel_jacobian(model.features, model.image_shape, num_levels)
+    assert jacobian[np.triu(np.ones_like(jacobian, dtype=bool))].max() == 0.0
+    assert np.all(jacobian[np.tril(np.ones_like(jacobian, dtype=bool), -1)] > 0.0)
+
+
+def test_row_lstm_sees_a_triangle_and_diagonal_bilstm_sees_the_whole_row_above():
+    shape = (3, 12, 1)
+    row_lstm = subpixel_jacobian(tiny("row_lstm", shape).features, shape)
+    diagonal = subpixel_jacobian(tiny("diagonal_bilstm", shape).features, shape)
+    below = index(1, 0, width=12)
+    # Row LSTM: the 7x7 mask-A conv reaches 3 columns, the state-to-state conv 1 column per row.
+    assert np.all(row_lstm[below, [index(0, c, width=12) for c in range(4)]] > 0)
+    assert np.all(row_lstm[below, [index(0, c, width=12) for c in range(6, 12)]] == 0)
+    # Diagonal BiLSTM: the right-to-left pass carries the row above, up to its second-last pixel.
+    assert np.all(diagonal[below, [index(0, c, width=12) for c in range(11)]] > 0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("image_shape", [(2, 2, 1), (1, 2, 3)])
+def test_probabilities_of_all_images_sum_to_one(kind, image_shape):
+    model = PixelRNN(image_shape=image_shape, kind=kind, units=image_shape[-1] * 2, head_filters=6, seed=0)
+    subpixels = int(np.prod(image_shape))
+    every_image = np.array(list(itertools.product((0, 1), repeat=subpixels)), np.uint8).reshape((-1,) + image_shape)
+    np.testing.assert_allclose(np.exp(model.log_prob(every_image).numpy()).sum(), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("channels, num_levels", [(1, 2), (3, 4)])
+def test_row_lstm_carried_state_sampler_equals_full_recompute(channels, num_levels):
+    model = tiny("row_lstm", (5, 5, channels), num_levels)
+    assert model.has_fast_sampler and not tiny("diagonal_bilstm").has_fast_sampler
+    noise = model.make_noise(3, seed=4)
+    plain = model.sample_levels(noise, method="plain").numpy()
+    np.testing.assert_array_equal(model.sample_levels(noise, method="fast").numpy(), plain)
+    known_mask = np.zeros((3, 5, 5, channels), bool)
+    known_mask[:, :2] = True
+    known = np.full((3, 5, 5, channels), num_levels - 1, np.uint8)
+    completed = model.sample_levels(noise, known=known, known_mask=known_mask, method="fast").numpy()
+    assert np.all(completed[:, :2] == num_levels - 1)
+    np.testing.assert_array_equal(
+        completed, model.sample_levels(noise, known=known, known_mask=known_mask, method="plain").numpy())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_fit_and_keras_round_trip(kind, tmp_path):
+    model = tiny(kind)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    images = np.tile(np.eye(5, dtype=np.uint8)[None, :, :, None], (8, 1, 1, 1))
+    assert_keras_round_trip(model, images, str(tmp_path / "pixelrnn.keras"))
+    history = model.fit(images, epochs=10, batch_size=8, verbose=0).history
+    assert history["nll"][-1] < history["nll"][0]
+
+
+@pytest.mark.parametrize("kind, channels, num_levels", [("row_lstm", 1, 2), ("diagonal_bilstm", 1, 2),
+                                                        ("row_lstm", 3, 4)])
+def test_export_parity(kind, channels, num_levels, tmp_path):
+    model = tiny(kind, (4, 4, channels), num_levels)
+    images = np.random.default_rng(0).integers(0, num_levels, (3, 4, 4, channels)).astype(np.uint8)
+    assert_export_parity(model, str(tmp_path / "export"), images)
+
+
+def test_bad_options_and_input():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        PixelRNN(kind="gru")
+    with pytest.raises(ValueError, match="multiple of 3"):
+        PixelRNN(image_shape=(4, 4, 3), units=8)
+    from keras_gen.validation import InputError
+
+    with pytest.raises(InputError, match=r"\(batch, 5, 5, 1\)"):
+        tiny("row_lstm").log_prob(np.zeros((1, 4, 4, 1), np.uint8))
