@@ -173,23 +173,42 @@ class AutoregressiveModel(GenerativeModel):
     def _fast_sample_levels(self, noise, labels, known, known_mask):
         raise NotImplementedError
 
-    def _draw_subpixel(self, params, noise, row, col, channel, canvas, keep):
-        """One sub-pixel step shared by the fast samplers.
+    def _raster_loop(self, noise, known, known_mask, state, params_at, record, end_row):
+        """The loop of the fast samplers: every sub-pixel in raster order, one row per outer step.
 
         Args:
-            params: (batch, C * num_params) likelihood params at (row, col).
-            canvas, keep: int32 levels and the kept-sub-pixel mask, (batch, H, W, C).
+            state: the sampler's caches, carried through the loop.
+            params_at(row, col, state) -> ((batch, C * num_params) params at (row, col), state).
+            record(row, col, channel, value, state) -> state: take in a drawn (batch,) int32 value.
+            end_row(row, state) -> state: after the last sub-pixel of a row.
         Returns:
-            The updated canvas and the written values (batch,) int32: the
-            inverse-CDF draw, or the known value where `keep` says so.
+            (batch, H, W, C) uint8 levels; known sub-pixels are kept, the rest are
+            inverse-CDF draws of their noise.
         """
+        height, width, colors = self.image_shape
         batch = tf.shape(noise)[0]
-        colors = self.image_shape[-1]
-        uniform = tf.slice(noise, [0, row, col, 0], [-1, 1, 1, -1])
-        drawn = self.likelihood.inverse_cdf(params[:, None, None, :], uniform, colors)[:, 0, 0, channel]
-        where = subpixel_coordinates(batch, row, col, channel)
-        value = tf.where(tf.gather_nd(keep, where), tf.gather_nd(canvas, where), tf.cast(drawn, tf.int32))
-        return tf.tensor_scatter_nd_update(canvas, where, value), value
+        canvas, keep = self._initial_canvas(noise, known, known_mask)
+
+        def subpixel_step(row, index, canvas, state):
+            col, channel = index // colors, index % colors
+            params, state = params_at(row, col, state)
+            uniform = tf.slice(noise, [0, row, col, 0], [-1, 1, 1, -1])
+            drawn = self.likelihood.inverse_cdf(params[:, None, None, :], uniform, colors)[:, 0, 0, channel]
+            where = subpixel_coordinates(batch, row, col, channel)
+            value = tf.where(tf.gather_nd(keep, where), tf.gather_nd(canvas, where), tf.cast(drawn, tf.int32))
+            canvas = tf.tensor_scatter_nd_update(canvas, where, value)
+            return index + 1, canvas, record(row, col, channel, value, state)
+
+        def row_step(row, canvas, state):
+            _, canvas, state = tf.while_loop(
+                lambda index, *_: index < width * colors,
+                lambda *loop_state: subpixel_step(row, *loop_state),
+                (tf.constant(0), canvas, state),
+            )
+            return row + 1, canvas, end_row(row, state)
+
+        _, canvas, _ = tf.while_loop(lambda row, *_: row < height, row_step, (tf.constant(0), canvas, state))
+        return tf.cast(canvas, tf.uint8)
 
     def _level_to_input(self, value):
         """int32 levels -> the float the network sees, as `to_symmetric_interval` computes it."""

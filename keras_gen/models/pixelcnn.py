@@ -67,15 +67,13 @@ class PixelCNN(AutoregressiveModel):
         sub-pixels, so once computed they are final. Each spatial conv keeps
         its input in a ring of the k rows its kernel reads (zero-padded like
         "same" padding); a step writes the new position into it and reads the
-        k x k window around it. The ring moves down one row per image row.
+        k x k window around it. The rings move down one row per image row.
         """
-        height, width, colors = self.image_shape
+        width, colors = self.image_shape[1:]
         batch = tf.shape(noise)[0]
         first_pad, pad = self.first_kernel_size // 2, self.kernel_size // 2
-        canvas, keep = self._initial_canvas(noise, known, known_mask)
-        half = self.filters // 2
         image_ring = tf.zeros([batch, self.first_kernel_size, width + 2 * first_pad, colors])
-        rings = [tf.zeros([batch, self.kernel_size, width + 2 * pad, half]) for _ in self.blocks]
+        rings = [tf.zeros([batch, self.kernel_size, width + 2 * pad, self.filters // 2]) for _ in self.blocks]
         input_kernel, input_bias = _matrix(self.input_conv)
         block_weights = [
             (_matrix(b.reduce), _matrix(b.spatial), _matrix(b.expand),
@@ -83,14 +81,12 @@ class PixelCNN(AutoregressiveModel):
             for b in self.blocks
         ]
         (hidden_kernel, hidden_bias), (out_kernel, out_bias) = _matrix(self.head_hidden), _matrix(self.head_out)
+
         def window(ring, col, size):
             return tf.reshape(tf.slice(ring, [0, 0, col, 0], [-1, size, size, -1]), [batch, -1])
 
-        def move_down(ring):
-            return tf.concat([ring[:, 1:], tf.zeros_like(ring[:, :1])], axis=1)
-
-        def subpixel_step(row, index, canvas, image_ring, rings):
-            col, channel = index // colors, index % colors
+        def params_at(row, col, state):
+            image_ring, rings = state
             hidden = tf.matmul(window(image_ring, col, self.first_kernel_size), input_kernel) + input_bias
             new_rings = []
             for ring, ((rk, rb), (sk, sb), (ek, eb), class_bias) in zip(rings, block_weights):
@@ -100,26 +96,21 @@ class PixelCNN(AutoregressiveModel):
                 hidden = hidden + tf.matmul(tf.nn.relu(spatial), ek) + eb
                 new_rings.append(ring)
             head = tf.nn.relu(tf.matmul(tf.nn.relu(hidden), hidden_kernel) + hidden_bias)
-            params = tf.matmul(head, out_kernel) + out_bias
-            canvas, value = self._draw_subpixel(params, noise, row, col, channel, canvas, keep)
-            image_ring = tf.tensor_scatter_nd_update(
-                image_ring, subpixel_coordinates(batch, first_pad, col + first_pad, channel),
-                self._level_to_input(value),
-            )
-            return index + 1, canvas, image_ring, new_rings
+            return tf.matmul(head, out_kernel) + out_bias, (image_ring, new_rings)
 
-        def row_step(row, canvas, image_ring, rings):
-            _, canvas, image_ring, rings = tf.while_loop(
-                lambda index, *_: index < width * colors,
-                lambda *state: subpixel_step(row, *state),
-                (tf.constant(0), canvas, image_ring, rings),
-            )
-            return row + 1, canvas, move_down(image_ring), [move_down(ring) for ring in rings]
+        def record(row, col, channel, value, state):
+            image_ring, rings = state
+            where = subpixel_coordinates(batch, first_pad, col + first_pad, channel)
+            return tf.tensor_scatter_nd_update(image_ring, where, self._level_to_input(value)), rings
 
-        _, canvas, _, _ = tf.while_loop(
-            lambda row, *_: row < height, row_step, (tf.constant(0), canvas, image_ring, rings)
-        )
-        return tf.cast(canvas, tf.uint8)
+        def move_down(ring):
+            return tf.concat([ring[:, 1:], tf.zeros_like(ring[:, :1])], axis=1)
+
+        def end_row(row, state):
+            image_ring, rings = state
+            return move_down(image_ring), [move_down(ring) for ring in rings]
+
+        return self._raster_loop(noise, known, known_mask, (image_ring, rings), params_at, record, end_row)
 
     def get_config(self):
         config = super().get_config()

@@ -92,31 +92,25 @@ class PixelRNN(AutoregressiveModel):
         """
         height, width, colors = self.image_shape
         batch = tf.shape(noise)[0]
-        canvas, keep = self._initial_canvas(noise, known, known_mask)
         image = tf.zeros([batch, height + 6, width + 6, colors])
         zeros = tf.zeros([batch, width, self.units], self.compute_dtype)
         states = [(zeros, zeros) for _ in self.recurrent_layers]
 
-        def subpixel_step(row, index, canvas, image, states):
-            col, channel = index // colors, index % colors
+        def params_at(row, col, state):
+            image, states = state
             params, _ = self._row_pass(image, row, states)
-            canvas, value = self._draw_subpixel(params[:, col], noise, row, col, channel, canvas, keep)
-            image = tf.tensor_scatter_nd_update(
-                image, subpixel_coordinates(batch, row + 3, col + 3, channel), self._level_to_input(value))
-            return index + 1, canvas, image, states
+            return params[:, col], state
 
-        def row_step(row, canvas, image, states):
-            _, canvas, image, _ = tf.while_loop(
-                lambda index, *_: index < width * colors,
-                lambda *state: subpixel_step(row, *state),
-                (tf.constant(0), canvas, image, states),
-            )
-            _, states = self._row_pass(image, row, states)
-            return row + 1, canvas, image, states
+        def record(row, col, channel, value, state):
+            image, states = state
+            where = subpixel_coordinates(batch, row + 3, col + 3, channel)
+            return tf.tensor_scatter_nd_update(image, where, self._level_to_input(value)), states
 
-        _, canvas, _, _ = tf.while_loop(
-            lambda row, *_: row < height, row_step, (tf.constant(0), canvas, image, states))
-        return tf.cast(canvas, tf.uint8)
+        def end_row(row, state):
+            image, states = state
+            return image, self._row_pass(image, row, states)[1]
+
+        return self._raster_loop(noise, known, known_mask, (image, states), params_at, record, end_row)
 
     def get_config(self):
         config = super().get_config()
