@@ -85,7 +85,7 @@ def build_parser():
     train.add_argument("--out", required=True, help="run directory to write.")
 
     sample = commands.add_parser("sample", help="sample from a .keras file, an export or a .tflite file",
-                                 description="Draw samples; writes a PNG grid or an .npy of uint8 levels.")
+                                 description="Draw samples; writes a PNG grid or an .npy of uint8 pixels.")
     sample.add_argument("source", help="model.keras, an export directory, its saved_model/ or model.tflite.")
     sample.add_argument("--runtime", choices=["savedmodel", "tflite"], default=None,
                         help="for an export directory: which of its models to run (default savedmodel).")

@@ -119,20 +119,25 @@ def scale(levels, num_levels, to="unit"):
     raise ValueError(f"scale: `to` must be 'unit' or 'symmetric', got {to!r}.")
 
 
-def dynamic_binarize(images):
-    """uint8 [0, 255] -> 0/1 uint8, each pixel a fresh Bernoulli(x / 255) draw."""
+def dynamic_binarize(images, seed=None):
+    """uint8 [0, 255] -> 0/1 uint8, each pixel a Bernoulli(x / 255) draw.
+
+    seed: a shape (2,) int seed for a stateless draw; the pipeline passes a new one per example and epoch.
+    """
     probs = tf.cast(images, tf.float32) / 255.0
-    return tf.cast(tf.random.uniform(tf.shape(probs)) < probs, tf.uint8)
+    uniform = tf.random.uniform(tf.shape(probs)) if seed is None else tf.random.stateless_uniform(
+        tf.shape(probs), seed=seed)
+    return tf.cast(uniform < probs, tf.uint8)
 
 
-def preprocess(images, preprocessing="none", bits=8):
+def preprocess(images, preprocessing="none", bits=8, seed=None):
     """Raw uint8 images -> integer levels, as the models take them.
 
-    preprocessing: "none" (quantize to `bits`), "dynamic_binarize" (fresh draw
-    each time it runs, so each epoch) or "threshold_binarize" (x >= 128).
+    preprocessing: "none" (quantize to `bits`), "dynamic_binarize" (a Bernoulli
+    draw; see `dynamic_binarize` for `seed`) or "threshold_binarize" (x >= 128).
     """
     if preprocessing == "dynamic_binarize":
-        return dynamic_binarize(images)
+        return dynamic_binarize(images, seed)
     if preprocessing == "threshold_binarize":
         return tf.cast(images >= 128, tf.uint8)
     if preprocessing == "none":
@@ -198,14 +203,18 @@ def pipeline(dataset, batch_size, preprocessing="none", bits=8, labels=False, sh
     if shuffle:
         dataset = dataset.shuffle(10_000, reshuffle_each_iteration=True)
 
-    def convert(example):
+    # Seeds that differ on every pass, even under a global seed (which would make a stateful
+    # random op repeat its draws each epoch); preprocessing after the cache uses them.
+    seeds = tf.data.Dataset.random(rerandomize_each_iteration=True).batch(2)
+
+    def convert(example, seed):
         image = example["image"]
-        image = tf.cast(image, tf.uint8) if already_binary else preprocess(image, preprocessing, bits)
+        image = tf.cast(image, tf.uint8) if already_binary else preprocess(image, preprocessing, bits, seed)
         if labels:
             return image, tf.cast(example["label"], tf.int32)
         return image
 
-    # Preprocess after the cache so dynamic binarization draws anew each epoch.
+    dataset = tf.data.Dataset.zip((dataset, seeds))
     return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(
         tf.data.AUTOTUNE
     )

@@ -32,6 +32,9 @@ def test_scaling_ranges():
 
 
 def test_dynamic_binarization_draws_anew_each_epoch_with_the_right_mean():
+    import keras
+
+    keras.utils.set_random_seed(0)  # as `train` does; must not freeze the draws across epochs
     dataset, images = _grey_dataset(labels=False)
     pipeline = data.pipeline(dataset, batch_size=64, preprocessing="dynamic_binarize")
     first, second = (next(iter(pipeline)).numpy() for _ in range(2))
