@@ -272,7 +272,7 @@ def evaluate_likelihood(args, model=None, runner=None):
             bar.add(len(images))
         results = {"nll": total / count}
         subpixels = int(np.prod(runner.image_shape))
-    results["bits/dim"] = results["nll"] / (subpixels * math.log(2))
+    results["bits_per_dim"] = results["nll"] / (subpixels * math.log(2))
     return results
 
 

@@ -39,10 +39,10 @@ def test_train_sample_export_evaluate_on_mock_data(mock_dataset, tmp_path, capsy
     assert cli.main(["evaluate", str(run / "model.keras"), "--dataset", "mnist", "--preprocessing",
                      "threshold_binarize", "--manual-dir", mock_dataset, "--num-samples", "8"]) == 0
     printed = capsys.readouterr().out
-    assert "nll" in printed and "bits/dim" in printed
+    assert "nll" in printed and "bits_per_dim" in printed
     assert cli.main(["evaluate", str(export_dir), "--runtime", "tflite", "--dataset", "mnist",
                      "--preprocessing", "threshold_binarize", "--manual-dir", mock_dataset]) == 0
-    assert "bits/dim" in capsys.readouterr().out
+    assert "bits_per_dim" in capsys.readouterr().out
 
 
 def test_train_refuses_to_overwrite_a_run(mock_dataset, tmp_path, capsys):

@@ -1,5 +1,7 @@
 """What every keras_gen model shares: the image spec, noise, checked inputs and export endpoints."""
 
+import functools
+import inspect
 import math
 
 import keras
@@ -43,6 +45,27 @@ class GenerativeModel(keras.Model):
     noise_kind = "normal"
     has_log_prob = False
     default_learning_rate = 1e-3
+
+    def __init_subclass__(cls, **kwargs):
+        # Sublayers built in __init__ take the global dtype policy. Build them under the model's
+        # own `dtype` instead, so a mixed-precision model loaded in a float32 process stays whole.
+        super().__init_subclass__(**kwargs)
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def init_under_own_policy(self, *args, **init_kwargs):
+            dtype = init_kwargs.get("dtype")
+            if dtype is None:
+                return init(self, *args, **init_kwargs)
+            previous = keras.config.dtype_policy()
+            keras.config.set_dtype_policy(keras.dtype_policies.get(dtype))
+            try:
+                return init(self, *args, **init_kwargs)
+            finally:
+                keras.config.set_dtype_policy(previous)
+
+        init_under_own_policy.__signature__ = inspect.signature(init)  # Keras reads __init__'s argspec
+        cls.__init__ = init_under_own_policy
 
     def __init__(self, image_shape=(28, 28, 1), num_levels=2, num_classes=None, seed=None, **kwargs):
         super().__init__(**kwargs)
