@@ -63,3 +63,32 @@ def test_train_on_real_binarized_mnist_files(tmp_path):
     history = json.loads((run / "history.json").read_text())
     assert 100 < history["val_nll"][0] < 600  # nats per binary 28x28 image: trained a little
     assert os.path.getsize(run / "samples" / "epoch_001.png") > 1000
+
+
+def test_gan_trains_and_evaluate_prints_fcd_score_floor_and_label_accuracy(mock_dataset, tmp_path, capsys):
+    from keras_gen import metrics
+
+    classifier = str(tmp_path / "classifier.keras")
+    metrics.MnistClassifier().save(classifier)  # untrained: the numbers are not meaningful, the plumbing is
+    run = tmp_path / "cgan"
+    assert cli.main(["train", "conditional_gan", "--dataset", "mnist", "--epochs", "1", "--batch-size", "8",
+                     "--validation-split", "none", "--manual-dir", mock_dataset, "--out", str(run),
+                     "--set", "filters=4", "--set", "latent_dim=4"]) == 0
+    assert (run / "samples" / "epoch_001.png").is_file()
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(run / "model.keras"), "--dataset", "mnist", "--manual-dir", mock_dataset,
+                     "--classifier", classifier, "--num-samples", "40"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("fcd", "classifier_score", "label_accuracy", "fcd_real_floor"):
+        assert f"{name}:" in printed, name
+    assert cli.main(["sample", str(run / "model.keras"), "--labels", "7", "--num", "3",
+                     "--out", str(tmp_path / "sevens.npy")]) == 0
+    assert np.load(tmp_path / "sevens.npy").shape == (3, 28, 28, 1)
+
+
+def test_quickstart_runs_end_to_end(mock_dataset, tmp_path, capsys):
+    out = tmp_path / "quickstart"
+    assert cli.main(["quickstart", "--manual-dir", mock_dataset, "--epochs", "1", "--out", str(out)]) == 0
+    for name in ("vae/model.keras", "samples_keras.png", "export/model.tflite", "samples_tflite.png"):
+        assert (out / name).is_file(), name
+    assert str(out / "samples_tflite.png") in capsys.readouterr().out
