@@ -46,9 +46,9 @@ def save_curves(history, path, title="training"):
     names = list(dict.fromkeys(n[4:] if n.startswith("val_") else n for n in history))
     figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
     for axis, name in zip(axes[0], names):
-        for key, label in ((name, "train"), (f"val_{name}", "validation")):
+        for key, label, color in ((name, "train", "C0"), (f"val_{name}", "validation", "C1")):
             if key in history:
-                axis.plot(np.arange(1, len(history[key]) + 1), history[key], marker="o", label=label)
+                axis.plot(np.arange(1, len(history[key]) + 1), history[key], marker="o", label=label, color=color)
         axis.legend()
         axis.set_title(f"{name} (nats)" if name in ("loss", "reconstruction", "kl", "nll") else name)
         axis.set_xlabel("epoch")
