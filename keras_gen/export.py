@@ -16,6 +16,8 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from keras_gen.files import give_default_permissions
+
 FORMAT_VERSION = 1
 MANIFEST = "export.json"
 SAVED_MODEL = "saved_model"
@@ -85,6 +87,7 @@ def export(model, directory, overwrite=False, verbose=True):
     parent = os.path.dirname(directory)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.partial-", dir=parent)
+    give_default_permissions(staging, directory=True)
     try:
         exported = float32_twin(model)
         endpoints = exported.export_endpoints()

@@ -5,6 +5,13 @@ import os
 import tempfile
 
 
+def give_default_permissions(path, directory=False):
+    """chmod a mkstemp/mkdtemp path (0600/0700) to what open()/mkdir() would have made under the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path beside `path`; renames it onto `path` only on success."""
@@ -13,9 +20,7 @@ def atomic_path(path):
     stem, suffix = os.path.splitext(os.path.basename(path))
     handle, temporary = tempfile.mkstemp(prefix=f".{stem}.partial-", suffix=suffix, dir=os.path.dirname(path))
     os.close(handle)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would make the result private
+    give_default_permissions(temporary)
     try:
         yield temporary
         os.replace(temporary, path)
