@@ -102,7 +102,7 @@ def test_bad_input_gets_clear_errors():
         DCGAN(image_shape=(27, 27, 1))
 
 
-@pytest.mark.parametrize("cls", [DCGAN, ConditionalGAN])
+@pytest.mark.parametrize("cls", [DCGAN, WGANGP, ConditionalGAN])
 def test_export_parity(cls, tmp_path):
     model = cls(image_shape=(28, 28, 1), latent_dim=4, filters=4, seed=0,
                 **({"num_classes": 10} if cls is ConditionalGAN else {}))
