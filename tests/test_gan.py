@@ -129,3 +129,11 @@ def test_evaluate_samples_reports_label_accuracy():
     results = metrics.evaluate_samples(classifier, pixels, pixels, labels=predicted)
     assert results["label_accuracy"] == 1.0 and abs(results["fcd"]) < 1e-3
     assert 1.0 <= results["classifier_score"] <= 10.0
+
+
+@pytest.mark.parametrize("image_shape, stages", [((28, 28, 1), 2), ((32, 32, 3), 3), ((64, 64, 3), 4)])
+def test_dcgan_sizes(image_shape, stages):
+    model = DCGAN(image_shape=image_shape, latent_dim=4, filters=4, seed=0)
+    assert model.stages == stages
+    assert model.sample(model.make_noise(2, seed=0)).shape == (2,) + image_shape
+    assert model.discriminate(np.zeros((2,) + image_shape, np.float32)).shape == (2,)
