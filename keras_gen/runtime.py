@@ -58,11 +58,10 @@ class Runner:
         self.has_log_prob = bool(spec["has_log_prob"])
 
     def make_noise(self, batch_size, seed=None):
-        rng = np.random.default_rng(seed)
-        shape = (int(batch_size),) + self.noise_shape
-        if self.noise_kind == "uniform":
-            return rng.random(shape, dtype=np.float32)
-        return rng.standard_normal(shape, dtype=np.float32)
+        """The noise the model's own `make_noise` would draw for the same seed."""
+        from keras_gen.models.base import draw_noise
+
+        return draw_noise(batch_size, self.noise_shape, self.noise_kind, seed)
 
     def sample(self, noise, labels=None):
         noise = np.asarray(validation.check_noise(noise, self.noise_shape))

@@ -24,6 +24,15 @@ def unpack_batch(data):
     return data, None
 
 
+def draw_noise(batch_size, noise_shape, noise_kind, seed=None):
+    """(batch_size, *noise_shape) float32: standard normal, or uniform in [0, 1) for noise_kind="uniform"."""
+    rng = np.random.default_rng(seed)
+    shape = (int(batch_size),) + tuple(noise_shape)
+    if noise_kind == "uniform":
+        return rng.random(shape, dtype=np.float32)
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
 def unit_to_pixels(images):
     """Float images in [0, 1] -> uint8 pixels in [0, 255]."""
     return tf.cast(tf.round(tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0) * 255.0), tf.uint8)
@@ -96,11 +105,7 @@ class GenerativeModel(keras.Model):
 
     def make_noise(self, batch_size, seed=None):
         """Draws (batch_size, *noise_shape) float32 noise of this model's kind with NumPy."""
-        rng = np.random.default_rng(seed)
-        shape = (int(batch_size),) + tuple(self.noise_shape)
-        if self.noise_kind == "uniform":
-            return rng.random(shape, dtype=np.float32)
-        return rng.standard_normal(shape, dtype=np.float32)
+        return draw_noise(batch_size, self.noise_shape, self.noise_kind, seed)
 
     # -- public, checked entry points -------------------------------------
     def sample(self, noise, labels=None):
