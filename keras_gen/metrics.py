@@ -101,14 +101,22 @@ def classifier_score(logits):
     return float(np.exp(kl.mean()))
 
 
-def evaluate_samples(classifier, generated, real, labels=None):
+def classifier_features(classifier, pixels):
+    """(n, H, W, C) uint8 pixels -> (n, 128) classifier features, in batches."""
+    return _batched(classifier.features, pixels)
+
+
+def evaluate_samples(classifier, generated, real=None, labels=None, real_features=None):
     """Scores generated uint8 pixels against real ones.
 
+    Pass the real images as `real` pixels, or as `real_features` from
+    `classifier_features` when several evaluations share them.
     Returns {"fcd", "classifier_score"} and, with `labels` (what each sample
     was asked to be), "label_accuracy".
     """
-    generated_features = _batched(classifier.features, generated)
-    real_features = _batched(classifier.features, real)
+    if real_features is None:
+        real_features = classifier_features(classifier, real)
+    generated_features = classifier_features(classifier, generated)
     logits = _batched(classifier, generated)
     results = {"fcd": frechet_distance(generated_features, real_features), "classifier_score": classifier_score(logits)}
     if labels is not None:
