@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_gen.layers import skew, unskew
+from keras_gen.layers.recurrent import diagonal_order
 from keras_gen.models import PixelRNN
 from tests.helpers import assert_causal, assert_export_parity, assert_keras_round_trip, subpixel_jacobian
 
@@ -29,6 +30,19 @@ def test_skew_and_unskew_invert_each_other():
         np.testing.assert_array_equal(skewed[:, row, row : row + 6], images[:, row])
         assert np.all(skewed[:, row, :row] == 0) and np.all(skewed[:, row, row + 6 :] == 0)
     np.testing.assert_array_equal(unskew(skewed, 6), images)
+
+
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_diagonal_order_reads_the_skewed_image_column_by_column(mirrored):
+    height, width = 3, 5
+    raster = np.arange(1, height * width + 1).reshape(1, height, width, 1)
+    if mirrored:
+        raster = raster[:, :, ::-1]
+    skewed = skew(tf.constant(raster)).numpy()[0, :, :, 0]
+    columns = skewed.T[skewed.T > 0] - 1  # column by column, top to bottom, padding dropped
+    order, spans = diagonal_order(height, width, mirrored)
+    np.testing.assert_array_equal(order, columns)
+    assert [last - first + 1 for first, last in spans] == list(np.count_nonzero(skewed, axis=0))
 
 
 @pytest.mark.parametrize("kind", KINDS)

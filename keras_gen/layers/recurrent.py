@@ -6,6 +6,7 @@ TFLite with built-in ops only; Keras' LSTM layer and TensorArray need Flex.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_gen.layers.gated import shift_down
@@ -95,18 +96,48 @@ def unskew(skewed, width):
     return tf.concat([skewed[:, r : r + 1, r : r + width] for r in range(skewed.shape[1])], axis=1)
 
 
+def diagonal_order(height, width, mirrored=False):
+    """Raster indices (r * W + c) of the H * W pixels, read diagonal by diagonal.
+
+    This is the skewed image read column by column, top to bottom, with the
+    padding dropped; `mirrored` reads the image flipped left to right.
+    Returns (order, spans): order has H * W entries; spans[k] = (first_row,
+    last_row) of diagonal k, the cells (r, k - r).
+    """
+    raster = np.arange(height * width).reshape(height, width)
+    if mirrored:
+        raster = raster[:, ::-1]
+    spans = [(max(0, k - width + 1), min(height - 1, k)) for k in range(height + width - 1)]
+    order = [raster[r, k - r] for k, (first, last) in enumerate(spans) for r in range(first, last + 1)]
+    return np.array(order, np.int32), spans
+
+
+def _rows(values, first_row, wanted_first, wanted_last):
+    """Rows wanted_first..wanted_last of `values` (batch, n, u), which holds rows first_row.., zeros outside."""
+    last_row = first_row + values.shape[1] - 1
+    top, bottom = max(0, first_row - wanted_first), max(0, wanted_last - last_row)
+    values = tf.pad(values, [[0, 0], [top, bottom], [0, 0]])
+    start = wanted_first - first_row + top
+    return values[:, start : start + wanted_last - wanted_first + 1]
+
+
 @register
 class DiagonalLSTM(keras.layers.Layer):
-    """One direction of the Diagonal BiLSTM: an LSTM over the diagonals of the image, left to right.
+    """One direction of the Diagonal BiLSTM: an LSTM over the diagonals of the image.
 
-    On the skewed input, each column is a diagonal; the input-to-state part is
-    a 1 x 1 masked convolution, the state-to-state part a 2 x 1 convolution over
-    the previous column (the pixel above and the pixel to the left).
+    The input is skewed so that each diagonal is a column (see `skew`), and the
+    LSTM steps from column to column. Only the cells of each diagonal are
+    computed, so every row starts from a zero state. The input-to-state part
+    is a 1 x 1 masked convolution, the state-to-state part a 2 x 1 convolution
+    over the previous column (the pixel above and the pixel to the left).
+    `mirrored` runs right to left instead (the pixel above and to the right).
+
+    Input (batch, H, W, features) -> output (batch, H, W, units).
     """
 
-    def __init__(self, units, color_channels=1, **kwargs):
+    def __init__(self, units, color_channels=1, mirrored=False, **kwargs):
         super().__init__(**kwargs)
-        self.units, self.color_channels = int(units), int(color_channels)
+        self.units, self.color_channels, self.mirrored = int(units), int(color_channels), bool(mirrored)
         channel_groups(self.units, self.color_channels)
         self.input_to_state = MaskedConv2D(4 * self.units, 1, "B", self.color_channels, name="input_to_state")
 
@@ -117,21 +148,28 @@ class DiagonalLSTM(keras.layers.Layer):
 
     def call(self, features):
         height, width = features.shape[1], features.shape[2]
-        input_gates = self.input_to_state(skew(features))
-        above_kernel, left_kernel = (tf.cast(k, features.dtype) for k in tf.unstack(self.state_kernel))
-        hidden = tf.zeros(tf.concat([tf.shape(features)[:1], [height, self.units]], 0), features.dtype)
-        cell = hidden
-        columns = []
-        for column in range(width + height - 1):
-            above = tf.pad(hidden[:, :-1], [[0, 0], [1, 0], [0, 0]])
-            state_gates = tf.einsum("bhu,uv->bhv", above, above_kernel) + tf.einsum("bhu,uv->bhv", hidden, left_kernel)
-            hidden, cell = lstm_update(input_gates[:, :, column] + state_gates, cell, self.color_channels)
-            columns.append(hidden)
-        return unskew(tf.stack(columns, axis=2), width)
+        batch = tf.shape(features)[0]
+        order, spans = diagonal_order(height, width, self.mirrored)
+        input_gates = tf.reshape(self.input_to_state(features), [batch, height * width, 4 * self.units])
+        input_gates = tf.gather(input_gates, order, axis=1)
+        # Rows of the kernel: the state above, then the state to the left.
+        state_kernel = tf.reshape(tf.cast(self.state_kernel, features.dtype), (2 * self.units, 4 * self.units))
+        hidden = cell = tf.zeros([batch, 0, self.units], features.dtype)
+        previous_first, start, outputs = 0, 0, []
+        for first, last in spans:
+            above = _rows(hidden, previous_first, first - 1, last - 1)
+            left = _rows(hidden, previous_first, first, last)
+            state_gates = tf.einsum("bnu,uv->bnv", tf.concat([above, left], -1), state_kernel)
+            gates = input_gates[:, start : start + last - first + 1] + state_gates
+            hidden, cell = lstm_update(gates, _rows(cell, previous_first, first, last), self.color_channels)
+            outputs.append(hidden)
+            previous_first, start = first, start + last - first + 1
+        raster = tf.gather(tf.concat(outputs, axis=1), np.argsort(order).astype(np.int32), axis=1)
+        return tf.reshape(raster, [batch, height, width, self.units])
 
     def get_config(self):
         config = super().get_config()
-        config.update(units=self.units, color_channels=self.color_channels)
+        config.update(units=self.units, color_channels=self.color_channels, mirrored=self.mirrored)
         return config
 
 
@@ -148,15 +186,14 @@ class DiagonalBiLSTM(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units, self.color_channels = int(units), int(color_channels)
         self.left_to_right = DiagonalLSTM(units, color_channels, name="left_to_right")
-        self.right_to_left = DiagonalLSTM(units, color_channels, name="right_to_left")
+        self.right_to_left = DiagonalLSTM(units, color_channels, mirrored=True, name="right_to_left")
 
     def build(self, input_shape):
         self.left_to_right.build(input_shape)
         self.right_to_left.build(input_shape)
 
     def call(self, features):
-        mirrored = self.right_to_left(tf.reverse(features, axis=[2]))
-        return self.left_to_right(features) + shift_down(tf.reverse(mirrored, axis=[2]))
+        return self.left_to_right(features) + shift_down(self.right_to_left(features))
 
     def get_config(self):
         config = super().get_config()
