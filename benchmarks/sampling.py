@@ -1,6 +1,7 @@
 """Sampling speed of an autoregressive model, three ways, measured side by side in one run.
 
     python benchmarks/sampling.py --model pixelcnn --num 16
+    python benchmarks/sampling.py --model pixelrnn --set kind='"diagonal_bilstm"' --skip-predict-loop
 
 Columns: the per-pixel `model.predict` loop of the common tutorial, the
 in-graph plain loop (one full pass per sub-pixel inside tf.while_loop) and the
@@ -14,7 +15,7 @@ import time
 import numpy as np
 
 import keras_gen  # noqa: F401
-from keras_gen import models, runtime
+from keras_gen import cli, models, runtime
 
 
 def predict_loop(model, noise, labels=None):
@@ -46,12 +47,14 @@ def main():
     parser.add_argument("--model", default="pixelcnn", help="model name, or a .keras file")
     parser.add_argument("--num", type=int, default=16, help="images per batch")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per sampler (median)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="model option, JSON value, e.g. --set kind='\"diagonal_bilstm\"'")
     parser.add_argument("--skip-predict-loop", action="store_true", help="skip the slow tutorial loop")
     args = parser.parse_args()
     if args.model.endswith(".keras"):
         model = runtime.load_keras(args.model)
     else:
-        model = models.get(args.model)(seed=0)
+        model = models.get(args.model)(seed=0, **cli.parse_model_options(args.set))
     noise = model.make_noise(args.num, seed=0)
     rows = []
     if not args.skip_predict_loop:

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 import keras_gen  # noqa: F401
-from keras_gen import data, export, models
+from keras_gen import cli, data, export, models
 
 
 def train(model_name, policy, batches, test_images, options):
@@ -40,6 +40,8 @@ def main():
     parser.add_argument("--model", default="pixelcnn")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="model option, JSON value, e.g. --set kind='\"diagonal_bilstm\"'")
     parser.add_argument("--manual-dir", default=None)
     args = parser.parse_args()
     train_data = data.load("binarized_mnist", "train", batch_size=args.batch_size, shuffle=False,
@@ -47,7 +49,7 @@ def main():
     batches = [b.numpy() for b in train_data]
     test_images = data.as_numpy(data.load("binarized_mnist", "test", batch_size=500, take=500,
                                           manual_dir=args.manual_dir))
-    rows = [(policy,) + train(args.model, policy, batches, test_images, {})
+    rows = [(policy,) + train(args.model, policy, batches, test_images, cli.parse_model_options(args.set))
             for policy in ("float32", "mixed_bfloat16")]
     print(f"\n{args.model}: {args.steps} steps of {args.batch_size} binarized MNIST images")
     print(f"{'policy':<16}{'s/step':>9}{'speed-up':>10}{'test NLL (nats)':>17}")

@@ -24,7 +24,8 @@ def _parse_value(text):
         return text
 
 
-def _model_options(pairs):
+def parse_model_options(pairs):
+    """["key=value", ...] from --set -> {key: JSON value, or the text if it is not JSON}."""
     options = {}
     for pair in pairs or []:
         if "=" not in pair:
@@ -144,7 +145,7 @@ def cmd_train(args):
     keras.utils.set_random_seed(args.seed)
     if args.mixed_precision:
         keras.config.set_dtype_policy("mixed_bfloat16")
-    options = _model_options(args.set)
+    options = parse_model_options(args.set)
     options.setdefault("image_shape", data.image_shape_of(args.dataset, args.manual_dir, args.data_dir))
     options.setdefault("num_levels", data.num_levels_for(args.dataset, args.preprocessing, args.bits))
     model = model_class(**options)

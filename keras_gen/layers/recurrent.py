@@ -146,22 +146,27 @@ class DiagonalLSTM(keras.layers.Layer):
         self.state_kernel = self.add_weight(name="state_kernel", shape=(2, self.units, 4 * self.units),
                                             initializer="glorot_uniform")
 
+    def step(self, input_gates, above, previous, previous_cell):
+        """One cell: input_gates (..., 4u); the hidden state above, and the previous cell's (hidden, cell)
+        (to the left, or to the right when mirrored), each (..., u), zeros past the border."""
+        # Rows of the kernel: the state above, then the previous state.
+        kernel = tf.reshape(tf.cast(self.state_kernel, above.dtype), (2 * self.units, 4 * self.units))
+        state_gates = tf.einsum("...u,uv->...v", tf.concat([above, previous], -1), kernel)
+        return lstm_update(input_gates + state_gates, previous_cell, self.color_channels)
+
     def call(self, features):
         height, width = features.shape[1], features.shape[2]
         batch = tf.shape(features)[0]
         order, spans = diagonal_order(height, width, self.mirrored)
         input_gates = tf.reshape(self.input_to_state(features), [batch, height * width, 4 * self.units])
         input_gates = tf.gather(input_gates, order, axis=1)
-        # Rows of the kernel: the state above, then the state to the left.
-        state_kernel = tf.reshape(tf.cast(self.state_kernel, features.dtype), (2 * self.units, 4 * self.units))
         hidden = cell = tf.zeros([batch, 0, self.units], features.dtype)
         previous_first, start, outputs = 0, 0, []
         for first, last in spans:
-            above = _rows(hidden, previous_first, first - 1, last - 1)
-            left = _rows(hidden, previous_first, first, last)
-            state_gates = tf.einsum("bnu,uv->bnv", tf.concat([above, left], -1), state_kernel)
-            gates = input_gates[:, start : start + last - first + 1] + state_gates
-            hidden, cell = lstm_update(gates, _rows(cell, previous_first, first, last), self.color_channels)
+            hidden, cell = self.step(input_gates[:, start : start + last - first + 1],
+                                     _rows(hidden, previous_first, first - 1, last - 1),
+                                     _rows(hidden, previous_first, first, last),
+                                     _rows(cell, previous_first, first, last))
             outputs.append(hidden)
             previous_first, start = first, start + last - first + 1
         raster = tf.gather(tf.concat(outputs, axis=1), np.argsort(order).astype(np.int32), axis=1)

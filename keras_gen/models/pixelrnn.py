@@ -22,6 +22,8 @@ class PixelRNN(AutoregressiveModel):
         head_filters: channels of the 1 x 1 layer before the output.
     """
 
+    has_fast_sampler = True
+
     def __init__(self, image_shape=(28, 28, 1), num_levels=2, kind="row_lstm", units=32, num_layers=2,
                  kernel_size=3, head_filters=64, likelihood=None, **kwargs):
         super().__init__(image_shape=image_shape, num_levels=num_levels, likelihood=likelihood, **kwargs)
@@ -49,10 +51,6 @@ class PixelRNN(AutoregressiveModel):
         self.head_out.build(features[:-1] + (self.head_filters,))
         self.built = True
 
-    @property
-    def has_fast_sampler(self):
-        return self.kind == "row_lstm"
-
     def _head(self, features):
         return self.head_out(self.head_hidden(ops.relu(features)))
 
@@ -67,50 +65,130 @@ class PixelRNN(AutoregressiveModel):
         """(batch, H, W, C) integer levels -> (batch, H, W, C * num_params) likelihood params."""
         return self._head(self.features(images))
 
-    def _row_pass(self, image, row, states):
-        """Params of one row, given the zero-padded input and each Row LSTM's state from the row above.
+    # Fast samplers. `image` is the canvas as the network sees it, zero-padded
+    # by 3 on every side for the 7 x 7 input conv: (batch, H + 6, W + 6, C) float32.
 
-        image: (batch, H + 6, W + 6, C) float; states: [(hidden, cell)] each (batch, W, units).
-        Returns (params (batch, W, C * num_params), the states after this row).
-        """
+    def _input_features(self, image, row, col=None):
+        """The mask-A conv's output along `row` (batch, W, units), or at (row, col) only (batch, units)."""
         dtype = self.compute_dtype  # the layers below compute in it (bfloat16 under mixed precision)
-        window = tf.cast(tf.slice(image, [0, row, 0, 0], [-1, 7, -1, -1]), dtype)
+        size = [-1, 7, -1, -1] if col is None else [-1, 7, 7, -1]
+        window = tf.cast(tf.slice(image, [0, row, 0 if col is None else col, 0], size), dtype)
         kernel = tf.cast(self.input_conv.masked_kernel(), dtype)
         features = tf.nn.conv2d(window, kernel, strides=1, padding="VALID") + tf.cast(self.input_conv.bias, dtype)
-        new_states = []
-        for recurrent, residual, (hidden, cell) in zip(self.recurrent_layers, self.residual_convs, states):
-            hidden, cell = recurrent.step(recurrent.input_to_state(features)[:, 0], hidden, cell)
-            features = features + residual(hidden[:, None])
-            new_states.append((hidden, cell))
-        return self._head(features)[:, 0], new_states
+        return features[:, 0] if col is None else features[:, 0, 0]
 
     def _fast_sample_levels(self, noise, labels, known, known_mask):
-        """Row LSTM sampling that carries each layer's state from row to row.
+        height, width, colors = self.image_shape
+        batch = tf.shape(noise)[0]
+        image = tf.zeros([batch, height + 6, width + 6, colors])
+
+        def record_in_image(row, col, channel, value, image):
+            where = subpixel_coordinates(batch, row + 3, col + 3, channel)
+            return tf.tensor_scatter_nd_update(image, where, self._level_to_input(value))
+
+        sampler = self._row_lstm_sampler if self.kind == "row_lstm" else self._diagonal_bilstm_sampler
+        state, params_at, record, end_row = sampler(image, record_in_image)
+        return self._raster_loop(noise, known, known_mask, state, params_at, record, end_row)
+
+    def _row_lstm_sampler(self, image, record_in_image):
+        """Carries each Row LSTM's state from row to row.
 
         A sub-pixel step recomputes only the current row; when a row is done
         it is run once more, complete, to give the state for the next row.
         """
-        height, width, colors = self.image_shape
-        batch = tf.shape(noise)[0]
-        image = tf.zeros([batch, height + 6, width + 6, colors])
-        zeros = tf.zeros([batch, width, self.units], self.compute_dtype)
-        states = [(zeros, zeros) for _ in self.recurrent_layers]
+        zeros = tf.zeros([tf.shape(image)[0], self.image_shape[1], self.units], self.compute_dtype)
+
+        def row_pass(image, row, states):
+            features = self._input_features(image, row)[:, None]
+            new_states = []
+            for recurrent, residual, (hidden, cell) in zip(self.recurrent_layers, self.residual_convs, states):
+                hidden, cell = recurrent.step(recurrent.input_to_state(features)[:, 0], hidden, cell)
+                features = features + residual(hidden[:, None])
+                new_states.append((hidden, cell))
+            return self._head(features)[:, 0], new_states
 
         def params_at(row, col, state):
             image, states = state
-            params, _ = self._row_pass(image, row, states)
-            return params[:, col], state
+            return row_pass(image, row, states)[0][:, col], state
 
         def record(row, col, channel, value, state):
             image, states = state
-            where = subpixel_coordinates(batch, row + 3, col + 3, channel)
-            return tf.tensor_scatter_nd_update(image, where, self._level_to_input(value)), states
+            return record_in_image(row, col, channel, value, image), states
 
         def end_row(row, state):
             image, states = state
-            return image, self._row_pass(image, row, states)[1]
+            return image, row_pass(image, row, states)[1]
 
-        return self._raster_loop(noise, known, known_mask, (image, states), params_at, record, end_row)
+        return (image, [(zeros, zeros) for _ in self.recurrent_layers]), params_at, record, end_row
+
+    def _diagonal_bilstm_sampler(self, image, record_in_image):
+        """Computes one pixel per sub-pixel step.
+
+        The left-to-right LSTM at (r, c) needs the states at (r, c - 1) and
+        (r - 1, c), and the shifted right-to-left output at (r, c) is that of
+        (r - 1, c): all known by then. Carried: each layer's left-to-right
+        (hidden, cell) at (r, c - 1); its left-to-right hidden along row r so
+        far; both directions' hidden along row r - 1. When a row is done, the
+        right-to-left LSTM runs along it once.
+        """
+        width, colors = self.image_shape[1], self.image_shape[2]
+        zero_row = tf.zeros([tf.shape(image)[0], width, self.units], self.compute_dtype)
+        zero_pixel = zero_row[:, 0]
+
+        def pointwise(layer, values):  # a 1 x 1 conv on (batch, units)
+            return layer(values[:, None, None])[:, 0, 0]
+
+        def pixel_pass(image, row, col, rows_above, previous):
+            features = self._input_features(image, row, col)
+            states = []
+            for bilstm, residual, (forward_above, backward_above), (hidden, cell) in zip(
+                    self.recurrent_layers, self.residual_convs, rows_above, previous):
+                forward = bilstm.left_to_right
+                hidden, cell = forward.step(pointwise(forward.input_to_state, features),
+                                            forward_above[:, col], hidden, cell)
+                features = features + pointwise(residual, hidden + backward_above[:, col])
+                states.append((hidden, cell))
+            return pointwise(self._head, features), states
+
+        def params_at(row, col, state):
+            image, rows_above, _, previous = state
+            return pixel_pass(image, row, col, rows_above, previous)[0], state
+
+        def record(row, col, channel, value, state):
+            image, rows_above, forward_row, previous = state
+            image = record_in_image(row, col, channel, value, image)
+            # Once the whole pixel is known, its states become the next pixel's `previous`.
+            done = tf.equal(channel, colors - 1)
+            at_col = tf.equal(tf.range(width), col)[None, :, None]
+            _, states = pixel_pass(image, row, col, rows_above, previous)
+            forward_row = [tf.where(done & at_col, hidden[:, None], old)
+                           for (hidden, _), old in zip(states, forward_row)]
+            previous = [(tf.where(done, hidden, old_hidden), tf.where(done, cell, old_cell))
+                        for (hidden, cell), (old_hidden, old_cell) in zip(states, previous)]
+            return image, rows_above, forward_row, previous
+
+        def end_row(row, state):
+            image, rows_above, forward_row, _ = state
+            features = self._input_features(image, row)[:, None]
+            new_rows_above = []
+            for bilstm, residual, (_, backward_above), forward_hidden in zip(
+                    self.recurrent_layers, self.residual_convs, rows_above, forward_row):
+                backward = bilstm.right_to_left
+                gates = backward.input_to_state(features)[:, 0]
+                hidden = cell = zero_pixel
+                backward_hidden = [None] * width
+                for col in reversed(range(width)):
+                    hidden, cell = backward.step(gates[:, col], backward_above[:, col], hidden, cell)
+                    backward_hidden[col] = hidden
+                features = features + residual((forward_hidden + backward_above)[:, None])
+                new_rows_above.append((forward_hidden, tf.stack(backward_hidden, axis=1)))
+            previous = [(zero_pixel, zero_pixel) for _ in self.recurrent_layers]
+            return image, new_rows_above, forward_row, previous
+
+        layers = self.recurrent_layers
+        state = (image, [(zero_row, zero_row) for _ in layers], [zero_row for _ in layers],
+                 [(zero_pixel, zero_pixel) for _ in layers])
+        return state, params_at, record, end_row
 
     def get_config(self):
         config = super().get_config()
