@@ -1,5 +1,6 @@
 """Keras callbacks that draw what training is doing."""
 
+import json
 import os
 
 import keras
@@ -27,16 +28,29 @@ class SampleGrid(keras.callbacks.Callback):
 
 
 class LossCurves(keras.callbacks.Callback):
-    """Rewrites a PNG of every logged metric against epochs after each epoch."""
+    """After each epoch, rewrites a PNG of every logged metric against epochs and, given
+    `history_path`, a JSON file of them; a run that resumes continues the history found there."""
 
-    def __init__(self, path, title="training"):
+    def __init__(self, path, title="training", history_path=None):
         super().__init__()
-        self.path, self.title, self.history = path, title, {}
+        self.path, self.title, self.history_path = path, title, history_path
+        self.history = read_history(history_path) if history_path else {}
 
     def on_epoch_end(self, epoch, logs=None):
         for name, value in (logs or {}).items():
             self.history.setdefault(name, []).append(float(value))
         plotting.save_curves(self.history, self.path, self.title)
+        if self.history_path:
+            with atomic_path(self.history_path) as temporary, open(temporary, "w") as file:
+                json.dump(self.history, file, indent=1)
+
+
+def read_history(path):
+    """{metric: [value per epoch]} from a history.json, or {} when there is none yet."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as file:
+        return json.load(file)
 
 
 class SaveEachEpoch(keras.callbacks.Callback):

@@ -84,6 +84,9 @@ def build_parser():
                        help="compute in bfloat16 (mixed_bfloat16 policy), variables in float32.")
     train.add_argument("--seed", type=int, default=0, help="seed for weights and the sample grid noise.")
     train.add_argument("--out", required=True, help="run directory to write.")
+    train.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its model.keras (optimizer state included) "
+                            "until --epochs epochs in total; the same data flags as the first run.")
 
     sample = commands.add_parser("sample", help="sample from a .keras file, an export or a .tflite file",
                                  description="Draw samples; writes a PNG grid or an .npy of uint8 pixels.")
@@ -133,43 +136,79 @@ def build_parser():
     return parser
 
 
-def cmd_train(args):
+def _new_model(args, model_class, saved, history_path):
     import keras
 
-    from keras_gen import callbacks, data, models
+    from keras_gen import data
 
-    model_class = models.get(args.model)
-    out = os.path.abspath(args.out)
-    if os.path.exists(os.path.join(out, "model.keras")):
-        raise FileExistsError(f"{out} already holds a trained model; choose another --out.")
-    keras.utils.set_random_seed(args.seed)
+    if os.path.exists(saved):
+        raise FileExistsError(f"{os.path.dirname(saved)} already holds a trained model; choose another --out, "
+                              "or pass --resume to continue training it.")
+    if os.path.exists(history_path):  # left by a run that stopped before its first epoch was saved
+        os.remove(history_path)
     if args.mixed_precision:
         keras.config.set_dtype_policy("mixed_bfloat16")
     options = parse_model_options(args.set)
     options.setdefault("image_shape", data.image_shape_of(args.dataset, args.manual_dir, args.data_dir))
     options.setdefault("num_levels", data.num_levels_for(args.dataset, args.preprocessing, args.bits))
     model = model_class(**options)
+    model.compile_for_training(args.learning_rate)
+    return model
+
+
+def _resumed_model(args, model_class, saved, done_epochs):
+    from keras_gen import runtime
+
+    for flag, value in (("--set", args.set), ("--mixed-precision", args.mixed_precision),
+                        ("--learning-rate", args.learning_rate)):
+        if value:
+            raise ValueError(f"{flag} does not apply with --resume: the model, its precision and its "
+                             f"optimizer come from {saved}.")
+    if not os.path.exists(saved):
+        raise FileNotFoundError(f"--resume: {os.path.dirname(saved)} holds no model.keras to continue from.")
+    if done_epochs >= args.epochs:
+        raise ValueError(f"--resume: {os.path.dirname(saved)} has trained {done_epochs} epochs already; "
+                         f"--epochs is the total to reach, so pass more than {done_epochs}.")
+    model = runtime.load_keras(saved)
+    if not isinstance(model, model_class):
+        raise ValueError(f"--resume: {saved} holds a {type(model).__name__}, not a {args.model}.")
+    return model
+
+
+def cmd_train(args):
+    import keras
+
+    from keras_gen import callbacks, models
+
+    model_class = models.get(args.model)
+    out = os.path.abspath(args.out)
+    saved, history_path = os.path.join(out, "model.keras"), os.path.join(out, "history.json")
+    if args.resume:
+        done_epochs = len(callbacks.read_history(history_path).get("loss", []))
+        model = _resumed_model(args, model_class, saved, done_epochs)
+        keras.utils.set_random_seed(args.seed + done_epochs)  # shuffle afresh, not replay the first epochs
+    else:
+        done_epochs = 0
+        keras.utils.set_random_seed(args.seed)
+        model = _new_model(args, model_class, saved, history_path)
     conditional = model.num_classes is not None
     train_data = _load(args, args.split, labels=conditional)
     validation_data = None
     if args.validation_split != "none":
         validation_data = _load(args, args.validation_split, labels=conditional, shuffle=False)
-    model.compile_for_training(args.learning_rate)
     noise = model.make_noise(64, seed=args.seed)
     labels = np.arange(64) % model.num_classes if conditional else None
-    history = model.fit(
-        train_data, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch,
+    model.fit(
+        train_data, epochs=args.epochs, initial_epoch=done_epochs, steps_per_epoch=args.steps_per_epoch,
         validation_data=validation_data, verbose=_verbosity(),
         callbacks=[
             callbacks.SampleGrid(os.path.join(out, "samples"), noise, labels),
-            callbacks.LossCurves(os.path.join(out, "loss.png"), title=f"{args.model} on {args.dataset}"),
+            callbacks.SaveEachEpoch(saved),  # before the history, so the history never runs ahead of it
+            callbacks.LossCurves(os.path.join(out, "loss.png"), f"{args.model} on {args.dataset}", history_path),
             keras.callbacks.TensorBoard(os.path.join(out, "logs")),
-            callbacks.SaveEachEpoch(os.path.join(out, "model.keras")),
         ],
     )
-    with open(os.path.join(out, "history.json"), "w") as file:
-        json.dump({k: [float(v) for v in vs] for k, vs in history.history.items()}, file, indent=1)
-    print(f"model:   {os.path.join(out, 'model.keras')}\nsamples: {os.path.join(out, 'samples')}/"
+    print(f"model:   {saved}\nsamples: {os.path.join(out, 'samples')}/"
           f"\ncurves:  {os.path.join(out, 'loss.png')}\nlogs:    {os.path.join(out, 'logs')}")
     return model
 

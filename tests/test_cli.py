@@ -45,13 +45,32 @@ def test_train_sample_export_evaluate_on_mock_data(mock_dataset, tmp_path, capsy
     assert "bits_per_dim" in capsys.readouterr().out
 
 
-def test_train_refuses_to_overwrite_a_run(mock_dataset, tmp_path, capsys):
+def test_train_refuses_to_overwrite_a_run_and_resume_continues_it(mock_dataset, tmp_path, capsys):
+    from keras_gen import runtime
+
     run = tmp_path / "run"
-    argv = ["train", "vae", "--dataset", "binarized_mnist", "--epochs", "1", "--validation-split", "none",
-            "--batch-size", "16", "--manual-dir", mock_dataset, "--out", str(run)] + TINY_VAE
-    assert cli.main(argv) == 0
-    assert cli.main(argv) == 2
+    argv = ["train", "vae", "--dataset", "binarized_mnist", "--validation-split", "none",
+            "--batch-size", "16", "--manual-dir", mock_dataset, "--out", str(run)]
+    assert cli.main(argv + ["--epochs", "1"] + TINY_VAE) == 0
+    first = runtime.load_keras(str(run / "model.keras"))
+    assert cli.main(argv + ["--epochs", "1"] + TINY_VAE) == 2
     assert "already holds" in capsys.readouterr().err
+
+    assert cli.main(argv + ["--epochs", "2", "--resume"]) == 0
+    resumed = runtime.load_keras(str(run / "model.keras"))
+    assert int(resumed.optimizer.iterations) == 2 * int(first.optimizer.iterations) > 0
+    assert not np.allclose(resumed.get_weights()[0], first.get_weights()[0])
+    assert len(json.loads((run / "history.json").read_text())["loss"]) == 2
+    assert (run / "samples" / "epoch_002.png").is_file()
+
+    capsys.readouterr()
+    for extra, message in [(["--epochs", "2"], "trained 2 epochs already"),
+                           (["--epochs", "3", "--set", "latent_dim=3"], "--set does not apply"),
+                           (["--epochs", "3", "--out", str(tmp_path / "empty")], "no model.keras")]:
+        assert cli.main(argv + ["--resume"] + extra) == 2
+        assert message in capsys.readouterr().err
+    assert cli.main(["train", "pixelcnn"] + argv[2:] + ["--epochs", "3", "--resume"]) == 2
+    assert "holds a VAE, not a pixelcnn" in capsys.readouterr().err
 
 
 def test_train_on_real_binarized_mnist_files(tmp_path):
