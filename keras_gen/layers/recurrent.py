@@ -151,7 +151,10 @@ class DiagonalLSTM(keras.layers.Layer):
         (to the left, or to the right when mirrored), each (..., u), zeros past the border."""
         # Rows of the kernel: the state above, then the previous state.
         kernel = tf.reshape(tf.cast(self.state_kernel, above.dtype), (2 * self.units, 4 * self.units))
-        state_gates = tf.einsum("...u,uv->...v", tf.concat([above, previous], -1), kernel)
+        states = tf.concat([above, previous], -1)
+        # A plain 2-D matmul: an einsum over "..." ran 8x slower in bfloat16 on CPU.
+        state_gates = tf.reshape(tf.matmul(tf.reshape(states, [-1, 2 * self.units]), kernel),
+                                 tf.concat([tf.shape(states)[:-1], [4 * self.units]], 0))
         return lstm_update(input_gates + state_gates, previous_cell, self.color_channels)
 
     def call(self, features):
