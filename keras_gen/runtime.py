@@ -137,12 +137,15 @@ def _read_manifest(export_dir):
 def open_artifact(path, runtime=None):
     """Opens a `.keras` file, an export directory, its saved_model/ or its model.tflite.
 
+    A `.keras` model runs in float32 even if it trained in bfloat16, as its
+    exports do, so the same noise gives the same images in every runtime.
+
     Args:
         runtime: for an export directory, "savedmodel" (default) or "tflite".
     """
     path = os.path.abspath(path)
     if path.endswith(".keras"):
-        return KerasRunner(load_keras(path))
+        return KerasRunner(export_lib.float32_twin(load_keras(path)))
     if path.endswith(".tflite"):
         if not os.path.exists(path):
             raise ArtifactError(f"{path}: no such file.")
