@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 import keras_gen  # noqa: F401
-from keras_gen import cli, models, runtime
+from keras_gen import cli, export, models, runtime
 
 
 def predict_loop(model, noise, labels=None):
@@ -52,7 +52,7 @@ def main():
     parser.add_argument("--skip-predict-loop", action="store_true", help="skip the slow tutorial loop")
     args = parser.parse_args()
     if args.model.endswith(".keras"):
-        model = runtime.load_keras(args.model)
+        model = export.float32_twin(runtime.load_keras(args.model))  # as `sample` runs it
     else:
         model = models.get(args.model)(seed=0, **cli.parse_model_options(args.set))
     noise = model.make_noise(args.num, seed=0)
