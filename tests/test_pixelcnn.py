@@ -11,7 +11,7 @@ from tests.helpers import assert_causal, assert_export_parity, assert_keras_roun
 
 
 def tiny(cls, channels=1, num_levels=2, **options):
-    size = {"num_blocks": 2} if cls is PixelCNN else {"num_layers": 3}
+    size = {"num_blocks": 2} if issubclass(cls, PixelCNN) else {"num_layers": 3}
     return cls(image_shape=(5, 5, channels), num_levels=num_levels, filters=6, head_filters=6, seed=0,
                **size, **options)
 
@@ -89,9 +89,10 @@ def test_probabilities_of_all_images_sum_to_one(cls, image_shape, num_levels):
     np.testing.assert_allclose(bits, -log_probs / (subpixels * np.log(2)), rtol=1e-6)
 
 
+@pytest.mark.parametrize("cls", [PixelCNN, GatedPixelCNN])
 @pytest.mark.parametrize("channels, num_levels, num_classes", [(1, 2, None), (1, 2, 3), (3, 4, 3)])
-def test_fast_sampler_equals_plain_loop(channels, num_levels, num_classes):
-    model = tiny(PixelCNN, channels, num_levels, num_classes=num_classes)
+def test_fast_sampler_equals_plain_loop(cls, channels, num_levels, num_classes):
+    model = tiny(cls, channels, num_levels, num_classes=num_classes)
     noise = model.make_noise(4, seed=1)
     labels = np.array([0, 1, 2, 0]) if num_classes else None
     plain = model.sample_levels(noise, labels, method="plain").numpy()
@@ -100,19 +101,21 @@ def test_fast_sampler_equals_plain_loop(channels, num_levels, num_classes):
     assert len(np.unique(plain)) > 1
 
 
+@pytest.mark.parametrize("cls", [PixelCNN, GatedPixelCNN])
 @pytest.mark.parametrize("method", ["plain", "fast"])
-def test_completion_keeps_known_subpixels_and_matches_across_samplers(method):
-    model = tiny(PixelCNN, 1, 2)
+def test_completion_keeps_known_subpixels_and_matches_across_samplers(cls, method):
+    model = tiny(cls, 3, 4)
     noise = model.make_noise(2, seed=2)
-    known = np.ones((2, 5, 5, 1), np.uint8)
-    known_mask = np.zeros((2, 5, 5, 1), bool)
+    known = np.full((2, 5, 5, 3), 3, np.uint8)
+    known_mask = np.zeros((2, 5, 5, 3), bool)
     known_mask[:, :2] = True  # keep the top two rows
+    known_mask[:, 2, 1, 1] = True  # and a half-known pixel: its green only
     completed = model.sample_levels(noise, known=known, known_mask=known_mask, method=method).numpy()
-    assert np.all(completed[:, :2] == 1)
+    assert np.all(completed[known_mask] == 3)
     reference = model.sample_levels(noise, known=known, known_mask=known_mask, method="plain").numpy()
     np.testing.assert_array_equal(completed, reference)
     pixels = model.complete(known, known_mask, noise).numpy()
-    np.testing.assert_array_equal(pixels, completed * 255)
+    np.testing.assert_array_equal(pixels, completed * 85)
 
 
 def test_sampling_is_deterministic_given_noise_and_follows_the_inverse_cdf():
@@ -177,5 +180,9 @@ def test_bad_input_gets_clear_errors():
                             known_mask=np.zeros((2, 5, 5, 1), np.uint8))
     with pytest.raises(ValueError, match="multiple of 3"):
         PixelCNN(image_shape=(5, 5, 3), filters=8)
+
+    class WithoutFastSampler(PixelCNN):
+        has_fast_sampler = False
+
     with pytest.raises(ValueError, match="no fast sampler"):
-        tiny(GatedPixelCNN).sample_levels(model.make_noise(1), method="fast")
+        tiny(WithoutFastSampler).sample_levels(model.make_noise(1), method="fast")

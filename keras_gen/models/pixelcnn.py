@@ -3,7 +3,7 @@
 import tensorflow as tf
 from keras import ops
 
-from keras_gen.layers import GatedBlock, MaskedConv2D, MaskedResidualBlock
+from keras_gen.layers import GatedBlock, MaskedConv2D, MaskedResidualBlock, gated_activation
 from keras_gen.models.autoregressive import AutoregressiveModel, subpixel_coordinates
 from keras_gen.registry import register
 
@@ -12,6 +12,11 @@ def _matrix(layer):
     """A masked conv's kernel as a (kh * kw * in, out) float32 matrix, and its bias."""
     kernel = tf.cast(layer.masked_kernel(), tf.float32)
     return tf.reshape(kernel, (-1, kernel.shape[-1])), tf.cast(layer.bias, tf.float32)
+
+
+def _float32(conv):
+    """A plain Conv2D's (kh, kw, in, out) kernel and its bias, in float32."""
+    return tf.cast(conv.kernel, tf.float32), tf.cast(conv.bias, tf.float32)
 
 
 @register
@@ -131,6 +136,8 @@ class GatedPixelCNN(AutoregressiveModel):
         num_classes: class-conditional when set (a learned class bias in every layer).
     """
 
+    has_fast_sampler = True
+
     def __init__(self, image_shape=(28, 28, 1), num_levels=2, filters=64, num_layers=6, first_kernel_size=7,
                  kernel_size=3, head_filters=64, num_classes=None, likelihood=None, **kwargs):
         super().__init__(image_shape=image_shape, num_levels=num_levels, num_classes=num_classes,
@@ -164,6 +171,82 @@ class GatedPixelCNN(AutoregressiveModel):
     def call(self, images, labels=None, training=False):
         """(batch, H, W, C) integer levels -> (batch, H, W, C * num_params) likelihood params."""
         return self.head_out(self.head_hidden(ops.relu(self.features(images, labels))))
+
+    def _fast_sample_levels(self, noise, labels, known, known_mask):
+        """Cached sampling: the vertical stack once per finished row, the horizontal stack per position.
+
+        The vertical stack at row r sees rows <= r and reaches the horizontal
+        stack only through row r + 1, so it runs once when a row is done, from
+        a ring of the k // 2 + 1 rows each layer's kernel reads. Each layer's
+        horizontal input along the current row is kept in a zero-padded row
+        buffer; a step writes the new position into it and reads the 1 x k
+        window ending there. Everything computes in float32, as exports do.
+        """
+        width, colors = self.image_shape[1:]
+        batch = tf.shape(noise)[0]
+        pads = [layer.kernel_size // 2 for layer in self.gated_layers]
+        in_channels = [colors] + [self.filters] * (self.num_layers - 1)
+        horizontal_rows = [tf.zeros([batch, width + 2 * p, c]) for p, c in zip(pads, in_channels)]
+        vertical_rings = [tf.zeros([batch, p + 1, width + 2 * p, c]) for p, c in zip(pads, in_channels)]
+        def class_bias(bias):  # (batch, 2f), or 0 for an unconditional model
+            return 0.0 if bias is None else tf.cast(tf.gather(bias.embedding.embeddings, labels), tf.float32)
+
+        vertical_biases = [class_bias(layer.vertical_bias) for layer in self.gated_layers]
+        horizontal_biases = [class_bias(layer.horizontal_bias) for layer in self.gated_layers]
+        weights = [(_matrix(layer.horizontal), _matrix(layer.horizontal_out)) for layer in self.gated_layers]
+        (hidden_kernel, hidden_bias), (out_kernel, out_bias) = _matrix(self.head_hidden), _matrix(self.head_out)
+
+        def vertical_to_horizontal(layer, vertical):  # a 1 x 1 conv on (batch, W, 2f)
+            kernel, bias = _float32(layer.vertical_to_horizontal)
+            return tf.matmul(vertical, kernel[0]) + bias
+
+        # Before row 0 the shifted vertical stack is zero.
+        zero_row = tf.zeros([batch, width, 2 * self.filters])
+        from_above = [vertical_to_horizontal(layer, zero_row) for layer in self.gated_layers]
+
+        def params_at(row, col, state):
+            horizontal_rows, vertical_rings, from_above = state
+            new_rows, horizontal = [], None
+            for i, (layer, pad) in enumerate(zip(self.gated_layers, pads)):
+                buffer = horizontal_rows[i]
+                if i > 0:  # this layer's input at (row, col) is the previous layer's output
+                    buffer = tf.tensor_scatter_nd_update(buffer, subpixel_coordinates(batch, col + pad),
+                                                         horizontal)
+                new_rows.append(buffer)
+                (kernel, bias), (out_kernel_i, out_bias_i) = weights[i]
+                window = tf.reshape(tf.slice(buffer, [0, col, 0], [-1, 2 * pad + 1, -1]), [batch, -1])
+                gates = tf.matmul(window, kernel) + bias + from_above[i][:, col] + horizontal_biases[i]
+                gated = gated_activation(gates[:, None, None], layer.color_channels)[:, 0, 0]
+                output = tf.matmul(gated, out_kernel_i) + out_bias_i
+                horizontal = output if layer.first else buffer[:, col + pad] + output
+            head = tf.nn.relu(tf.matmul(tf.nn.relu(horizontal), hidden_kernel) + hidden_bias)
+            return tf.matmul(head, out_kernel) + out_bias, (new_rows, vertical_rings, from_above)
+
+        def record(row, col, channel, value, state):
+            horizontal_rows, vertical_rings, from_above = state
+            where = subpixel_coordinates(batch, col + pads[0], channel)
+            image_row = tf.tensor_scatter_nd_update(horizontal_rows[0], where, self._level_to_input(value))
+            return [image_row] + horizontal_rows[1:], vertical_rings, from_above
+
+        def end_row(row, state):
+            horizontal_rows, vertical_rings, _ = state
+            vertical_in = horizontal_rows[0]  # the finished image row, padded like the first layer's kernel
+            new_rings, new_from_above = [], []
+            for i, (layer, pad) in enumerate(zip(self.gated_layers, pads)):
+                if i > 0:
+                    vertical_in = tf.pad(vertical_in, [[0, 0], [pad, pad], [0, 0]])
+                ring = tf.concat([vertical_rings[i][:, 1:], vertical_in[:, None]], axis=1)
+                kernel, bias = _float32(layer.vertical)
+                vertical = tf.nn.conv2d(ring, kernel, strides=1, padding="VALID")[:, 0] + bias
+                new_rings.append(ring)
+                new_from_above.append(vertical_to_horizontal(layer, vertical))
+                vertical = vertical + (vertical_biases[i][:, None] if self.num_classes else 0.0)
+                vertical_in = gated_activation(vertical[:, None])[:, 0]  # as the layer: no colour groups
+            zeroed_rows = [tf.zeros_like(buffer) for buffer in horizontal_rows]
+            return zeroed_rows, new_rings, new_from_above
+
+        state = (horizontal_rows, vertical_rings, from_above)
+        return self._raster_loop(noise, known, known_mask, state, params_at, record, end_row)
 
     def get_config(self):
         config = super().get_config()
