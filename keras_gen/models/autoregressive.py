@@ -8,11 +8,29 @@ Subclasses implement `call(images, labels=None) -> params` and may add a fast sa
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_gen import likelihoods, validation
 from keras_gen.models.base import GenerativeModel
 from keras_gen.registry import register
+
+
+def channel_width(value, default, multiple, name):
+    """A layer width: `value` checked, or, when None, `default` rounded up to a multiple of `multiple`.
+
+    Masked layers split their channels into C colour groups, so widths must
+    divide by C (by 2C where a layer halves them); rounding the defaults lets
+    one constructor serve grey and RGB images alike.
+    """
+    if value is None:
+        return -(-int(default) // multiple) * multiple
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive whole number, got {value!r}.")
+    if value % multiple:
+        raise ValueError(f"{name}={value} cannot be split into colour groups; use a multiple of {multiple} "
+                         f"(e.g. {-(-int(value) // multiple) * multiple}), or leave it unset.")
+    return int(value)
 
 
 def subpixel_coordinates(batch, *position):

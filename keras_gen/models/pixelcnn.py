@@ -4,7 +4,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_gen.layers import GatedBlock, MaskedConv2D, MaskedResidualBlock, gated_activation
-from keras_gen.models.autoregressive import AutoregressiveModel, subpixel_coordinates
+from keras_gen.models.autoregressive import AutoregressiveModel, channel_width, subpixel_coordinates
 from keras_gen.registry import register
 
 
@@ -26,23 +26,25 @@ class PixelCNN(AutoregressiveModel):
     Args:
         image_shape: (H, W, C); C = 3 uses the R->G->B channel grouping.
         num_levels: 2 (Bernoulli logits) or 2**n (a 2**n-way softmax per sub-pixel).
-        filters: channels of the residual stream (a multiple of C).
+        filters: channels of the residual stream, a multiple of 2C (default 64, rounded up to one).
         num_blocks: residual blocks.
         first_kernel_size, kernel_size: of the mask-A layer and of each block's spatial conv.
-        head_filters: channels of the 1x1 layer before the output.
+        head_filters: channels of the 1x1 layer before the output, a multiple of C (default 64,
+            rounded up to one).
         num_classes: class-conditional when set (a learned class bias in each block).
     """
 
     has_fast_sampler = True
 
-    def __init__(self, image_shape=(28, 28, 1), num_levels=2, filters=64, num_blocks=5, first_kernel_size=7,
-                 kernel_size=3, head_filters=64, num_classes=None, likelihood=None, **kwargs):
+    def __init__(self, image_shape=(28, 28, 1), num_levels=2, filters=None, num_blocks=5, first_kernel_size=7,
+                 kernel_size=3, head_filters=None, num_classes=None, likelihood=None, **kwargs):
         super().__init__(image_shape=image_shape, num_levels=num_levels, num_classes=num_classes,
                          likelihood=likelihood, **kwargs)
-        self.filters, self.num_blocks = int(filters), int(num_blocks)
-        self.first_kernel_size, self.kernel_size = int(first_kernel_size), int(kernel_size)
-        self.head_filters = int(head_filters)
         colors = self.image_shape[-1]
+        self.filters = channel_width(filters, 64, 2 * colors, "filters")  # each block halves it
+        self.head_filters = channel_width(head_filters, 64, colors, "head_filters")
+        self.num_blocks = int(num_blocks)
+        self.first_kernel_size, self.kernel_size = int(first_kernel_size), int(kernel_size)
         self.input_conv = MaskedConv2D(self.filters, self.first_kernel_size, "A", colors, name="input_conv")
         self.blocks = [
             MaskedResidualBlock(self.filters, self.kernel_size, colors, self.num_classes, name=f"block_{i}")
@@ -129,23 +131,25 @@ class GatedPixelCNN(AutoregressiveModel):
     """Gated PixelCNN: vertical and horizontal stacks with gated tanh * sigmoid units, no blind spot.
 
     Args:
-        filters: channels of each stack (a multiple of C).
+        filters: channels of each stack, a multiple of C (default 64, rounded up to one).
         num_layers: gated layers; the first uses `first_kernel_size` and hides the current sub-pixel.
         kernel_size: of the later layers.
-        head_filters: channels of the 1x1 layer before the output.
+        head_filters: channels of the 1x1 layer before the output, a multiple of C (default 64,
+            rounded up to one).
         num_classes: class-conditional when set (a learned class bias in every layer).
     """
 
     has_fast_sampler = True
 
-    def __init__(self, image_shape=(28, 28, 1), num_levels=2, filters=64, num_layers=6, first_kernel_size=7,
-                 kernel_size=3, head_filters=64, num_classes=None, likelihood=None, **kwargs):
+    def __init__(self, image_shape=(28, 28, 1), num_levels=2, filters=None, num_layers=6, first_kernel_size=7,
+                 kernel_size=3, head_filters=None, num_classes=None, likelihood=None, **kwargs):
         super().__init__(image_shape=image_shape, num_levels=num_levels, num_classes=num_classes,
                          likelihood=likelihood, **kwargs)
-        self.filters, self.num_layers = int(filters), int(num_layers)
-        self.first_kernel_size, self.kernel_size = int(first_kernel_size), int(kernel_size)
-        self.head_filters = int(head_filters)
         colors = self.image_shape[-1]
+        self.filters = channel_width(filters, 64, colors, "filters")
+        self.head_filters = channel_width(head_filters, 64, colors, "head_filters")
+        self.num_layers = int(num_layers)
+        self.first_kernel_size, self.kernel_size = int(first_kernel_size), int(kernel_size)
         self.gated_layers = [
             GatedBlock(self.filters, self.first_kernel_size if i == 0 else self.kernel_size, colors,
                        first=i == 0, num_classes=self.num_classes, name=f"gated_{i}")

@@ -4,7 +4,7 @@ import tensorflow as tf
 from keras import ops
 
 from keras_gen.layers import DiagonalBiLSTM, MaskedConv2D, RowLSTM
-from keras_gen.models.autoregressive import AutoregressiveModel, subpixel_coordinates
+from keras_gen.models.autoregressive import AutoregressiveModel, channel_width, subpixel_coordinates
 from keras_gen.registry import register
 
 KINDS = ("row_lstm", "diagonal_bilstm")
@@ -16,22 +16,26 @@ class PixelRNN(AutoregressiveModel):
 
     Args:
         kind: "row_lstm" or "diagonal_bilstm".
-        units: channels of the residual stream and of each LSTM's state (a multiple of C).
+        units: channels of the residual stream and of each LSTM's state, a multiple of C (default 32,
+            rounded up to one).
         num_layers: recurrent layers, each followed by a 1 x 1 mask-B conv added to its input.
         kernel_size: the Row LSTM's 1 x k input-to-state and state-to-state kernels.
-        head_filters: channels of the 1 x 1 layer before the output.
+        head_filters: channels of the 1 x 1 layer before the output, a multiple of C (default 64,
+            rounded up to one).
     """
 
     has_fast_sampler = True
 
-    def __init__(self, image_shape=(28, 28, 1), num_levels=2, kind="row_lstm", units=32, num_layers=2,
-                 kernel_size=3, head_filters=64, likelihood=None, **kwargs):
+    def __init__(self, image_shape=(28, 28, 1), num_levels=2, kind="row_lstm", units=None, num_layers=2,
+                 kernel_size=3, head_filters=None, likelihood=None, **kwargs):
         super().__init__(image_shape=image_shape, num_levels=num_levels, likelihood=likelihood, **kwargs)
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
-        self.kind, self.units, self.num_layers = kind, int(units), int(num_layers)
-        self.kernel_size, self.head_filters = int(kernel_size), int(head_filters)
         colors = self.image_shape[-1]
+        self.units = channel_width(units, 32, colors, "units")
+        self.head_filters = channel_width(head_filters, 64, colors, "head_filters")
+        self.kind, self.num_layers = kind, int(num_layers)
+        self.kernel_size = int(kernel_size)
         self.input_conv = MaskedConv2D(self.units, 7, "A", colors, name="input_conv")
         self.recurrent_layers = [
             RowLSTM(self.units, self.kernel_size, colors, name=f"row_lstm_{i}") if kind == "row_lstm"
