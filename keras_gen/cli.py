@@ -11,6 +11,9 @@ import numpy as np
 
 from keras_gen import validation
 
+# The runtimes of an export directory (keras_gen.runtime.RUNTIMES, without importing TensorFlow here).
+RUNTIMES = ("savedmodel", "tflite", "tflite-int8", "tflite-float16")
+
 
 def _verbosity():
     """Keras progbar when a person watches, one line per epoch in logs and CI."""
@@ -91,8 +94,9 @@ def build_parser():
     sample = commands.add_parser("sample", help="sample from a .keras file, an export or a .tflite file",
                                  description="Draw samples; writes a PNG grid or an .npy of uint8 pixels.")
     sample.add_argument("source", help="model.keras, an export directory, its saved_model/ or model.tflite.")
-    sample.add_argument("--runtime", choices=["savedmodel", "tflite"], default=None,
-                        help="for an export directory: which of its models to run (default savedmodel).")
+    sample.add_argument("--runtime", choices=RUNTIMES, default=None,
+                        help="for an export directory: which of its models to run (default savedmodel; "
+                             "tflite-int8 and tflite-float16 run its quantized copies).")
     sample.add_argument("--num", type=int, default=64, help="how many images.")
     sample.add_argument("--seed", type=int, default=0, help="noise seed: same seed, same images.")
     sample.add_argument("--labels", default=None,
@@ -105,12 +109,15 @@ def build_parser():
     export.add_argument("model_file", help="the .keras file to export.")
     export.add_argument("--out", required=True, help="export directory (must not exist).")
     export.add_argument("--overwrite", action="store_true", help="replace an existing export directory.")
+    export.add_argument("--quantize", default="",
+                        help="also write quantized TFLite copies, comma-separated: int8 (model_int8.tflite, "
+                             "dynamic-range int8 weights), float16 (model_float16.tflite).")
 
     evaluate = commands.add_parser("evaluate", help="report test metrics (NLL in nats and bits/dim)",
                                    description="Evaluate a .keras model or an export on a test split.")
     evaluate.add_argument("source", help="model.keras or an export directory.")
-    evaluate.add_argument("--runtime", choices=["savedmodel", "tflite"], default=None,
-                          help="for an export directory: which of its models to run.")
+    evaluate.add_argument("--runtime", choices=RUNTIMES, default=None,
+                          help="for an export directory: which of its models to run (default savedmodel).")
     evaluate.add_argument("--num-samples", type=int, default=None,
                           help="VAE: importance samples k of the IWAE estimate (default: the model's). "
                                "GANs: how many images to generate (default 10000).")
@@ -253,8 +260,9 @@ def cmd_sample(args):
 def cmd_export(args):
     from keras_gen import export, runtime
 
+    quantize = export.check_quantize(args.quantize)  # before the slow load
     model = runtime.load_keras(args.model_file)
-    return export.export(model, args.out, overwrite=args.overwrite)
+    return export.export(model, args.out, overwrite=args.overwrite, quantize=quantize)
 
 
 def cmd_train_classifier(args):

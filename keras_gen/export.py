@@ -4,7 +4,11 @@ Layout of an export directory:
     saved_model/   signatures "sample" (noise [, labels] -> uint8 images) and,
                    for models with a likelihood, "log_prob" (images -> nats per image)
     model.tflite   the same signatures, built-in ops only
-    export.json    shapes, dtypes, the model's config and each file's sha256
+    model_int8.tflite, model_float16.tflite
+                   optional quantized copies (`quantize=`): int8 weights with
+                   float activations (dynamic range), or float16 weights
+    export.json    shapes, dtypes, the model's config, each file's sha256 and
+                   size, and how closely each quantized copy follows the float model
 """
 
 import hashlib
@@ -14,6 +18,7 @@ import shutil
 import tempfile
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_gen.files import give_default_permissions
@@ -22,6 +27,8 @@ FORMAT_VERSION = 1
 MANIFEST = "export.json"
 SAVED_MODEL = "saved_model"
 TFLITE = "model.tflite"
+QUANTIZED_TFLITE = {"int8": "model_int8.tflite", "float16": "model_float16.tflite"}
+QUALITY_BATCH = 8  # images in the fixed batch on which quantized copies are compared
 
 
 class ExportError(RuntimeError):
@@ -54,14 +61,29 @@ def _sha256(path):
     return digest.hexdigest()
 
 
+def _files(directory):
+    """Paths of every file below `directory`, relative to it, in a fixed order."""
+    return sorted(os.path.relpath(os.path.join(root, f), directory)
+                  for root, _, files in os.walk(directory) for f in files)
+
+
 def _spec_json(spec):
     return {"shape": [None if d is None else int(d) for d in spec.shape], "dtype": spec.dtype.name}
 
 
-def to_tflite(saved_model_dir, signature_keys):
-    """Converts signatures of a SavedModel to TFLite bytes with built-in ops only."""
+def to_tflite(saved_model_dir, signature_keys, quantize=None):
+    """Converts signatures of a SavedModel to TFLite bytes with built-in ops only.
+
+    Args:
+        quantize: None (float32), "int8" (dynamic-range: int8 weights, float
+            activations) or "float16" (float16 weights).
+    """
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=signature_keys)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantize is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
     try:
         return converter.convert()
     except Exception as error:
@@ -71,16 +93,52 @@ def to_tflite(saved_model_dir, signature_keys):
         ) from None
 
 
-def export(model, directory, overwrite=False, verbose=True):
+def check_quantize(quantize):
+    """["int8", "float16"] or a comma-separated string -> a checked list of quantization names."""
+    if isinstance(quantize, str):
+        quantize = [name.strip() for name in quantize.split(",") if name.strip()]
+    quantize = list(quantize or [])
+    unknown = sorted(set(quantize) - set(QUANTIZED_TFLITE))
+    if unknown:
+        raise ValueError(f"Unknown quantization {', '.join(unknown)}; choose from {sorted(QUANTIZED_TFLITE)}.")
+    return quantize
+
+
+def quantization_quality(model, manifest, float_path, quantized_path):
+    """How closely a quantized TFLite file follows the float one, on a fixed batch.
+
+    The batch is the float model's own samples from `make_noise(QUALITY_BATCH, seed=0)`
+    (and labels 0, 1, ... for conditional models), so no dataset is needed.
+    Returns {"same_pixels_fraction", and with a likelihood "log_prob_mean_abs_diff_nats"}.
+    """
+    from keras_gen import runtime
+
+    reference, quantized = runtime.LiteRTRunner(float_path, manifest), runtime.LiteRTRunner(quantized_path, manifest)
+    noise = model.make_noise(QUALITY_BATCH, seed=0)
+    labels = np.arange(QUALITY_BATCH) % model.num_classes if model.num_classes else None
+    pixels = reference.sample(noise, labels)
+    quality = {"same_pixels_fraction": float(np.mean(quantized.sample(noise, labels) == pixels))}
+    if model.has_log_prob:
+        levels = np.round(pixels.astype(np.float32) * (model.num_levels - 1) / 255.0).astype(np.uint8)
+        difference = quantized.log_prob(levels, labels) - reference.log_prob(levels, labels)
+        quality["log_prob_mean_abs_diff_nats"] = float(np.mean(np.abs(difference)))
+    return quality
+
+
+def export(model, directory, overwrite=False, verbose=True, quantize=()):
     """Writes `model` to `directory` as SavedModel + TFLite + export.json.
 
     The export is assembled in a temporary sibling folder and renamed into
     place at the end, so a failure leaves nothing behind. An existing
     `directory` is replaced only with `overwrite=True`.
 
+    Args:
+        quantize: also write quantized TFLite copies: any of "int8" and
+            "float16" (a list, or a comma-separated string).
     Returns:
         The manifest written to export.json, as a dict.
     """
+    quantize = check_quantize(quantize)
     directory = os.path.abspath(directory)
     if os.path.exists(directory) and not overwrite:
         raise FileExistsError(f"Export directory {directory} exists; pass overwrite=True (CLI: --overwrite).")
@@ -112,12 +170,17 @@ def export(model, directory, overwrite=False, verbose=True):
                 name: {"inputs": {spec.name: _spec_json(spec) for spec in signature}}
                 for name, (_, signature) in endpoints.items()
             },
-            "files": {
-                os.path.relpath(os.path.join(root, f), staging): _sha256(os.path.join(root, f))
-                for root, _, files in os.walk(staging)
-                for f in sorted(files)
-            },
         }
+        manifest["quantized"] = {}
+        for name in quantize:
+            path = os.path.join(staging, QUANTIZED_TFLITE[name])
+            with open(path, "wb") as file:
+                file.write(to_tflite(saved_model_dir, list(endpoints), quantize=name))
+            quality = quantization_quality(exported, manifest, os.path.join(staging, TFLITE), path)
+            manifest["quantized"][name] = dict(file=QUANTIZED_TFLITE[name], batch=QUALITY_BATCH, **quality)
+        files = _files(staging)
+        manifest["files"] = {relative: _sha256(os.path.join(staging, relative)) for relative in files}
+        manifest["file_sizes"] = {relative: os.path.getsize(os.path.join(staging, relative)) for relative in files}
         with open(os.path.join(staging, MANIFEST), "w") as file:
             json.dump(manifest, file, indent=2, default=str)
         if os.path.exists(directory):

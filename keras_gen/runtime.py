@@ -134,6 +134,14 @@ def _read_manifest(export_dir):
         raise ArtifactError(f"{path}: corrupt ({error}).") from None
 
 
+RUNTIMES = ("savedmodel", "tflite") + tuple(f"tflite-{name}" for name in export_lib.QUANTIZED_TFLITE)
+
+
+def _tflite_file(runtime):
+    """The file in an export directory that a "tflite[-quantization]" runtime runs."""
+    return export_lib.QUANTIZED_TFLITE[runtime.split("-", 1)[1]] if "-" in runtime else export_lib.TFLITE
+
+
 def open_artifact(path, runtime=None):
     """Opens a `.keras` file, an export directory, its saved_model/ or its model.tflite.
 
@@ -141,7 +149,8 @@ def open_artifact(path, runtime=None):
     exports do, so the same noise gives the same images in every runtime.
 
     Args:
-        runtime: for an export directory, "savedmodel" (default) or "tflite".
+        runtime: for an export directory, "savedmodel" (default), "tflite",
+            or a quantized copy: "tflite-int8", "tflite-float16".
     """
     path = os.path.abspath(path)
     if path.endswith(".keras"):
@@ -154,11 +163,15 @@ def open_artifact(path, runtime=None):
         return SavedModelRunner(path, _read_manifest(os.path.dirname(path)))
     if os.path.isdir(path):
         manifest = _read_manifest(path)
-        if runtime == "tflite":
-            return LiteRTRunner(os.path.join(path, export_lib.TFLITE), manifest)
         if runtime in (None, "savedmodel"):
             return SavedModelRunner(os.path.join(path, export_lib.SAVED_MODEL), manifest)
-        raise ArtifactError(f"Unknown runtime {runtime!r}; choose 'savedmodel' or 'tflite'.")
+        if runtime not in RUNTIMES:
+            raise ArtifactError(f"Unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}.")
+        tflite = _tflite_file(runtime)
+        if not os.path.exists(os.path.join(path, tflite)):
+            raise ArtifactError(f"{path} has no {tflite}; export it with --quantize "
+                                f"{runtime.split('-', 1)[1]} (python -m keras_gen export ... --quantize).")
+        return LiteRTRunner(os.path.join(path, tflite), manifest)
     raise ArtifactError(
         f"{path}: not a .keras file, a .tflite file or an export directory (missing or unknown)."
     )

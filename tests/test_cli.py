@@ -21,7 +21,8 @@ def test_train_sample_export_evaluate_on_mock_data(mock_dataset, tmp_path, capsy
     assert len(history["loss"]) == 2 and "val_nll" in history
 
     export_dir = tmp_path / "export"
-    assert cli.main(["export", str(run / "model.keras"), "--out", str(export_dir)]) == 0
+    assert cli.main(["export", str(run / "model.keras"), "--out", str(export_dir), "--quantize", "int8"]) == 0
+    assert (export_dir / "model_int8.tflite").is_file() and not (export_dir / "model_float16.tflite").exists()
     grids = {}
     for source, runtime in [(run / "model.keras", None), (export_dir, None), (export_dir, "tflite")]:
         out = tmp_path / f"samples_{runtime}_{source.name}.npy"
@@ -40,9 +41,13 @@ def test_train_sample_export_evaluate_on_mock_data(mock_dataset, tmp_path, capsy
                      "threshold_binarize", "--manual-dir", mock_dataset, "--num-samples", "8"]) == 0
     printed = capsys.readouterr().out
     assert "nll" in printed and "bits_per_dim" in printed
-    assert cli.main(["evaluate", str(export_dir), "--runtime", "tflite", "--dataset", "mnist",
-                     "--preprocessing", "threshold_binarize", "--manual-dir", mock_dataset]) == 0
-    assert "bits_per_dim" in capsys.readouterr().out
+    for runtime in ("tflite", "tflite-int8"):
+        assert cli.main(["evaluate", str(export_dir), "--runtime", runtime, "--dataset", "mnist",
+                         "--preprocessing", "threshold_binarize", "--manual-dir", mock_dataset]) == 0
+        assert "bits_per_dim" in capsys.readouterr().out
+    assert cli.main(["sample", str(export_dir), "--runtime", "tflite-int8", "--num", "2",
+                     "--out", str(tmp_path / "int8.npy")]) == 0
+    assert np.load(tmp_path / "int8.npy").shape == (2, 28, 28, 1)
 
 
 def test_train_refuses_to_overwrite_a_run_and_resume_continues_it(mock_dataset, tmp_path, capsys):

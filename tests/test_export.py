@@ -88,3 +88,36 @@ def test_a_mixed_precision_keras_file_samples_like_its_export(tmp_path):
     exported = runtime.open_artifact(directory, "tflite").sample(noise)
     assert not np.array_equal(exported, model.sample(noise))  # bfloat16 draws some other levels
     np.testing.assert_array_equal(runtime.open_artifact(saved).sample(noise), exported)
+
+
+def test_quantized_copies_have_the_same_signatures_and_report_their_quality(tmp_path):
+    from keras_gen import cli
+    from keras_gen.models import PixelCNN
+
+    # Widths large enough that dynamic-range quantization quantizes the kernels (over 1024 weights).
+    model = PixelCNN(image_shape=(6, 6, 1), filters=64, num_blocks=2, seed=0)
+    directory = str(tmp_path / "export")
+    manifest = export.export(model, directory, verbose=False, quantize="int8,float16")
+    sizes = manifest["file_sizes"]
+    assert sizes["model_int8.tflite"] < 0.5 * sizes["model.tflite"]
+    assert sizes["model_float16.tflite"] < 0.75 * sizes["model.tflite"]
+    images = np.random.default_rng(0).integers(0, 2, (4, 6, 6, 1)).astype(np.uint8)
+    noise = model.make_noise(export.QUALITY_BATCH, seed=0)
+    float_runner = runtime.open_artifact(directory, "tflite")
+    for name in ("int8", "float16"):
+        quality = manifest["quantized"][name]
+        assert quality["file"] == f"model_{name}.tflite" and quality["batch"] == export.QUALITY_BATCH
+        runner = runtime.open_artifact(directory, f"tflite-{name}")
+        same = np.mean(runner.sample(noise) == float_runner.sample(noise))
+        assert quality["same_pixels_fraction"] == pytest.approx(same) and same > 0.5
+        difference = np.abs(runner.log_prob(images) - float_runner.log_prob(images))
+        assert 0.0 < quality["log_prob_mean_abs_diff_nats"] < 1.0 and difference.max() < 1.0
+    assert cli.RUNTIMES == runtime.RUNTIMES
+
+
+def test_bad_quantization_names_and_missing_quantized_files_get_clear_errors(exported_vae):
+    model, directory, _ = exported_vae
+    with pytest.raises(ValueError, match=r"Unknown quantization int4; choose from \['float16', 'int8'\]"):
+        export.export(model, directory + "_q", verbose=False, quantize="int4")
+    with pytest.raises(runtime.ArtifactError, match="has no model_int8.tflite; export it with --quantize int8"):
+        runtime.open_artifact(directory, "tflite-int8")
