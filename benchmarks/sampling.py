@@ -1,15 +1,22 @@
-"""Sampling speed of an autoregressive model, three ways, measured side by side in one run.
+"""Sampling speed of the autoregressive models, every sampler side by side in one run.
 
     python benchmarks/sampling.py --model pixelcnn --num 16
-    python benchmarks/sampling.py --model pixelrnn --set kind='"diagonal_bilstm"' --skip-predict-loop
+    python benchmarks/sampling.py --model saved_models/pixelcnn_binarized_mnist/model.keras
+    python benchmarks/sampling.py --model all --skip-predict-loop            # every kind, default sizes
+    python benchmarks/sampling.py --model pixelcnn --sizes 16,28,32,64 --skip-predict-loop
 
-Columns: the per-pixel `model.predict` loop of the common tutorial, the
-in-graph plain loop (one full pass per sub-pixel inside tf.while_loop) and the
-model's fast sampler. All three use the same noise; the table says whether
-their images agree.
+For each model it times, on the same noise: the per-pixel `model.predict`
+loop of the common tutorial, the in-graph plain loop (one full pass per
+sub-pixel inside tf.while_loop), the model's fast sampler, the exported
+SavedModel, and LiteRT with 1 and 2 threads (16 images, then one image at a
+time with 1 thread: the on-device latency). The table says whether each
+sampler's images equal the plain loop's. Results go to --out as JSON and a plot.
 """
 
 import argparse
+import json
+import os
+import tempfile
 import time
 
 import numpy as np
@@ -17,23 +24,30 @@ import numpy as np
 import keras_gen  # noqa: F401
 from keras_gen import cli, export, models, runtime
 
+KINDS = {
+    "pixelcnn": ("pixelcnn", {}),
+    "gated_pixelcnn": ("gated_pixelcnn", {}),
+    "row_lstm": ("pixelrnn", {"kind": "row_lstm"}),
+    "diagonal_bilstm": ("pixelrnn", {"kind": "diagonal_bilstm"}),
+}
 
-def predict_loop(model, noise, labels=None):
+
+def predict_loop(model, noise):
     """The tutorial's sampler: a Python loop of full forward passes, one per sub-pixel."""
     height, width, channels = model.image_shape
     canvas = np.zeros(noise.shape, np.uint8)
-    inputs = canvas if labels is None else [canvas, labels]
     for row in range(height):
         for col in range(width):
             for channel in range(channels):
-                params = model.predict_on_batch(inputs) if labels is None else model(canvas, labels)
+                params = model.predict_on_batch(canvas)
                 drawn = model.likelihood.inverse_cdf(params, noise, channels).numpy()
                 canvas[:, row, col, channel] = drawn[:, row, col, channel]
     return canvas
 
 
 def timed(function, repeats):
-    function()  # trace and warm up
+    """(median seconds over `repeats` calls after one warm-up call, the last result)."""
+    function()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -42,33 +56,106 @@ def timed(function, repeats):
     return float(np.median(times)), np.asarray(result)
 
 
+def to_levels(pixels, num_levels):
+    return np.round(pixels.astype(np.float32) * (num_levels - 1) / 255.0).astype(np.uint8)
+
+
+def measure(model, num, repeats, skip_predict_loop):
+    """Rows (sampler, seconds for `num` images, images as levels) for one model."""
+    noise = model.make_noise(num, seed=0)
+    rows = []
+    if not skip_predict_loop:
+        rows.append(("predict loop (tutorial)",) + timed(lambda: predict_loop(model, noise), 1))
+    rows.append(("in-graph plain loop",) + timed(lambda: model.sample_levels(noise, method="plain"), repeats))
+    rows.append(("fast (cached)",) + timed(lambda: model.sample_levels(noise, method="fast"), repeats))
+    with tempfile.TemporaryDirectory() as directory:
+        export.export(model, os.path.join(directory, "export"), verbose=False)
+        saved_model = runtime.open_artifact(os.path.join(directory, "export"))
+        rows.append(("SavedModel",) + timed(lambda: to_levels(saved_model.sample(noise), model.num_levels),
+                                           repeats))
+        tflite = os.path.join(directory, "export", export.TFLITE)
+        for threads in (1, 2):
+            runner = runtime.open_artifact(tflite, num_threads=threads)
+            rows.append((f"LiteRT, {threads} thread{'s' * (threads > 1)}",)
+                        + timed(lambda: to_levels(runner.sample(noise), model.num_levels), repeats))
+        runner = runtime.open_artifact(tflite, num_threads=1)
+        one_at_a_time = lambda: np.concatenate([runner.sample(noise[i : i + 1]) for i in range(num)])  # noqa: E731
+        rows.append(("LiteRT, 1 thread, batch 1",)
+                    + timed(lambda: to_levels(one_at_a_time(), model.num_levels), repeats))
+    return rows
+
+
+def build(name, size, options):
+    if name.endswith(".keras"):
+        return export.float32_twin(runtime.load_keras(name))  # as `sample` runs it
+    model_name, kind_options = KINDS.get(name, (name, {}))
+    extra = {} if size is None else {"image_shape": (size, size, 1)}
+    return models.get(model_name)(seed=0, **kind_options, **extra, **options)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="pixelcnn", help="model name, or a .keras file")
+    parser.add_argument("--model", default="pixelcnn",
+                        help=f"{', '.join(KINDS)}, 'all', or a .keras file")
     parser.add_argument("--num", type=int, default=16, help="images per batch")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per sampler (median)")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
-                        help="model option, JSON value, e.g. --set kind='\"diagonal_bilstm\"'")
+    parser.add_argument("--sizes", default=None, help="comma list of square grey image sides, e.g. 16,28,32,64")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="model option, JSON value")
     parser.add_argument("--skip-predict-loop", action="store_true", help="skip the slow tutorial loop")
+    parser.add_argument("--out", default="benchmarks/results/sampling", help="path stem for .json and .png")
     args = parser.parse_args()
-    if args.model.endswith(".keras"):
-        model = export.float32_twin(runtime.load_keras(args.model))  # as `sample` runs it
-    else:
-        model = models.get(args.model)(seed=0, **cli.parse_model_options(args.set))
-    noise = model.make_noise(args.num, seed=0)
-    rows = []
-    if not args.skip_predict_loop:
-        rows.append(("predict loop (tutorial)",) + timed(lambda: predict_loop(model, noise), 1))
-    rows.append(("in-graph plain loop",) + timed(lambda: model.sample_levels(noise, method="plain"), args.repeats))
-    if model.has_fast_sampler:
-        rows.append(("fast (cached)",) + timed(lambda: model.sample_levels(noise, method="fast"), args.repeats))
-    baseline_seconds, baseline_images = rows[0][1], rows[0][2]
-    shape = "x".join(map(str, model.image_shape))
-    print(f"\n{type(model).__name__} ({model.count_params():,} parameters), {args.num} images of {shape}")
-    print(f"{'sampler':<26}{'seconds':>10}{'speed-up':>10}  same images as '{rows[0][0]}'")
-    for name, seconds, images in rows:
-        same = np.array_equal(images, baseline_images)
-        print(f"{name:<26}{seconds:>10.2f}{baseline_seconds / seconds:>9.1f}x  {same}")
+    names = list(KINDS) if args.model == "all" else [args.model]
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [None]
+    options = cli.parse_model_options(args.set)
+    results = []
+    for name in names:
+        for size in sizes:
+            model = build(name, size, options)
+            rows = measure(model, args.num, args.repeats, args.skip_predict_loop)
+            plain = next(images for sampler, _, images in rows if sampler == "in-graph plain loop")
+            results.append(dict(
+                model=os.path.basename(name), image_shape=list(model.image_shape), parameters=model.count_params(),
+                rows=[dict(sampler=sampler, seconds=seconds, same_as_plain=bool(np.array_equal(images, plain)))
+                      for sampler, seconds, images in rows]))
+            print_table(results[-1], args.num)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out + ".json", "w") as file:
+        json.dump(dict(num_images=args.num, results=results), file, indent=1)
+    plot(results, args.out + ".png")
+    print(f"\nwrote {args.out}.json and {args.out}.png")
+
+
+def print_table(result, num):
+    shape = "x".join(map(str, result["image_shape"]))
+    plain = next(r["seconds"] for r in result["rows"] if r["sampler"] == "in-graph plain loop")
+    print(f"\n{result['model']} ({result['parameters']:,} parameters), {num} images of {shape}\n")
+    print("| sampler | seconds | ms per image | speed-up over in-graph plain loop | same images |")
+    print("|---|---:|---:|---:|---|")
+    for row in result["rows"]:
+        print(f"| {row['sampler']} | {row['seconds']:.3f} | {1000 * row['seconds'] / num:.1f} | "
+              f"{plain / row['seconds']:.1f}x | {row['same_as_plain']} |")
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    samplers = [r["sampler"] for r in results[0]["rows"]]
+    labels = [f"{r['model']} {'x'.join(map(str, r['image_shape']))}" for r in results]
+    width = 0.8 / len(samplers)
+    for i, sampler in enumerate(samplers):
+        seconds = [next((row["seconds"] for row in r["rows"] if row["sampler"] == sampler), np.nan)
+                   for r in results]
+        axis.bar(np.arange(len(results)) + i * width, seconds, width, label=sampler)
+    axis.set_xticks(np.arange(len(results)) + 0.4 - width / 2, labels, rotation=20, ha="right")
+    axis.set_yscale("log")
+    axis.set_ylabel("seconds (log)")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
 
 
 if __name__ == "__main__":

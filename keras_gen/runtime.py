@@ -109,11 +109,13 @@ class SavedModelRunner(Runner):
 
 
 class LiteRTRunner(Runner):
-    def __init__(self, path, manifest):
+    """Runs a .tflite file with LiteRT; `num_threads` None lets LiteRT choose."""
+
+    def __init__(self, path, manifest, num_threads=None):
         from ai_edge_litert.interpreter import Interpreter
 
         super().__init__(_spec_from_manifest(manifest))
-        self.interpreter = Interpreter(model_path=path)
+        self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
 
     def _call(self, signature, inputs):
         return self.interpreter.get_signature_runner(signature)(**inputs)
@@ -142,7 +144,7 @@ def _tflite_file(runtime):
     return export_lib.QUANTIZED_TFLITE[runtime.split("-", 1)[1]] if "-" in runtime else export_lib.TFLITE
 
 
-def open_artifact(path, runtime=None):
+def open_artifact(path, runtime=None, num_threads=None):
     """Opens a `.keras` file, an export directory, its saved_model/ or its model.tflite.
 
     A `.keras` model runs in float32 even if it trained in bfloat16, as its
@@ -151,6 +153,7 @@ def open_artifact(path, runtime=None):
     Args:
         runtime: for an export directory, "savedmodel" (default), "tflite",
             or a quantized copy: "tflite-int8", "tflite-float16".
+        num_threads: LiteRT's threads (default: LiteRT's choice).
     """
     path = os.path.abspath(path)
     if path.endswith(".keras"):
@@ -158,7 +161,7 @@ def open_artifact(path, runtime=None):
     if path.endswith(".tflite"):
         if not os.path.exists(path):
             raise ArtifactError(f"{path}: no such file.")
-        return LiteRTRunner(path, _read_manifest(os.path.dirname(path)))
+        return LiteRTRunner(path, _read_manifest(os.path.dirname(path)), num_threads)
     if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
         return SavedModelRunner(path, _read_manifest(os.path.dirname(path)))
     if os.path.isdir(path):
@@ -171,7 +174,7 @@ def open_artifact(path, runtime=None):
         if not os.path.exists(os.path.join(path, tflite)):
             raise ArtifactError(f"{path} has no {tflite}; export it with --quantize "
                                 f"{runtime.split('-', 1)[1]} (python -m keras_gen export ... --quantize).")
-        return LiteRTRunner(os.path.join(path, tflite), manifest)
+        return LiteRTRunner(os.path.join(path, tflite), manifest, num_threads)
     raise ArtifactError(
         f"{path}: not a .keras file, a .tflite file or an export directory (missing or unknown)."
     )

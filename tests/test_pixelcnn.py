@@ -178,7 +178,7 @@ def test_bad_input_gets_clear_errors():
     with pytest.raises(InputError, match="known_mask: expected bool"):
         model.sample_levels(noise, [0, 1], known=np.zeros((2, 5, 5, 1), np.uint8),
                             known_mask=np.zeros((2, 5, 5, 1), np.uint8))
-    with pytest.raises(ValueError, match="multiple of 3"):
+    with pytest.raises(ValueError, match="multiple of 6"):
         PixelCNN(image_shape=(5, 5, 3), filters=8)
 
     class WithoutFastSampler(PixelCNN):

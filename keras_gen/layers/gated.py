@@ -10,12 +10,15 @@ from keras_gen.registry import register
 def gated_activation(inputs, groups=1):
     """tanh(a) * sigmoid(b), splitting each colour group's channels into halves a | b.
 
-    (batch, H, W, 2f) -> (batch, H, W, f); colour groups stay contiguous.
+    (batch, ..., 2f) -> (batch, ..., f), any rank; colour groups stay contiguous.
     """
-    height, width, channels = inputs.shape[1:]
-    split = ops.reshape(inputs, (-1, height, width, groups, 2, channels // (2 * groups)))
+    if groups == 1:
+        first, second = ops.split(inputs, 2, axis=-1)
+        return ops.tanh(first) * ops.sigmoid(second)
+    inner, channels = tuple(inputs.shape[1:-1]), inputs.shape[-1]
+    split = ops.reshape(inputs, (-1,) + inner + (groups, 2, channels // (2 * groups)))
     gated = ops.tanh(split[..., 0, :]) * ops.sigmoid(split[..., 1, :])
-    return ops.reshape(gated, (-1, height, width, channels // 2))
+    return ops.reshape(gated, (-1,) + inner + (channels // 2,))
 
 
 def shift_down(inputs):

@@ -33,6 +33,40 @@ def channel_width(value, default, multiple, name):
     return int(value)
 
 
+def split_causal_kernel(conv):
+    """A masked k x k (or 1 x k) conv split for row-by-row sampling, in float32.
+
+    Causal masks zero the kernel below its centre row and right of its centre,
+    so the output at (r, c) is the rows above (all k columns) plus row r's
+    columns c - k // 2 .. c. Returns (above, current, bias):
+        above: (k // 2, k, in, out), for `from_rows_above`; None for a 1-row kernel.
+        current: ((k // 2 + 1) * in, out), for the concatenated inputs at c - k // 2 .. c.
+        bias: (out,).
+    """
+    kernel = tf.cast(conv.masked_kernel(), tf.float32)
+    rows, cols = conv.kernel_size
+    above = kernel[: rows // 2] if rows > 1 else None
+    current = tf.reshape(kernel[rows // 2, : cols // 2 + 1], (-1, kernel.shape[-1]))
+    return above, current, tf.cast(conv.bias, tf.float32)
+
+
+def from_rows_above(rows, above, current, bias):
+    """What the rows above give every position of the next row, bias included: (batch, W, out).
+
+    Args:
+        rows: (batch, k // 2, W + 2 (k // 2), in), the last k // 2 rows, zero-padded like "same".
+        above, current, bias: from `split_causal_kernel`.
+    """
+    if above is None:
+        return tf.broadcast_to(bias, tf.concat([tf.shape(rows)[:1], [rows.shape[2], bias.shape[0]]], 0))
+    return tf.nn.conv2d(rows, above, strides=1, padding="VALID")[:, 0] + bias
+
+
+def push_row(rows, row):
+    """A ring of the last rows (batch, n, W', ch) with `row` (batch, W', ch) added at the bottom."""
+    return tf.concat([rows[:, 1:], row[:, None]], axis=1)
+
+
 def subpixel_coordinates(batch, *position):
     """(batch, 1 + len(position)) gather/scatter indices of one position in every image of a batch."""
     return tf.stack([tf.range(batch)] + [tf.fill([batch], p) for p in position], axis=1)
@@ -191,39 +225,47 @@ class AutoregressiveModel(GenerativeModel):
     def _fast_sample_levels(self, noise, labels, known, known_mask):
         raise NotImplementedError
 
-    def _raster_loop(self, noise, known, known_mask, state, params_at, record, end_row):
-        """The loop of the fast samplers: every sub-pixel in raster order, one row per outer step.
+    def _raster_loop(self, noise, known, known_mask, state, begin_row, params_at, record, end_row):
+        """The loop of the fast samplers: a graph loop over rows, the row's sub-pixels unrolled inside it.
+
+        Columns and channels are Python ints, so a sampler keeps the row in
+        progress as Python lists of (batch, ...) tensors and reads its windows
+        with static slices: no scatter or dynamic slice per sub-pixel.
 
         Args:
-            state: the sampler's caches, carried through the loop.
-            params_at(row, col, state) -> ((batch, C * num_params) params at (row, col), state).
-            record(row, col, channel, value, state) -> state: take in a drawn (batch,) int32 value.
-            end_row(row, state) -> state: after the last sub-pixel of a row.
+            state: the caches carried from row to row (tensors only).
+            begin_row(row, state) -> row_state: anything, for the row's sub-pixel steps.
+            params_at(row, col, row_state) -> ((batch, C * num_params) params at (row, col), row_state).
+            record(row, col, channel, value, row_state) -> row_state: take in a drawn (batch,) int32 value.
+            end_row(row, row_state) -> state: after the last sub-pixel of a row.
         Returns:
             (batch, H, W, C) uint8 levels; known sub-pixels are kept, the rest are
             inverse-CDF draws of their noise.
         """
         height, width, colors = self.image_shape
-        batch = tf.shape(noise)[0]
+        num_params = self.likelihood.num_params()
         canvas, keep = self._initial_canvas(noise, known, known_mask)
 
-        def subpixel_step(row, index, canvas, state):
-            col, channel = index // colors, index % colors
-            params, state = params_at(row, col, state)
-            uniform = tf.slice(noise, [0, row, col, 0], [-1, 1, 1, -1])
-            drawn = self.likelihood.inverse_cdf(params[:, None, None, :], uniform, colors)[:, 0, 0, channel]
-            where = subpixel_coordinates(batch, row, col, channel)
-            value = tf.where(tf.gather_nd(keep, where), tf.gather_nd(canvas, where), tf.cast(drawn, tf.int32))
-            canvas = tf.tensor_scatter_nd_update(canvas, where, value)
-            return index + 1, canvas, record(row, col, channel, value, state)
-
         def row_step(row, canvas, state):
-            _, canvas, state = tf.while_loop(
-                lambda index, *_: index < width * colors,
-                lambda *loop_state: subpixel_step(row, *loop_state),
-                (tf.constant(0), canvas, state),
-            )
-            return row + 1, canvas, end_row(row, state)
+            given, kept = canvas[:, row], keep[:, row]  # (batch, W, C) each
+            # (batch, 1, 1, 1) noise per sub-pixel, split once per row.
+            uniform = tf.unstack(tf.reshape(noise[:, row], [-1, width * colors, 1, 1, 1]), axis=1)
+            row_state, pixels = begin_row(row, state), []
+            for col in range(width):
+                pixel = []
+                for channel in range(colors):
+                    params, row_state = params_at(row, col, row_state)
+                    own = params[:, None, None, channel * num_params : (channel + 1) * num_params]
+                    value = tf.cast(self.likelihood.inverse_cdf(
+                        own, uniform[col * colors + channel], 1)[:, 0, 0, 0], tf.int32)
+                    if known is not None:
+                        value = tf.where(kept[:, col, channel], given[:, col, channel], value)
+                    row_state = record(row, col, channel, value, row_state)
+                    pixel.append(value)
+                pixels.append(tf.stack(pixel, axis=-1))
+            canvas = tf.tensor_scatter_nd_update(canvas, subpixel_coordinates(tf.shape(noise)[0], row),
+                                                 tf.stack(pixels, axis=1))
+            return row + 1, canvas, end_row(row, row_state)
 
         _, canvas, _ = tf.while_loop(lambda row, *_: row < height, row_step, (tf.constant(0), canvas, state))
         return tf.cast(canvas, tf.uint8)

@@ -4,7 +4,14 @@ import tensorflow as tf
 from keras import ops
 
 from keras_gen.layers import GatedBlock, MaskedConv2D, MaskedResidualBlock, gated_activation
-from keras_gen.models.autoregressive import AutoregressiveModel, channel_width, subpixel_coordinates
+from keras_gen.models.autoregressive import (
+    AutoregressiveModel,
+    channel_width,
+    from_rows_above,
+    push_row,
+    split_causal_kernel,
+    subpixel_coordinates,
+)
 from keras_gen.registry import register
 
 
@@ -12,6 +19,19 @@ def _matrix(layer):
     """A masked conv's kernel as a (kh * kw * in, out) float32 matrix, and its bias."""
     kernel = tf.cast(layer.masked_kernel(), tf.float32)
     return tf.reshape(kernel, (-1, kernel.shape[-1])), tf.cast(layer.bias, tf.float32)
+
+
+def dense(inputs, kernel, bias, activation=None):
+    """activation(inputs @ kernel + bias), written so that TensorFlow fuses it into one kernel on CPU."""
+    outputs = tf.nn.bias_add(tf.matmul(inputs, kernel), bias)
+    return outputs if activation is None else activation(outputs)
+
+
+def _class_bias(class_bias, labels):
+    """(batch, channels) float32 values of a `ClassBias` layer for `labels`; (1,) zeros for None."""
+    if class_bias is None:
+        return tf.zeros([1])
+    return tf.cast(tf.gather(class_bias.embedding.embeddings, labels), tf.float32)
 
 
 def _float32(conv):
@@ -68,56 +88,61 @@ class PixelCNN(AutoregressiveModel):
         return self.head_out(self.head_hidden(ops.relu(hidden)))
 
     def _fast_sample_levels(self, noise, labels, known, known_mask):
-        """Cached sampling (Ramachandran et al. 2017): each step computes every layer at one position.
+        """Cached sampling (Ramachandran et al. 2017): each step computes every layer at one position only.
 
         Causal masks mean a position's activations depend only on earlier
-        sub-pixels, so once computed they are final. Each spatial conv keeps
-        its input in a ring of the k rows its kernel reads (zero-padded like
-        "same" padding); a step writes the new position into it and reads the
-        k x k window around it. The rings move down one row per image row.
+        sub-pixels, so once computed they are final. Each masked k x k conv is
+        split in two: its rows above, computed for a whole row when the row
+        begins from a ring of the k // 2 rows before it, and the current row's
+        columns c - k // 2 .. c, computed per position from the values so far.
         """
         width, colors = self.image_shape[1:]
         batch = tf.shape(noise)[0]
-        first_pad, pad = self.first_kernel_size // 2, self.kernel_size // 2
-        image_ring = tf.zeros([batch, self.first_kernel_size, width + 2 * first_pad, colors])
-        rings = [tf.zeros([batch, self.kernel_size, width + 2 * pad, self.filters // 2]) for _ in self.blocks]
-        input_kernel, input_bias = _matrix(self.input_conv)
-        block_weights = [
-            (_matrix(b.reduce), _matrix(b.spatial), _matrix(b.expand),
-             tf.gather(b.class_bias.embedding.embeddings, labels) if b.class_bias is not None else 0.0)
-            for b in self.blocks
-        ]
+        first_pad, pad, half = self.first_kernel_size // 2, self.kernel_size // 2, self.filters // 2
+        input_conv = split_causal_kernel(self.input_conv)
+        blocks = [(_matrix(b.reduce), split_causal_kernel(b.spatial), _matrix(b.expand),
+                   _class_bias(b.class_bias, labels)) for b in self.blocks]
         (hidden_kernel, hidden_bias), (out_kernel, out_bias) = _matrix(self.head_hidden), _matrix(self.head_out)
 
-        def window(ring, col, size):
-            return tf.reshape(tf.slice(ring, [0, 0, col, 0], [-1, size, size, -1]), [batch, -1])
+        def begin_row(row, state):
+            image_rows, reduced_rows = state
+            return dict(
+                state=state,
+                image_row=[tf.zeros([batch, colors])] * (width + 2 * first_pad),
+                pixel=[tf.zeros([batch])] * colors,
+                # Unstacked once per row, so a step reads its column without an op.
+                input_from_above=tf.unstack(from_rows_above(image_rows, *input_conv), axis=1),
+                spatial_from_above=[tf.unstack(from_rows_above(rows, *spatial) + class_bias[:, None], axis=1)
+                                    for rows, (_, spatial, _, class_bias) in zip(reduced_rows, blocks)],
+                reduced_row=[[tf.zeros([batch, half])] * (width + 2 * pad) for _ in blocks],
+            )
 
-        def params_at(row, col, state):
-            image_ring, rings = state
-            hidden = tf.matmul(window(image_ring, col, self.first_kernel_size), input_kernel) + input_bias
-            new_rings = []
-            for ring, ((rk, rb), (sk, sb), (ek, eb), class_bias) in zip(rings, block_weights):
-                reduced = tf.nn.relu(tf.matmul(tf.nn.relu(hidden), rk) + rb)
-                ring = tf.tensor_scatter_nd_update(ring, subpixel_coordinates(batch, pad, col + pad), reduced)
-                spatial = tf.matmul(window(ring, col, self.kernel_size), sk) + sb + class_bias
-                hidden = hidden + tf.matmul(tf.nn.relu(spatial), ek) + eb
-                new_rings.append(ring)
-            head = tf.nn.relu(tf.matmul(tf.nn.relu(hidden), hidden_kernel) + hidden_bias)
-            return tf.matmul(head, out_kernel) + out_bias, (image_ring, new_rings)
+        def params_at(row, col, now):
+            window = tf.concat(now["image_row"][col : col + first_pad + 1], axis=-1)
+            hidden = now["input_from_above"][col] + tf.matmul(window, input_conv[1])
+            for reduced_row, from_above, ((rk, rb), (_, sk, _), (ek, eb), _) in zip(
+                    now["reduced_row"], now["spatial_from_above"], blocks):
+                reduced_row[col + pad] = dense(tf.nn.relu(hidden), rk, rb, tf.nn.relu)
+                spatial = from_above[col] + tf.matmul(tf.concat(reduced_row[col : col + pad + 1], -1), sk)
+                hidden = hidden + dense(tf.nn.relu(spatial), ek, eb)
+            head = dense(tf.nn.relu(hidden), hidden_kernel, hidden_bias, tf.nn.relu)
+            return dense(head, out_kernel, out_bias), now
 
-        def record(row, col, channel, value, state):
-            image_ring, rings = state
-            where = subpixel_coordinates(batch, first_pad, col + first_pad, channel)
-            return tf.tensor_scatter_nd_update(image_ring, where, self._level_to_input(value)), rings
+        def record(row, col, channel, value, now):
+            now["pixel"][channel] = self._level_to_input(value)
+            now["image_row"][col + first_pad] = tf.stack(now["pixel"], axis=-1)
+            if channel == colors - 1:
+                now["pixel"] = [tf.zeros([batch])] * colors
+            return now
 
-        def move_down(ring):
-            return tf.concat([ring[:, 1:], tf.zeros_like(ring[:, :1])], axis=1)
+        def end_row(row, now):
+            image_rows, reduced_rows = now["state"]
+            return (push_row(image_rows, tf.stack(now["image_row"], axis=1)),
+                    [push_row(rows, tf.stack(values, axis=1)) for rows, values in zip(reduced_rows, now["reduced_row"])])
 
-        def end_row(row, state):
-            image_ring, rings = state
-            return move_down(image_ring), [move_down(ring) for ring in rings]
-
-        return self._raster_loop(noise, known, known_mask, (image_ring, rings), params_at, record, end_row)
+        state = (tf.zeros([batch, first_pad, width + 2 * first_pad, colors]),
+                 [tf.zeros([batch, pad, width + 2 * pad, half]) for _ in blocks])
+        return self._raster_loop(noise, known, known_mask, state, begin_row, params_at, record, end_row)
 
     def get_config(self):
         config = super().get_config()
@@ -181,76 +206,74 @@ class GatedPixelCNN(AutoregressiveModel):
 
         The vertical stack at row r sees rows <= r and reaches the horizontal
         stack only through row r + 1, so it runs once when a row is done, from
-        a ring of the k // 2 + 1 rows each layer's kernel reads. Each layer's
-        horizontal input along the current row is kept in a zero-padded row
-        buffer; a step writes the new position into it and reads the 1 x k
-        window ending there. Everything computes in float32, as exports do.
+        a ring of the k // 2 + 1 rows each layer's kernel reads. The horizontal
+        stack at (r, c) reads its input at columns c - k // 2 .. c of the row so
+        far. Everything computes in float32, as exports do.
         """
         width, colors = self.image_shape[1:]
         batch = tf.shape(noise)[0]
         pads = [layer.kernel_size // 2 for layer in self.gated_layers]
         in_channels = [colors] + [self.filters] * (self.num_layers - 1)
-        horizontal_rows = [tf.zeros([batch, width + 2 * p, c]) for p, c in zip(pads, in_channels)]
-        vertical_rings = [tf.zeros([batch, p + 1, width + 2 * p, c]) for p, c in zip(pads, in_channels)]
-        def class_bias(bias):  # (batch, 2f), or 0 for an unconditional model
-            return 0.0 if bias is None else tf.cast(tf.gather(bias.embedding.embeddings, labels), tf.float32)
-
-        vertical_biases = [class_bias(layer.vertical_bias) for layer in self.gated_layers]
-        horizontal_biases = [class_bias(layer.horizontal_bias) for layer in self.gated_layers]
-        weights = [(_matrix(layer.horizontal), _matrix(layer.horizontal_out)) for layer in self.gated_layers]
+        weights = [(split_causal_kernel(layer.horizontal), _matrix(layer.horizontal_out), _float32(layer.vertical),
+                    _float32(layer.vertical_to_horizontal), _class_bias(layer.vertical_bias, labels),
+                    _class_bias(layer.horizontal_bias, labels))
+                   for layer in self.gated_layers]
         (hidden_kernel, hidden_bias), (out_kernel, out_bias) = _matrix(self.head_hidden), _matrix(self.head_out)
 
-        def vertical_to_horizontal(layer, vertical):  # a 1 x 1 conv on (batch, W, 2f)
-            kernel, bias = _float32(layer.vertical_to_horizontal)
-            return tf.matmul(vertical, kernel[0]) + bias
+        def vertical_to_horizontal(vertical, weights):  # the 1 x 1 conv on (batch, W, 2f)
+            kernel, bias = weights[3]
+            return tf.nn.bias_add(tf.matmul(vertical, kernel[0]), bias)
+
+        def begin_row(row, state):
+            vertical_rings, from_above = state
+            return dict(
+                state=state,
+                from_above=[tf.unstack(values, axis=1) for values in from_above],
+                horizontal=[[tf.zeros([batch, c])] * (width + 2 * p) for p, c in zip(pads, in_channels)],
+                pixel=[tf.zeros([batch])] * colors,
+            )
+
+        def params_at(row, col, now):
+            for i, (layer, pad, weights_i) in enumerate(zip(self.gated_layers, pads, weights)):
+                (_, kernel, bias), (out_kernel_i, out_bias_i) = weights_i[0], weights_i[1]
+                inputs = now["horizontal"][i]
+                if i > 0:  # this layer's input at (row, col) is the previous layer's output
+                    inputs[col + pad] = horizontal
+                window = tf.concat(inputs[col : col + pad + 1], axis=-1)
+                gates = tf.nn.bias_add(tf.matmul(window, kernel), bias) + now["from_above"][i][col] + weights_i[5]
+                output = dense(gated_activation(gates, layer.color_channels), out_kernel_i, out_bias_i)
+                horizontal = output if layer.first else inputs[col + pad] + output
+            head = dense(tf.nn.relu(horizontal), hidden_kernel, hidden_bias, tf.nn.relu)
+            return dense(head, out_kernel, out_bias), now
+
+        def record(row, col, channel, value, now):
+            now["pixel"][channel] = self._level_to_input(value)
+            now["horizontal"][0][col + pads[0]] = tf.stack(now["pixel"], axis=-1)
+            if channel == colors - 1:
+                now["pixel"] = [tf.zeros([batch])] * colors
+            return now
+
+        def end_row(row, now):
+            vertical_rings, _ = now["state"]
+            vertical_in = tf.stack(now["horizontal"][0], axis=1)  # the finished image row, padded for layer 0
+            new_rings, new_from_above = [], []
+            for i, (pad, weights_i) in enumerate(zip(pads, weights)):
+                if i > 0:
+                    vertical_in = tf.pad(vertical_in, [[0, 0], [pad, pad], [0, 0]])
+                ring = push_row(vertical_rings[i], vertical_in)
+                kernel, bias = weights_i[2]
+                vertical = tf.nn.bias_add(tf.nn.conv2d(ring, kernel, strides=1, padding="VALID")[:, 0], bias)
+                new_rings.append(ring)
+                new_from_above.append(vertical_to_horizontal(vertical, weights_i))
+                vertical = vertical + weights_i[4][:, None]
+                vertical_in = gated_activation(vertical)  # as the layer: no colour groups
+            return new_rings, new_from_above
 
         # Before row 0 the shifted vertical stack is zero.
         zero_row = tf.zeros([batch, width, 2 * self.filters])
-        from_above = [vertical_to_horizontal(layer, zero_row) for layer in self.gated_layers]
-
-        def params_at(row, col, state):
-            horizontal_rows, vertical_rings, from_above = state
-            new_rows, horizontal = [], None
-            for i, (layer, pad) in enumerate(zip(self.gated_layers, pads)):
-                buffer = horizontal_rows[i]
-                if i > 0:  # this layer's input at (row, col) is the previous layer's output
-                    buffer = tf.tensor_scatter_nd_update(buffer, subpixel_coordinates(batch, col + pad),
-                                                         horizontal)
-                new_rows.append(buffer)
-                (kernel, bias), (out_kernel_i, out_bias_i) = weights[i]
-                window = tf.reshape(tf.slice(buffer, [0, col, 0], [-1, 2 * pad + 1, -1]), [batch, -1])
-                gates = tf.matmul(window, kernel) + bias + from_above[i][:, col] + horizontal_biases[i]
-                gated = gated_activation(gates[:, None, None], layer.color_channels)[:, 0, 0]
-                output = tf.matmul(gated, out_kernel_i) + out_bias_i
-                horizontal = output if layer.first else buffer[:, col + pad] + output
-            head = tf.nn.relu(tf.matmul(tf.nn.relu(horizontal), hidden_kernel) + hidden_bias)
-            return tf.matmul(head, out_kernel) + out_bias, (new_rows, vertical_rings, from_above)
-
-        def record(row, col, channel, value, state):
-            horizontal_rows, vertical_rings, from_above = state
-            where = subpixel_coordinates(batch, col + pads[0], channel)
-            image_row = tf.tensor_scatter_nd_update(horizontal_rows[0], where, self._level_to_input(value))
-            return [image_row] + horizontal_rows[1:], vertical_rings, from_above
-
-        def end_row(row, state):
-            horizontal_rows, vertical_rings, _ = state
-            vertical_in = horizontal_rows[0]  # the finished image row, padded like the first layer's kernel
-            new_rings, new_from_above = [], []
-            for i, (layer, pad) in enumerate(zip(self.gated_layers, pads)):
-                if i > 0:
-                    vertical_in = tf.pad(vertical_in, [[0, 0], [pad, pad], [0, 0]])
-                ring = tf.concat([vertical_rings[i][:, 1:], vertical_in[:, None]], axis=1)
-                kernel, bias = _float32(layer.vertical)
-                vertical = tf.nn.conv2d(ring, kernel, strides=1, padding="VALID")[:, 0] + bias
-                new_rings.append(ring)
-                new_from_above.append(vertical_to_horizontal(layer, vertical))
-                vertical = vertical + (vertical_biases[i][:, None] if self.num_classes else 0.0)
-                vertical_in = gated_activation(vertical[:, None])[:, 0]  # as the layer: no colour groups
-            zeroed_rows = [tf.zeros_like(buffer) for buffer in horizontal_rows]
-            return zeroed_rows, new_rings, new_from_above
-
-        state = (horizontal_rows, vertical_rings, from_above)
-        return self._raster_loop(noise, known, known_mask, state, params_at, record, end_row)
+        state = ([tf.zeros([batch, p + 1, width + 2 * p, c]) for p, c in zip(pads, in_channels)],
+                 [vertical_to_horizontal(zero_row, weights_i) for weights_i in weights])
+        return self._raster_loop(noise, known, known_mask, state, begin_row, params_at, record, end_row)
 
     def get_config(self):
         config = super().get_config()
