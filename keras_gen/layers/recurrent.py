@@ -58,11 +58,14 @@ class RowLSTM(keras.layers.Layer):
             initializer="glorot_uniform",
         )
 
+    def state_gates(self, hidden):
+        """The state-to-state part of the gates: (batch, W, u) hidden of a row -> (batch, W, 4u) for the next."""
+        kernel = tf.cast(self.state_kernel, hidden.dtype)
+        return tf.nn.conv2d(hidden[:, None], kernel, strides=1, padding="SAME")[:, 0]
+
     def step(self, input_gates, hidden, cell):
         """One row: input_gates (batch, W, 4u) and the previous row's (hidden, cell), each (batch, W, u)."""
-        kernel = tf.cast(self.state_kernel, hidden.dtype)
-        state_gates = tf.nn.conv2d(hidden[:, None], kernel, strides=1, padding="SAME")[:, 0]
-        return lstm_update(input_gates + state_gates, cell, self.color_channels)
+        return lstm_update(input_gates + self.state_gates(hidden), cell, self.color_channels)
 
     def initial_state(self, features):
         """Zero (hidden, cell) for one row of `features` (batch, rows, W, channels)."""

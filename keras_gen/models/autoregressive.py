@@ -33,6 +33,18 @@ def channel_width(value, default, multiple, name):
     return int(value)
 
 
+def float32_matrix(conv):
+    """A masked conv's kernel as a (kh * kw * in, out) float32 matrix, and its bias."""
+    kernel = tf.cast(conv.masked_kernel(), tf.float32)
+    return tf.reshape(kernel, (-1, kernel.shape[-1])), tf.cast(conv.bias, tf.float32)
+
+
+def dense(inputs, kernel, bias, activation=None):
+    """activation(inputs @ kernel + bias), written so that TensorFlow fuses it into one kernel on CPU."""
+    outputs = tf.nn.bias_add(tf.matmul(inputs, kernel), bias)
+    return outputs if activation is None else activation(outputs)
+
+
 def split_causal_kernel(conv):
     """A masked k x k (or 1 x k) conv split for row-by-row sampling, in float32.
 

@@ -7,24 +7,13 @@ from keras_gen.layers import GatedBlock, MaskedConv2D, MaskedResidualBlock, gate
 from keras_gen.models.autoregressive import (
     AutoregressiveModel,
     channel_width,
+    dense,
+    float32_matrix,
     from_rows_above,
     push_row,
     split_causal_kernel,
-    subpixel_coordinates,
 )
 from keras_gen.registry import register
-
-
-def _matrix(layer):
-    """A masked conv's kernel as a (kh * kw * in, out) float32 matrix, and its bias."""
-    kernel = tf.cast(layer.masked_kernel(), tf.float32)
-    return tf.reshape(kernel, (-1, kernel.shape[-1])), tf.cast(layer.bias, tf.float32)
-
-
-def dense(inputs, kernel, bias, activation=None):
-    """activation(inputs @ kernel + bias), written so that TensorFlow fuses it into one kernel on CPU."""
-    outputs = tf.nn.bias_add(tf.matmul(inputs, kernel), bias)
-    return outputs if activation is None else activation(outputs)
 
 
 def _class_bias(class_bias, labels):
@@ -100,9 +89,9 @@ class PixelCNN(AutoregressiveModel):
         batch = tf.shape(noise)[0]
         first_pad, pad, half = self.first_kernel_size // 2, self.kernel_size // 2, self.filters // 2
         input_conv = split_causal_kernel(self.input_conv)
-        blocks = [(_matrix(b.reduce), split_causal_kernel(b.spatial), _matrix(b.expand),
+        blocks = [(float32_matrix(b.reduce), split_causal_kernel(b.spatial), float32_matrix(b.expand),
                    _class_bias(b.class_bias, labels)) for b in self.blocks]
-        (hidden_kernel, hidden_bias), (out_kernel, out_bias) = _matrix(self.head_hidden), _matrix(self.head_out)
+        (hidden_kernel, hidden_bias), (out_kernel, out_bias) = map(float32_matrix, (self.head_hidden, self.head_out))
 
         def begin_row(row, state):
             image_rows, reduced_rows = state
@@ -214,11 +203,11 @@ class GatedPixelCNN(AutoregressiveModel):
         batch = tf.shape(noise)[0]
         pads = [layer.kernel_size // 2 for layer in self.gated_layers]
         in_channels = [colors] + [self.filters] * (self.num_layers - 1)
-        weights = [(split_causal_kernel(layer.horizontal), _matrix(layer.horizontal_out), _float32(layer.vertical),
-                    _float32(layer.vertical_to_horizontal), _class_bias(layer.vertical_bias, labels),
-                    _class_bias(layer.horizontal_bias, labels))
+        weights = [(split_causal_kernel(layer.horizontal), float32_matrix(layer.horizontal_out),
+                    _float32(layer.vertical), _float32(layer.vertical_to_horizontal),
+                    _class_bias(layer.vertical_bias, labels), _class_bias(layer.horizontal_bias, labels))
                    for layer in self.gated_layers]
-        (hidden_kernel, hidden_bias), (out_kernel, out_bias) = _matrix(self.head_hidden), _matrix(self.head_out)
+        (hidden_kernel, hidden_bias), (out_kernel, out_bias) = map(float32_matrix, (self.head_hidden, self.head_out))
 
         def vertical_to_horizontal(vertical, weights):  # the 1 x 1 conv on (batch, W, 2f)
             kernel, bias = weights[3]
@@ -234,6 +223,7 @@ class GatedPixelCNN(AutoregressiveModel):
             )
 
         def params_at(row, col, now):
+            horizontal = None
             for i, (layer, pad, weights_i) in enumerate(zip(self.gated_layers, pads, weights)):
                 (_, kernel, bias), (out_kernel_i, out_bias_i) = weights_i[0], weights_i[1]
                 inputs = now["horizontal"][i]

@@ -4,7 +4,16 @@ import tensorflow as tf
 from keras import ops
 
 from keras_gen.layers import DiagonalBiLSTM, MaskedConv2D, RowLSTM
-from keras_gen.models.autoregressive import AutoregressiveModel, channel_width, subpixel_coordinates
+from keras_gen.layers.recurrent import lstm_update
+from keras_gen.models.autoregressive import (
+    AutoregressiveModel,
+    channel_width,
+    dense,
+    float32_matrix,
+    from_rows_above,
+    push_row,
+    split_causal_kernel,
+)
 from keras_gen.registry import register
 
 KINDS = ("row_lstm", "diagonal_bilstm")
@@ -69,130 +78,127 @@ class PixelRNN(AutoregressiveModel):
         """(batch, H, W, C) integer levels -> (batch, H, W, C * num_params) likelihood params."""
         return self._head(self.features(images))
 
-    # Fast samplers. `image` is the canvas as the network sees it, zero-padded
-    # by 3 on every side for the 7 x 7 input conv: (batch, H + 6, W + 6, C) float32.
-
-    def _input_features(self, image, row, col=None):
-        """The mask-A conv's output along `row` (batch, W, units), or at (row, col) only (batch, units)."""
-        dtype = self.compute_dtype  # the layers below compute in it (bfloat16 under mixed precision)
-        size = [-1, 7, -1, -1] if col is None else [-1, 7, 7, -1]
-        window = tf.cast(tf.slice(image, [0, row, 0 if col is None else col, 0], size), dtype)
-        kernel = tf.cast(self.input_conv.masked_kernel(), dtype)
-        features = tf.nn.conv2d(window, kernel, strides=1, padding="VALID") + tf.cast(self.input_conv.bias, dtype)
-        return features[:, 0] if col is None else features[:, 0, 0]
-
     def _fast_sample_levels(self, noise, labels, known, known_mask):
-        height, width, colors = self.image_shape
-        batch = tf.shape(noise)[0]
-        image = tf.zeros([batch, height + 6, width + 6, colors])
+        """Carried-state sampling: each sub-pixel step computes every layer at one pixel only.
 
-        def record_in_image(row, col, channel, value, image):
-            where = subpixel_coordinates(batch, row + 3, col + 3, channel)
-            return tf.tensor_scatter_nd_update(image, where, self._level_to_input(value))
-
-        sampler = self._row_lstm_sampler if self.kind == "row_lstm" else self._diagonal_bilstm_sampler
-        state, params_at, record, end_row = sampler(image, record_in_image)
-        return self._raster_loop(noise, known, known_mask, state, params_at, record, end_row)
-
-    def _row_lstm_sampler(self, image, record_in_image):
-        """Carries each Row LSTM's state from row to row.
-
-        A sub-pixel step recomputes only the current row; when a row is done
-        it is run once more, complete, to give the state for the next row.
+        The 7 x 7 input conv is split into its rows above (once per row) and
+        the current row's columns. Each recurrent layer keeps its states along
+        the row above and the row so far (`_row_lstm_cells`,
+        `_diagonal_bilstm_cells`). Everything computes in float32, as exports do.
         """
-        zeros = tf.zeros([tf.shape(image)[0], self.image_shape[1], self.units], self.compute_dtype)
+        width, colors = self.image_shape[1:]
+        batch = tf.shape(noise)[0]
+        pad = self.input_conv.kernel_size[0] // 2
+        input_conv = split_causal_kernel(self.input_conv)
+        residuals = [float32_matrix(conv) for conv in self.residual_convs]
+        (hidden_kernel, hidden_bias), (out_kernel, out_bias) = map(float32_matrix, (self.head_hidden, self.head_out))
+        cells = self._row_lstm_cells(batch) if self.kind == "row_lstm" else self._diagonal_bilstm_cells(batch)
+        begin_cells, cell_at, end_cells, initial_cells = cells
 
-        def row_pass(image, row, states):
-            features = self._input_features(image, row)[:, None]
-            new_states = []
-            for recurrent, residual, (hidden, cell) in zip(self.recurrent_layers, self.residual_convs, states):
-                hidden, cell = recurrent.step(recurrent.input_to_state(features)[:, 0], hidden, cell)
-                features = features + residual(hidden[:, None])
-                new_states.append((hidden, cell))
-            return self._head(features)[:, 0], new_states
+        def begin_row(row, state):
+            image_rows, cell_states = state
+            return dict(
+                image_rows=image_rows,
+                image_row=[tf.zeros([batch, colors])] * (width + 2 * pad),
+                pixel=[tf.zeros([batch])] * colors,
+                input_from_above=tf.unstack(from_rows_above(image_rows, *input_conv), axis=1),
+                layers=[begin_cells(layer, cell_state) for layer, cell_state in zip(self.recurrent_layers,
+                                                                                    cell_states)],
+            )
 
-        def params_at(row, col, state):
-            image, states = state
-            return row_pass(image, row, states)[0][:, col], state
+        def params_at(row, col, now):
+            window = tf.concat(now["image_row"][col : col + pad + 1], axis=-1)
+            features = now["input_from_above"][col] + tf.matmul(window, input_conv[1])
+            for layer, layer_now, (kernel, bias) in zip(self.recurrent_layers, now["layers"], residuals):
+                features = features + dense(cell_at(layer, layer_now, col, features), kernel, bias)
+            head = dense(tf.nn.relu(features), hidden_kernel, hidden_bias, tf.nn.relu)
+            return dense(head, out_kernel, out_bias), now
 
-        def record(row, col, channel, value, state):
-            image, states = state
-            return record_in_image(row, col, channel, value, image), states
+        def record(row, col, channel, value, now):
+            now["pixel"][channel] = self._level_to_input(value)
+            now["image_row"][col + pad] = tf.stack(now["pixel"], axis=-1)
+            if channel == colors - 1:
+                now["pixel"] = [tf.zeros([batch])] * colors
+            return now
 
-        def end_row(row, state):
-            image, states = state
-            return image, row_pass(image, row, states)[1]
+        def end_row(row, now):
+            image_rows = push_row(now["image_rows"], tf.stack(now["image_row"], axis=1))
+            return image_rows, [end_cells(layer, layer_now)
+                                for layer, layer_now in zip(self.recurrent_layers, now["layers"])]
 
-        return (image, [(zeros, zeros) for _ in self.recurrent_layers]), params_at, record, end_row
+        state = (tf.zeros([batch, pad, width + 2 * pad, colors]), [initial_cells for _ in self.recurrent_layers])
+        return self._raster_loop(noise, known, known_mask, state, begin_row, params_at, record, end_row)
 
-    def _diagonal_bilstm_sampler(self, image, record_in_image):
-        """Computes one pixel per sub-pixel step.
+    def _row_lstm_cells(self, batch):
+        """A Row LSTM pixel by pixel: its (hidden, cell) along the row above and the row so far.
+
+        At (r, c) the gates are the masked 1 x k input-to-state conv over the
+        layer's inputs at c - k // 2 .. c, plus the state-to-state conv over the
+        row above's hidden states, computed for the whole row when it begins.
+        """
+        width, pad = self.image_shape[1], self.kernel_size // 2
+        zeros = tf.zeros([batch, width, self.units])
+
+        def begin(layer, state):
+            hidden, cell = state
+            return dict(input_to_state=split_causal_kernel(layer.input_to_state),
+                        from_above=tf.unstack(layer.state_gates(hidden), axis=1),
+                        cell_above=tf.unstack(cell, axis=1),
+                        inputs=[tf.zeros([batch, self.units])] * (width + pad),
+                        hidden=[None] * width, cell=[None] * width)
+
+        def at(layer, now, col, features):
+            now["inputs"][col + pad] = features
+            _, kernel, bias = now["input_to_state"]
+            window = tf.concat(now["inputs"][col : col + pad + 1], axis=-1)
+            gates = tf.nn.bias_add(tf.matmul(window, kernel), bias) + now["from_above"][col]
+            now["hidden"][col], now["cell"][col] = lstm_update(gates, now["cell_above"][col], layer.color_channels)
+            return now["hidden"][col]
+
+        def end(layer, now):
+            return tf.stack(now["hidden"], axis=1), tf.stack(now["cell"], axis=1)
+
+        return begin, at, end, (zeros, zeros)
+
+    def _diagonal_bilstm_cells(self, batch):
+        """A Diagonal BiLSTM pixel by pixel.
 
         The left-to-right LSTM at (r, c) needs the states at (r, c - 1) and
         (r - 1, c), and the shifted right-to-left output at (r, c) is that of
-        (r - 1, c): all known by then. Carried: each layer's left-to-right
-        (hidden, cell) at (r, c - 1); its left-to-right hidden along row r so
-        far; both directions' hidden along row r - 1. When a row is done, the
+        (r - 1, c): all known by then. Carried from row to row: both
+        directions' hidden states along the row above. When a row is done, the
         right-to-left LSTM runs along it once.
         """
-        width, colors = self.image_shape[1], self.image_shape[2]
-        zero_row = tf.zeros([tf.shape(image)[0], width, self.units], self.compute_dtype)
-        zero_pixel = zero_row[:, 0]
+        width = self.image_shape[1]
+        zero_pixel = tf.zeros([batch, self.units])
+        zero_row = tf.zeros([batch, width, self.units])
 
-        def pointwise(layer, values):  # a 1 x 1 conv on (batch, units)
-            return layer(values[:, None, None])[:, 0, 0]
+        def begin(bilstm, state):
+            forward_above, backward_above = state
+            return dict(forward_above=tf.unstack(forward_above, axis=1), backward_above=backward_above,
+                        shifted_backward=tf.unstack(backward_above, axis=1),
+                        input_to_state=float32_matrix(bilstm.left_to_right.input_to_state),
+                        inputs=[None] * width, hidden=[None] * width, cell=[None] * width)
 
-        def pixel_pass(image, row, col, rows_above, previous):
-            features = self._input_features(image, row, col)
-            states = []
-            for bilstm, residual, (forward_above, backward_above), (hidden, cell) in zip(
-                    self.recurrent_layers, self.residual_convs, rows_above, previous):
-                forward = bilstm.left_to_right
-                hidden, cell = forward.step(pointwise(forward.input_to_state, features),
-                                            forward_above[:, col], hidden, cell)
-                features = features + pointwise(residual, hidden + backward_above[:, col])
-                states.append((hidden, cell))
-            return pointwise(self._head, features), states
+        def at(bilstm, now, col, features):
+            now["inputs"][col] = features
+            previous = (now["hidden"][col - 1], now["cell"][col - 1]) if col > 0 else (zero_pixel, zero_pixel)
+            gates = dense(features, *now["input_to_state"])
+            now["hidden"][col], now["cell"][col] = bilstm.left_to_right.step(
+                gates, now["forward_above"][col], *previous)
+            return now["hidden"][col] + now["shifted_backward"][col]
 
-        def params_at(row, col, state):
-            image, rows_above, _, previous = state
-            return pixel_pass(image, row, col, rows_above, previous)[0], state
+        def end(bilstm, now):
+            backward = bilstm.right_to_left
+            gates = dense(tf.stack(now["inputs"], axis=1), *float32_matrix(backward.input_to_state))
+            hidden = cell = zero_pixel
+            backward_hidden = [None] * width
+            for col in reversed(range(width)):
+                hidden, cell = backward.step(gates[:, col], now["backward_above"][:, col], hidden, cell)
+                backward_hidden[col] = hidden
+            return tf.stack(now["hidden"], axis=1), tf.stack(backward_hidden, axis=1)
 
-        def record(row, col, channel, value, state):
-            image, rows_above, forward_row, previous = state
-            image = record_in_image(row, col, channel, value, image)
-            # Once the whole pixel is known, its states become the next pixel's `previous`.
-            done = tf.equal(channel, colors - 1)
-            at_col = tf.equal(tf.range(width), col)[None, :, None]
-            _, states = pixel_pass(image, row, col, rows_above, previous)
-            forward_row = [tf.where(done & at_col, hidden[:, None], old)
-                           for (hidden, _), old in zip(states, forward_row)]
-            previous = [(tf.where(done, hidden, old_hidden), tf.where(done, cell, old_cell))
-                        for (hidden, cell), (old_hidden, old_cell) in zip(states, previous)]
-            return image, rows_above, forward_row, previous
-
-        def end_row(row, state):
-            image, rows_above, forward_row, _ = state
-            features = self._input_features(image, row)[:, None]
-            new_rows_above = []
-            for bilstm, residual, (_, backward_above), forward_hidden in zip(
-                    self.recurrent_layers, self.residual_convs, rows_above, forward_row):
-                backward = bilstm.right_to_left
-                gates = backward.input_to_state(features)[:, 0]
-                hidden = cell = zero_pixel
-                backward_hidden = [None] * width
-                for col in reversed(range(width)):
-                    hidden, cell = backward.step(gates[:, col], backward_above[:, col], hidden, cell)
-                    backward_hidden[col] = hidden
-                features = features + residual((forward_hidden + backward_above)[:, None])
-                new_rows_above.append((forward_hidden, tf.stack(backward_hidden, axis=1)))
-            previous = [(zero_pixel, zero_pixel) for _ in self.recurrent_layers]
-            return image, new_rows_above, forward_row, previous
-
-        layers = self.recurrent_layers
-        state = (image, [(zero_row, zero_row) for _ in layers], [zero_row for _ in layers],
-                 [(zero_pixel, zero_pixel) for _ in layers])
-        return state, params_at, record, end_row
+        return begin, at, end, (zero_row, zero_row)
 
     def get_config(self):
         config = super().get_config()
