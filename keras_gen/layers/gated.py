@@ -47,15 +47,16 @@ class GatedBlock(keras.layers.Layer):
         self.filters, self.kernel_size = int(filters), int(kernel_size)
         self.color_channels, self.first, self.num_classes = int(color_channels), bool(first), num_classes
         channel_groups(self.filters, self.color_channels)
-        k = self.kernel_size
-        self.vertical = keras.layers.Conv2D(2 * self.filters, (k // 2 + 1, k), name="vertical")
-        self.vertical_to_horizontal = keras.layers.Conv2D(2 * self.filters, 1, name="vertical_to_horizontal")
+        k, policy = self.kernel_size, self.dtype_policy  # sublayers compute as their parent does
+        self.vertical = keras.layers.Conv2D(2 * self.filters, (k // 2 + 1, k), name="vertical", dtype=policy)
+        self.vertical_to_horizontal = keras.layers.Conv2D(2 * self.filters, 1, name="vertical_to_horizontal",
+                                                          dtype=policy)
         self.horizontal = MaskedConv2D(2 * self.filters, (1, k), "A" if first else "B", color_channels,
-                                       name="horizontal")
-        self.horizontal_out = MaskedConv2D(self.filters, 1, "B", color_channels, name="horizontal_out")
-        self.vertical_bias = ClassBias(num_classes, 2 * self.filters, name="vertical_bias") if num_classes else None
-        self.horizontal_bias = (
-            ClassBias(num_classes, 2 * self.filters, name="horizontal_bias") if num_classes else None
+                                       name="horizontal", dtype=policy)
+        self.horizontal_out = MaskedConv2D(self.filters, 1, "B", color_channels, name="horizontal_out", dtype=policy)
+        self.vertical_bias, self.horizontal_bias = (
+            (ClassBias(num_classes, 2 * self.filters, name=f"{name}_bias", dtype=policy) if num_classes else None)
+            for name in ("vertical", "horizontal")
         )
 
     def build(self, input_shape):

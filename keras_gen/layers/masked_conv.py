@@ -104,7 +104,8 @@ class ClassBias(keras.layers.Layer):
     def __init__(self, num_classes, channels, **kwargs):
         super().__init__(**kwargs)
         self.num_classes, self.channels = int(num_classes), int(channels)
-        self.embedding = keras.layers.Embedding(self.num_classes, self.channels, embeddings_initializer="zeros")
+        self.embedding = keras.layers.Embedding(self.num_classes, self.channels, embeddings_initializer="zeros",
+                                                dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.embedding.build(input_shape)
@@ -129,10 +130,11 @@ class MaskedResidualBlock(keras.layers.Layer):
         self.color_channels = int(color_channels)
         self.num_classes = num_classes
         half = self.filters // 2
-        self.reduce = MaskedConv2D(half, 1, "B", color_channels, activation="relu", name="reduce")
-        self.spatial = MaskedConv2D(half, self.kernel_size, "B", color_channels, name="spatial")
-        self.expand = MaskedConv2D(self.filters, 1, "B", color_channels, name="expand")
-        self.class_bias = ClassBias(num_classes, half, name="class_bias") if num_classes else None
+        policy = self.dtype_policy  # sublayers compute as their parent does
+        self.reduce = MaskedConv2D(half, 1, "B", color_channels, activation="relu", name="reduce", dtype=policy)
+        self.spatial = MaskedConv2D(half, self.kernel_size, "B", color_channels, name="spatial", dtype=policy)
+        self.expand = MaskedConv2D(self.filters, 1, "B", color_channels, name="expand", dtype=policy)
+        self.class_bias = ClassBias(num_classes, half, name="class_bias", dtype=policy) if num_classes else None
 
     def build(self, input_shape):
         self.reduce.build(input_shape)

@@ -49,7 +49,7 @@ class RowLSTM(keras.layers.Layer):
         self.units, self.kernel_size, self.color_channels = int(units), int(kernel_size), int(color_channels)
         channel_groups(self.units, self.color_channels)
         self.input_to_state = MaskedConv2D(4 * self.units, (1, self.kernel_size), "B", self.color_channels,
-                                           name="input_to_state")
+                                           name="input_to_state", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.input_to_state.build(input_shape)
@@ -142,7 +142,8 @@ class DiagonalLSTM(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units, self.color_channels, self.mirrored = int(units), int(color_channels), bool(mirrored)
         channel_groups(self.units, self.color_channels)
-        self.input_to_state = MaskedConv2D(4 * self.units, 1, "B", self.color_channels, name="input_to_state")
+        self.input_to_state = MaskedConv2D(4 * self.units, 1, "B", self.color_channels, name="input_to_state",
+                                           dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.input_to_state.build(input_shape)
@@ -196,8 +197,9 @@ class DiagonalBiLSTM(keras.layers.Layer):
     def __init__(self, units, color_channels=1, **kwargs):
         super().__init__(**kwargs)
         self.units, self.color_channels = int(units), int(color_channels)
-        self.left_to_right = DiagonalLSTM(units, color_channels, name="left_to_right")
-        self.right_to_left = DiagonalLSTM(units, color_channels, mirrored=True, name="right_to_left")
+        self.left_to_right = DiagonalLSTM(units, color_channels, name="left_to_right", dtype=self.dtype_policy)
+        self.right_to_left = DiagonalLSTM(units, color_channels, mirrored=True, name="right_to_left",
+                                          dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.left_to_right.build(input_shape)

@@ -1,0 +1,36 @@
+"""Keras' own layer test harness on every keras_gen layer: config round trip, training, and mixed precision."""
+
+import numpy as np
+import pytest
+from keras.src.testing import TestCase
+
+from keras_gen.layers import (ClassBias, DiagonalBiLSTM, DiagonalLSTM, GatedBlock, MaskedConv2D,
+                              MaskedResidualBlock, RowLSTM)
+
+FEATURES = (2, 4, 5, 6)  # batch, H, W, channels
+LAYERS = {
+    "masked_conv_a": (MaskedConv2D, dict(filters=6, kernel_size=3, mask_type="A", color_channels=3), FEATURES),
+    "masked_residual_block": (MaskedResidualBlock, dict(filters=6, kernel_size=3, color_channels=3), FEATURES),
+    "row_lstm": (RowLSTM, dict(units=6, kernel_size=3, color_channels=3), FEATURES),
+    "diagonal_lstm": (DiagonalLSTM, dict(units=6, color_channels=3, mirrored=True), FEATURES),
+    "diagonal_bilstm": (DiagonalBiLSTM, dict(units=6, color_channels=3), FEATURES),
+    "gated_block": (GatedBlock, dict(filters=6, kernel_size=3, color_channels=3), (FEATURES, FEATURES)),
+}
+
+
+class KerasLayerTest(TestCase):
+    pass
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_keras_layer_harness_with_mixed_precision(name):
+    layer_cls, init_kwargs, input_shape = LAYERS[name]
+    KerasLayerTest().run_layer_test(layer_cls, init_kwargs, input_shape=input_shape,
+                                    run_mixed_precision_check=True)
+
+
+def test_class_bias_follows_its_layer_policy():
+    layer = ClassBias(3, 4, dtype="mixed_float16")
+    output = layer(np.array([0, 2]))
+    assert output.shape == (2, 1, 1, 4) and output.dtype == "float16"
+    assert layer.embedding.dtype_policy.name == "mixed_float16"
