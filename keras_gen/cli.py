@@ -93,7 +93,8 @@ def build_parser():
 
     sample = commands.add_parser("sample", help="sample from a .keras file, an export or a .tflite file",
                                  description="Draw samples; writes a PNG grid or an .npy of uint8 pixels.")
-    sample.add_argument("source", help="model.keras, an export directory, its saved_model/ or model.tflite.")
+    sample.add_argument("source", help="a zoo name (see `zoo`), model.keras, an export directory, its "
+                                       "saved_model/ or a .tflite file.")
     sample.add_argument("--runtime", choices=RUNTIMES, default=None,
                         help="for an export directory: which of its models to run (default savedmodel; "
                              "tflite-int8 and tflite-float16 run its quantized copies).")
@@ -106,7 +107,7 @@ def build_parser():
 
     export = commands.add_parser("export", help="export a .keras model to SavedModel + TFLite",
                                  description="Writes DIR/saved_model, DIR/model.tflite and DIR/export.json.")
-    export.add_argument("model_file", help="the .keras file to export.")
+    export.add_argument("model_file", help="the .keras file to export, or a zoo name.")
     export.add_argument("--out", required=True, help="export directory (must not exist).")
     export.add_argument("--overwrite", action="store_true", help="replace an existing export directory.")
     export.add_argument("--quantize", default="",
@@ -115,7 +116,8 @@ def build_parser():
 
     evaluate = commands.add_parser("evaluate", help="report test metrics (NLL in nats and bits/dim)",
                                    description="Evaluate a .keras model or an export on a test split.")
-    evaluate.add_argument("source", help="model.keras or an export directory.")
+    evaluate.add_argument("source", help="a zoo name (scored through its export), model.keras or an export "
+                                         "directory.")
     evaluate.add_argument("--runtime", choices=RUNTIMES, default=None,
                           help="for an export directory: which of its models to run (default savedmodel).")
     evaluate.add_argument("--num-samples", type=int, default=None,
@@ -132,6 +134,9 @@ def build_parser():
     classifier.add_argument("--manual-dir", default=None, help="folder with the 4 MNIST .gz files.")
     classifier.add_argument("--data-dir", default=None, help="where tfds keeps prepared datasets.")
     classifier.add_argument("--out", default=None, help="default saved_models/mnist_classifier.keras.")
+
+    commands.add_parser("zoo", help="list the trained zoo models with their figures",
+                        description="The models in saved_models/: test figures, published figures, size.")
 
     quickstart = commands.add_parser("quickstart", help="train, sample, export and sample via LiteRT",
                                      description="The end-to-end tour: a short VAE run on MNIST.")
@@ -243,11 +248,11 @@ def write_samples(images, path):
 
 
 def cmd_sample(args):
-    from keras_gen import runtime
+    from keras_gen import runtime, zoo
 
     if not args.out.endswith((".png", ".npy")):
         raise ValueError(f"--out must end in .png or .npy, got {args.out!r}.")
-    runner = runtime.open_artifact(args.source, args.runtime)
+    runner = runtime.open_artifact(zoo.resolve(args.source), args.runtime)
     noise = runner.make_noise(args.num, seed=args.seed)
     labels = _labels_arg(args.labels, args.num)
     start = time.time()
@@ -258,10 +263,10 @@ def cmd_sample(args):
 
 
 def cmd_export(args):
-    from keras_gen import export, runtime
+    from keras_gen import export, runtime, zoo
 
     quantize = export.check_quantize(args.quantize)  # before the slow load
-    model = runtime.load_keras(args.model_file)
+    model = runtime.load_keras(zoo.keras_path(args.model_file))
     return export.export(model, args.out, overwrite=args.overwrite, quantize=quantize)
 
 
@@ -326,14 +331,15 @@ def evaluate_likelihood(args, model=None, runner=None):
 
 
 def cmd_evaluate(args):
-    from keras_gen import runtime
+    from keras_gen import runtime, zoo
 
     start = time.time()
-    if args.source.endswith(".keras"):
-        model = runtime.load_keras(args.source)
+    source = zoo.resolve(args.source)
+    if source.endswith(".keras"):
+        model = runtime.load_keras(source)
         runner = runtime.KerasRunner(model)
     else:
-        model, runner = None, runtime.open_artifact(args.source, args.runtime)
+        model, runner = None, runtime.open_artifact(source, args.runtime)
     if runner.has_log_prob:
         results = evaluate_likelihood(args, model, None if model is not None else runner)
     else:
@@ -342,6 +348,26 @@ def cmd_evaluate(args):
     for name, value in results.items():
         print(f"{name:>22}: {value:.4f}")
     return results
+
+
+def cmd_zoo(args):
+    from keras_gen import zoo
+
+    entries = zoo.list()
+    print(f"{len(entries)} models in {zoo.zoo_dir()}\n")
+    print("| name | model | test figure | published | size (MB) | LiteRT ms/image |")
+    print("|---|---|---|---|---:|---:|")
+    for entry in entries:
+        latency = entry["litert_ms_per_image"]
+        print(f"| {entry['name']} | {entry['model']} | {_figures(entry['figures'])} | "
+              f"{_figures(entry['published'])} | {entry['size_mb']:.1f} | "
+              f"{'' if latency is None else f'{latency:.0f}'} |")
+    return entries
+
+
+def _figures(figures):
+    return ", ".join(f"{name} {value:g}" if isinstance(value, (int, float)) else f"{name} {value}"
+                     for name, value in figures.items()) or "-"
 
 
 def cmd_quickstart(args):
@@ -377,14 +403,14 @@ def cmd_quickstart(args):
 
 
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "export": cmd_export, "evaluate": cmd_evaluate,
-            "train-classifier": cmd_train_classifier, "quickstart": cmd_quickstart}
+            "train-classifier": cmd_train_classifier, "quickstart": cmd_quickstart, "zoo": cmd_zoo}
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from keras_gen import data, export, runtime
+    from keras_gen import data, export, runtime, zoo
 
-    expected = (validation.InputError, data.DatasetError, runtime.ArtifactError,
+    expected = (validation.InputError, data.DatasetError, runtime.ArtifactError, zoo.ZooError,
                 export.ExportError, FileExistsError, FileNotFoundError, ValueError)
     try:
         COMMANDS[args.command](args)

@@ -92,6 +92,22 @@ class GenerativeModel(keras.Model):
         # Randomness in train/test steps; its state is saved, so resumed training is exact.
         self.seed_generator = keras.random.SeedGenerator(seed, name="seed_generator")
 
+    @classmethod
+    def from_preset(cls, preset):
+        """The trained model of a zoo preset, ready to `fit` further, `sample` or `save`.
+
+        Args:
+            preset: a zoo name (see `keras_gen.zoo.names()`, e.g. "pixelcnn_binarized_mnist")
+                or a folder holding a model.keras.
+        """
+        from keras_gen import zoo
+
+        model = zoo.load(preset)
+        if not isinstance(model, cls):
+            raise zoo.ZooError(f"{preset} holds a {type(model).__name__}, not a {cls.__name__}; "
+                               f"use {type(model).__name__}.from_preset.")
+        return model
+
     def compile_for_training(self, learning_rate=None, **kwargs):
         """Compiles with this family's default optimizer (what the CLI uses)."""
         learning_rate = learning_rate or self.default_learning_rate

@@ -1,0 +1,112 @@
+"""The trained zoo in `saved_models/`: list it, open a model by name, and load presets.
+
+Each zoo folder holds an export (saved_model/, model.tflite, export.json),
+usually `model.keras` (the trained Keras model, optimizer state included) and
+`card.json` (what was measured, and how it was made), from which `write_card`
+renders MODEL_CARD.md.
+
+    keras_gen.zoo.list()                                   # [{name, model, dataset, figures, ...}, ...]
+    runner = keras_gen.zoo.open("pixelcnn_binarized_mnist", runtime="tflite")
+    model = keras_gen.models.PixelCNN.from_preset("pixelcnn_binarized_mnist")
+"""
+
+import builtins
+import json
+import os
+
+ZOO_DIR_ENV = "KERAS_GEN_ZOO_DIR"
+CARD = "card.json"
+KERAS_FILE = "model.keras"
+
+
+class ZooError(ValueError):
+    """A zoo name that does not exist, or a zoo folder without the file asked for."""
+
+
+def zoo_dir():
+    """The zoo's folder: $KERAS_GEN_ZOO_DIR, else saved_models/ beside the package (a clone or editable install)."""
+    return os.environ.get(ZOO_DIR_ENV) or os.path.join(os.path.dirname(os.path.dirname(__file__)), "saved_models")
+
+
+def names():
+    """Sorted names of the zoo's models (its folders holding an export or a .keras file)."""
+    root = zoo_dir()
+    if not os.path.isdir(root):
+        return []
+    return sorted(name for name in os.listdir(root)
+                  if os.path.exists(os.path.join(root, name, "export.json"))
+                  or os.path.exists(os.path.join(root, name, KERAS_FILE)))
+
+
+def folder(name):
+    """The folder of zoo model `name`; a wrong name raises ZooError listing the valid ones."""
+    if name not in names():
+        raise ZooError(f"No zoo model named {name!r}. The zoo has: {', '.join(names()) or 'nothing'} "
+                       f"(in {zoo_dir()}).")
+    return os.path.join(zoo_dir(), name)
+
+
+def card(name):
+    """The zoo model's card.json as a dict ({} when it has none)."""
+    path = os.path.join(folder(name), CARD)
+    if not os.path.exists(path):
+        return {}
+    with builtins.open(path) as file:
+        return json.load(file)
+
+
+def list():  # noqa: A001  (KerasHub's name)
+    """One dict per zoo model: name, model class, dataset, test figures, published figure, size in MB."""
+    entries = []
+    for name in names():
+        path = folder(name)
+        manifest = {}
+        if os.path.exists(os.path.join(path, "export.json")):
+            with builtins.open(os.path.join(path, "export.json")) as file:
+                manifest = json.load(file)
+        info = card(name)
+        size = sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
+        entries.append(dict(
+            name=name, model=info.get("model", manifest.get("class_name")), dataset=info.get("dataset"),
+            figures=info.get("figures", {}), published=info.get("published", {}),
+            litert_ms_per_image=info.get("litert_ms_per_image"), size_mb=size / 2**20,
+            has_keras=os.path.exists(os.path.join(path, KERAS_FILE)),
+        ))
+    return entries
+
+
+def resolve(source):
+    """A path as given when it exists; else a zoo name's folder (its model.keras where a .keras is wanted)."""
+    if os.path.exists(source) or os.sep in source or source.endswith((".keras", ".tflite")):
+        return source
+    return folder(source)
+
+
+def keras_path(source):
+    """The .keras file of a path or zoo name."""
+    path = resolve(source)
+    if os.path.isdir(path):
+        if not os.path.exists(os.path.join(path, KERAS_FILE)):
+            raise ZooError(f"{path} holds no {KERAS_FILE}, only an export.")
+        return os.path.join(path, KERAS_FILE)
+    return path
+
+
+def open(name, runtime=None, num_threads=None):  # noqa: A001  (the runners' counterpart of list)
+    """A runner (`sample`, `log_prob`, `make_noise`) for zoo model `name`.
+
+    Args:
+        runtime: "savedmodel" (default), "tflite", "tflite-int8", "tflite-float16", or "keras".
+    """
+    from keras_gen import runtime as runtimes
+
+    if runtime == "keras":
+        return runtimes.open_artifact(keras_path(name))
+    return runtimes.open_artifact(folder(name), runtime, num_threads=num_threads)
+
+
+def load(source):
+    """The trained Keras model of a zoo name or a folder holding model.keras, ready to `fit` further."""
+    from keras_gen import runtime
+
+    return runtime.load_keras(keras_path(source))

@@ -1,0 +1,71 @@
+"""The zoo: listing, opening by name in every runtime, presets, and the CLI's zoo names."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from keras_gen import cli, export, zoo
+from keras_gen.models import VAE, PixelCNN
+
+EXPECTED = {"vae_binarized_mnist", "pixelcnn_binarized_mnist", "gated_pixelcnn_binarized_mnist",
+            "pixelrnn_row_lstm_binarized_mnist", "pixelrnn_diagonal_bilstm_binarized_mnist",
+            "dcgan_mnist", "wgan_gp_mnist", "conditional_gan_mnist"}
+
+
+@pytest.fixture(scope="module")
+def tiny_zoo(tmp_path_factory):
+    """A zoo folder holding one tiny trained PixelCNN: model.keras, its export and a card."""
+    root = tmp_path_factory.mktemp("zoo")
+    model = PixelCNN(image_shape=(6, 6, 1), filters=4, head_filters=4, num_blocks=1, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    images = (np.arange(8 * 36).reshape(8, 6, 6, 1) % 3 == 0).astype(np.uint8)
+    model.fit(images, epochs=1, batch_size=4, verbose=0)
+    folder = root / "tiny_pixelcnn"
+    export.export(model, str(folder), verbose=False)
+    model.save(str(folder / "model.keras"))
+    (folder / "card.json").write_text(json.dumps(dict(model="PixelCNN", dataset="toy", figures={"nll_nats": 1.5})))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(zoo.ZOO_DIR_ENV, str(root))
+        yield model, images
+
+
+def test_list_open_and_from_preset(tiny_zoo):
+    model, images = tiny_zoo
+    [entry] = zoo.list()
+    assert entry["name"] == "tiny_pixelcnn" and entry["model"] == "PixelCNN" and entry["has_keras"]
+    assert entry["figures"] == {"nll_nats": 1.5} and entry["size_mb"] > 0
+    noise = model.make_noise(2, seed=3)
+    expected = np.asarray(model.sample(noise))
+    for runtime in ("savedmodel", "tflite", "keras"):
+        np.testing.assert_array_equal(zoo.open("tiny_pixelcnn", runtime=runtime).sample(noise), expected)
+    preset = PixelCNN.from_preset("tiny_pixelcnn")
+    assert int(preset.optimizer.iterations) == 2  # optimizer state came along: ready to fit further
+    preset.fit(images, epochs=1, batch_size=4, verbose=0)
+
+
+def test_wrong_names_and_classes_say_what_is_there(tiny_zoo):
+    with pytest.raises(zoo.ZooError, match="No zoo model named 'pixelcnn'. The zoo has: tiny_pixelcnn"):
+        zoo.open("pixelcnn")
+    with pytest.raises(zoo.ZooError, match="holds a PixelCNN, not a VAE; use PixelCNN.from_preset"):
+        VAE.from_preset("tiny_pixelcnn")
+
+
+def test_cli_takes_zoo_names(tiny_zoo, tmp_path, capsys):
+    model, _ = tiny_zoo
+    out = tmp_path / "grid.npy"
+    assert cli.main(["sample", "tiny_pixelcnn", "--runtime", "tflite", "--num", "3", "--out", str(out)]) == 0
+    np.testing.assert_array_equal(np.load(out), model.sample(model.make_noise(3, seed=0)))
+    assert cli.main(["export", "tiny_pixelcnn", "--out", str(tmp_path / "again")]) == 0
+    assert cli.main(["zoo"]) == 0
+    assert "| tiny_pixelcnn | PixelCNN | nll_nats 1.5 |" in capsys.readouterr().out
+    assert cli.main(["sample", "nonesuch", "--out", str(tmp_path / "x.png")]) == 2
+    assert "The zoo has: tiny_pixelcnn" in capsys.readouterr().err
+
+
+def test_the_shipped_zoo_lists_every_model(monkeypatch):
+    monkeypatch.delenv(zoo.ZOO_DIR_ENV, raising=False)
+    assert EXPECTED <= set(zoo.names())
+    for entry in zoo.list():
+        assert entry["size_mb"] < 25, entry["name"]
