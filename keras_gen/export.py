@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gen.files import give_default_permissions
+from keras_gen.layers.recurrent import unrolled_loops
 
 FORMAT_VERSION = 1
 MANIFEST = "export.json"
@@ -151,10 +152,11 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
         endpoints = exported.export_endpoints()
         archive = keras.export.ExportArchive()
         archive.track(exported)
-        for name, (function, signature) in endpoints.items():
-            archive.add_endpoint(name, function, input_signature=signature)
         saved_model_dir = os.path.join(staging, SAVED_MODEL)
-        archive.write_out(saved_model_dir, verbose=False)
+        with unrolled_loops():  # graph loops would need TFLite's Flex ops
+            for name, (function, signature) in endpoints.items():
+                archive.add_endpoint(name, function, input_signature=signature)
+            archive.write_out(saved_model_dir, verbose=False)
         with open(os.path.join(staging, TFLITE), "wb") as file:
             file.write(to_tflite(saved_model_dir, list(endpoints)))
         manifest = {

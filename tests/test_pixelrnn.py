@@ -1,13 +1,16 @@
 import itertools
+import json
+import os
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_gen.layers import skew, unskew
-from keras_gen.layers.recurrent import diagonal_order
+from keras_gen.layers import DiagonalBiLSTM, skew, unskew
+from keras_gen.layers.recurrent import diagonal_order, unrolled_loops
 from keras_gen.models import PixelRNN
+from tests.conftest import REPO
 from tests.helpers import assert_causal, assert_export_parity, assert_keras_round_trip, subpixel_jacobian
 
 KINDS = ["row_lstm", "diagonal_bilstm"]
@@ -126,3 +129,38 @@ def test_bad_options_and_input():
 
     with pytest.raises(InputError, match=r"\(batch, 5, 5, 1\)"):
         tiny("row_lstm").log_prob(np.zeros((1, 4, 4, 1), np.uint8))
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7, 6), (2, 7, 4, 6), (1, 1, 3, 6)])
+def test_diagonal_graph_loop_equals_the_unrolled_loop_with_gradients(shape):
+    layer = DiagonalBiLSTM(6, color_channels=3)
+    features = tf.constant(np.random.default_rng(0).normal(size=shape).astype(np.float32))
+
+    def outputs_and_gradients():
+        with tf.GradientTape() as tape:
+            tape.watch(features)
+            outputs = layer(features)
+            loss = tf.reduce_sum(outputs * tf.sin(outputs))
+        return [outputs] + tape.gradient(loss, [features] + layer.trainable_weights)
+
+    graph_loop = tf.function(outputs_and_gradients)()
+    with unrolled_loops():
+        unrolled = tf.function(outputs_and_gradients)()
+    for a, b in zip(graph_loop, unrolled):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["pixelrnn_row_lstm_binarized_mnist", "pixelrnn_diagonal_bilstm_binarized_mnist"])
+def test_zoo_exports_of_the_earlier_layers_score_the_same_as_the_current_layers(name):
+    """The zoo's exports were traced from the layers before their speed-ups: same weights, same log_prob."""
+    directory = os.path.join(REPO, "saved_models", name)
+    with open(os.path.join(directory, "export.json")) as file:
+        config = json.load(file)["config"]
+    model = PixelRNN.from_config(dict(config, dtype="float32"))
+    exported = tf.saved_model.load(os.path.join(directory, "saved_model"))
+    by_path = {variable.name.split(":")[0]: variable for variable in exported.variables}
+    for weight in model.weights:
+        weight.assign(by_path[weight.path])
+    images = (np.random.default_rng(0).random((4, 28, 28, 1)) < 0.15).astype(np.uint8)
+    expected = exported.signatures["log_prob"](images=tf.constant(images))["log_prob"]
+    np.testing.assert_allclose(model.log_prob(images), expected, rtol=1e-5)

@@ -5,6 +5,9 @@ unrolled over rows or diagonals (the image size is static), so they export to
 TFLite with built-in ops only; Keras' LSTM layer and TensorArray need Flex.
 """
 
+import contextlib
+import threading
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -27,7 +30,8 @@ def lstm_update(gates, cell, color_channels):
     units = gates.shape[-1] // 4
     leading = tf.shape(gates)[:-1]
     split = tf.reshape(gates, tf.concat([leading, [color_channels, 4, units // color_channels]], 0))
-    parts = [tf.reshape(split[..., i, :], tf.concat([leading, [units]], 0)) for i in range(4)]
+    # One unstack, not four slices, whose gradients would each be gates-sized.
+    parts = [tf.reshape(part, tf.concat([leading, [units]], 0)) for part in tf.unstack(split, axis=-2)]
     input_gate, forget_gate, output_gate = (tf.sigmoid(p) for p in parts[:3])
     cell = forget_gate * cell + input_gate * tf.tanh(parts[3])
     return output_gate * tf.tanh(cell), cell
@@ -73,11 +77,12 @@ class RowLSTM(keras.layers.Layer):
         return zeros, zeros
 
     def call(self, features):
-        input_gates = self.input_to_state(features)
+        # One unstack, not a slice per row: each slice's gradient would be a full-size tensor.
+        input_gates = tf.unstack(self.input_to_state(features), axis=1)
         hidden, cell = self.initial_state(features)
         rows = []
-        for row in range(features.shape[1]):
-            hidden, cell = self.step(input_gates[:, row], hidden, cell)
+        for row_gates in input_gates:
+            hidden, cell = self.step(row_gates, hidden, cell)
             rows.append(hidden)
         return tf.stack(rows, axis=1)
 
@@ -115,13 +120,44 @@ def diagonal_order(height, width, mirrored=False):
     return np.array(order, np.int32), spans
 
 
-def _rows(values, first_row, wanted_first, wanted_last):
-    """Rows wanted_first..wanted_last of `values` (batch, n, u), which holds rows first_row.., zeros outside."""
-    last_row = first_row + values.shape[1] - 1
-    top, bottom = max(0, first_row - wanted_first), max(0, wanted_last - last_row)
-    values = tf.pad(values, [[0, 0], [top, bottom], [0, 0]])
-    start = wanted_first - first_row + top
-    return values[:, start : start + wanted_last - wanted_first + 1]
+def _rows(values, first_row, wanted_first, wanted_last, axis=1):
+    """Rows wanted_first..wanted_last of `values`, which holds rows first_row.. along `axis`; zeros outside.
+
+    The rows are Python ints in an unrolled loop, scalar tensors in a graph loop.
+    """
+    static = isinstance(first_row, int) and isinstance(wanted_first, int)
+    maximum = max if static else tf.maximum
+    count = values.shape[axis] if static else tf.shape(values)[axis]
+    top, bottom = maximum(0, first_row - wanted_first), maximum(0, wanted_last - (first_row + count - 1))
+    paddings = [[0, 0]] * 3
+    paddings[axis] = [top, bottom]
+    begin, size = [0, 0, 0], [-1, -1, -1]
+    begin[axis], size[axis] = wanted_first - first_row + top, wanted_last - wanted_first + 1
+    return tf.slice(tf.pad(values, paddings), begin, size)
+
+
+_UNROLLED = threading.local()
+
+
+@contextlib.contextmanager
+def unrolled_loops():
+    """Within it, recurrent layers trace their time loop unrolled in Python instead of as a graph loop.
+
+    The graph loop keeps tracing time and memory flat in the image size, but
+    its TensorArrays become TensorList ops, which TFLite runs only with Flex;
+    exports trace under this, so they use built-in ops only.
+    """
+    previous = getattr(_UNROLLED, "active", False)
+    _UNROLLED.active = True
+    try:
+        yield
+    finally:
+        _UNROLLED.active = previous
+
+
+def loops_unrolled():
+    """Whether recurrent layers should unroll their time loop (inside `unrolled_loops`)."""
+    return getattr(_UNROLLED, "active", False)
 
 
 @register
@@ -166,18 +202,53 @@ class DiagonalLSTM(keras.layers.Layer):
         batch = tf.shape(features)[0]
         order, spans = diagonal_order(height, width, self.mirrored)
         input_gates = tf.reshape(self.input_to_state(features), [batch, height * width, 4 * self.units])
-        input_gates = tf.gather(input_gates, order, axis=1)
-        hidden = cell = tf.zeros([batch, 0, self.units], features.dtype)
-        previous_first, start, outputs = 0, 0, []
-        for first, last in spans:
-            hidden, cell = self.step(input_gates[:, start : start + last - first + 1],
+        input_gates = tf.gather(input_gates, order, axis=1)  # (batch, H * W, 4u), diagonal by diagonal
+        scan = self._unrolled_scan if loops_unrolled() else self._graph_scan
+        outputs = scan(input_gates, spans)
+        raster = tf.gather(outputs, np.argsort(order).astype(np.int32), axis=1)
+        return tf.reshape(raster, [batch, height, width, self.units])
+
+    def _unrolled_scan(self, input_gates, spans):
+        """(batch, H * W, 4u) gates in diagonal order -> (batch, H * W, u) hidden states, a Python loop."""
+        # One split, not a slice per diagonal: each slice's gradient would be a full-size tensor.
+        input_gates = tf.split(input_gates, [last - first + 1 for first, last in spans], axis=1)
+        hidden = cell = tf.zeros([tf.shape(input_gates[0])[0], 0, self.units], input_gates[0].dtype)
+        previous_first, outputs = 0, []
+        for (first, last), diagonal_gates in zip(spans, input_gates):
+            hidden, cell = self.step(diagonal_gates,
                                      _rows(hidden, previous_first, first - 1, last - 1),
                                      _rows(hidden, previous_first, first, last),
                                      _rows(cell, previous_first, first, last))
             outputs.append(hidden)
-            previous_first, start = first, start + last - first + 1
-        raster = tf.gather(tf.concat(outputs, axis=1), np.argsort(order).astype(np.int32), axis=1)
-        return tf.reshape(raster, [batch, height, width, self.units])
+            previous_first = first
+        return tf.concat(outputs, axis=1)
+
+    def _graph_scan(self, input_gates, spans):
+        """The same as `_unrolled_scan` inside one tf.while_loop, time-major, one diagonal per iteration."""
+        batch, dtype = tf.shape(input_gates)[0], input_gates.dtype
+        firsts = tf.constant([first for first, _ in spans], tf.int32)
+        lasts = tf.constant([last for _, last in spans], tf.int32)
+        lengths = [last - first + 1 for first, last in spans]
+        # TensorArrays, so a step neither slices nor writes into a full-size tensor (nor its gradient).
+        gates = tf.TensorArray(dtype, size=len(spans), infer_shape=False,
+                               element_shape=[None, None, 4 * self.units]).split(
+            tf.transpose(input_gates, [1, 0, 2]), lengths)
+        outputs = tf.TensorArray(dtype, size=len(spans), infer_shape=False, element_shape=[None, None, self.units])
+
+        def step(k, hidden, cell, outputs):
+            first, last, previous_first = firsts[k], lasts[k], firsts[tf.maximum(k - 1, 0)]
+            hidden, cell = self.step(gates.read(k),
+                                     _rows(hidden, previous_first, first - 1, last - 1, axis=0),
+                                     _rows(hidden, previous_first, first, last, axis=0),
+                                     _rows(cell, previous_first, first, last, axis=0))
+            return k + 1, hidden, cell, outputs.write(k, hidden)
+
+        empty = tf.zeros([0, batch, self.units], dtype)
+        _, _, _, outputs = tf.while_loop(
+            lambda k, *_: k < len(spans), step, (tf.constant(0), empty, empty, outputs),
+            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None, self.units]),
+                              tf.TensorShape([None, None, self.units]), tf.TensorShape(None)))
+        return tf.transpose(outputs.concat(), [1, 0, 2])
 
     def get_config(self):
         config = super().get_config()
