@@ -13,10 +13,12 @@ from keras_gen.models import PixelRNN
 from tests.conftest import REPO
 from tests.helpers import assert_causal, assert_export_parity, assert_keras_round_trip, subpixel_jacobian
 
-KINDS = ["row_lstm", "diagonal_bilstm"]
+KINDS = ["row_lstm", "diagonal_bilstm", "complete_context"]  # the last: a Diagonal BiLSTM with complete_context
 
 
 def tiny(kind, image_shape=(5, 5, 1), num_levels=2, **options):
+    if kind == "complete_context":
+        kind, options = "diagonal_bilstm", dict(options, complete_context=True)
     return PixelRNN(image_shape=image_shape, num_levels=num_levels, kind=kind, units=6, head_filters=6, seed=0,
                     **options)
 
@@ -76,7 +78,21 @@ def test_row_lstm_sees_a_triangle_and_diagonal_bilstm_sees_the_whole_row_above()
     assert np.all(diagonal[below, [index(0, c, width=12) for c in range(11)]] > 0)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("channels, num_levels", [(1, 2), (3, 4)])
+def test_complete_context_sees_every_earlier_subpixel_where_the_paper_version_does_not(channels, num_levels):
+    shape = (5, 11, channels)
+    complete = tiny("complete_context", shape, num_levels)
+    jacobian = subpixel_jacobian(complete.features, shape, num_levels)
+    assert jacobian[np.triu(np.ones_like(jacobian, dtype=bool))].max() == 0.0
+    assert np.all(jacobian[np.tril(np.ones_like(jacobian, dtype=bool), -1)] > 0.0)
+    assert_causal(complete, shape)
+    paper = subpixel_jacobian(tiny("diagonal_bilstm", shape, num_levels).features, shape, num_levels)
+    # The paper's version: pixel (1, 0) misses the last sub-pixel of the row above.
+    last_of_row_above = index(0, 10, channels - 1, width=11, channels=channels)
+    assert paper[index(1, 0, width=11, channels=channels), last_of_row_above] == 0
+
+
+@pytest.mark.parametrize("kind", ["row_lstm", "diagonal_bilstm"])
 @pytest.mark.parametrize("image_shape", [(2, 2, 1), (1, 2, 3)])
 def test_probabilities_of_all_images_sum_to_one(kind, image_shape):
     model = PixelRNN(image_shape=image_shape, kind=kind, units=image_shape[-1] * 2, head_filters=6, seed=0)
@@ -113,7 +129,7 @@ def test_fit_and_keras_round_trip(kind, tmp_path):
 
 
 @pytest.mark.parametrize("kind, channels, num_levels", [("row_lstm", 1, 2), ("diagonal_bilstm", 1, 2),
-                                                        ("row_lstm", 3, 4)])
+                                                        ("row_lstm", 3, 4), ("complete_context", 3, 4)])
 def test_export_parity(kind, channels, num_levels, tmp_path):
     model = tiny(kind, (4, 4, channels), num_levels)
     images = np.random.default_rng(0).integers(0, num_levels, (3, 4, 4, channels)).astype(np.uint8)

@@ -22,10 +22,14 @@ def causal_mask(kernel_size, in_channels, out_channels, mask_type, color_channel
 
     Rows above the centre and pixels left of it are visible. At the centre,
     mask "A" lets colour group g see input groups < g, mask "B" groups <= g.
+    Mask None hides nothing: an ordinary convolution, for inputs that are all
+    earlier anyway (a row that is used only by the rows below it).
     """
-    if mask_type not in ("A", "B"):
-        raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}.")
+    if mask_type not in ("A", "B", None):
+        raise ValueError(f"mask_type must be 'A', 'B' or None, got {mask_type!r}.")
     kernel_height, kernel_width = kernel_size
+    if mask_type is None:
+        return np.ones((kernel_height, kernel_width, in_channels, out_channels), np.float32)
     mask = np.zeros((kernel_height, kernel_width, in_channels, out_channels), np.float32)
     centre_row, centre_col = kernel_height // 2, kernel_width // 2
     mask[:centre_row] = 1.0
@@ -43,7 +47,7 @@ class MaskedConv2D(keras.layers.Layer):
     Args:
         filters: output channels (a multiple of color_channels).
         kernel_size: int or (kh, kw), odd sizes.
-        mask_type: "A" (first layer: the centre sub-pixel is hidden) or "B".
+        mask_type: "A" (first layer: the centre sub-pixel is hidden), "B", or None (no mask).
         color_channels: colour groups for R->G->B ordering (3 for RGB, 1 for grey).
     """
 

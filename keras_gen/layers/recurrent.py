@@ -170,16 +170,19 @@ class DiagonalLSTM(keras.layers.Layer):
     is a 1 x 1 masked convolution, the state-to-state part a 2 x 1 convolution
     over the previous column (the pixel above and the pixel to the left).
     `mirrored` runs right to left instead (the pixel above and to the right).
+    `masked=False` drops the input-to-state mask, for a direction whose
+    output only the rows below use.
 
     Input (batch, H, W, features) -> output (batch, H, W, units).
     """
 
-    def __init__(self, units, color_channels=1, mirrored=False, **kwargs):
+    def __init__(self, units, color_channels=1, mirrored=False, masked=True, **kwargs):
         super().__init__(**kwargs)
         self.units, self.color_channels, self.mirrored = int(units), int(color_channels), bool(mirrored)
+        self.masked = bool(masked)
         channel_groups(self.units, self.color_channels)
-        self.input_to_state = MaskedConv2D(4 * self.units, 1, "B", self.color_channels, name="input_to_state",
-                                           dtype=self.dtype_policy)
+        self.input_to_state = MaskedConv2D(4 * self.units, 1, "B" if self.masked else None, self.color_channels,
+                                           name="input_to_state", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.input_to_state.build(input_shape)
@@ -252,7 +255,8 @@ class DiagonalLSTM(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(units=self.units, color_channels=self.color_channels, mirrored=self.mirrored)
+        config.update(units=self.units, color_channels=self.color_channels, mirrored=self.mirrored,
+                      masked=self.masked)
         return config
 
 
@@ -262,24 +266,40 @@ class DiagonalBiLSTM(keras.layers.Layer):
 
     The right-to-left output is shifted down one row before the two are added,
     so no pixel of the current row to the right leaks in.
-    Input (batch, H, W, features) -> output (batch, H, W, units).
+
+    With `complete_context=True`, the right-to-left LSTM also reads the image
+    row itself, unmasked: the row below is all it feeds, and every value of the
+    row is earlier than that. Without it, as in the paper, the last pixel of a
+    row reaches the next row only through the first layer's kernel, so the
+    first pixels of the next row miss it once the image is wider than the kernel.
+
+    Input (batch, H, W, features) [and with complete_context the image,
+    (batch, H, W, color_channels) in [-1, 1]] -> output (batch, H, W, units).
     """
 
-    def __init__(self, units, color_channels=1, **kwargs):
+    def __init__(self, units, color_channels=1, complete_context=False, **kwargs):
         super().__init__(**kwargs)
         self.units, self.color_channels = int(units), int(color_channels)
+        self.complete_context = bool(complete_context)
         self.left_to_right = DiagonalLSTM(units, color_channels, name="left_to_right", dtype=self.dtype_policy)
-        self.right_to_left = DiagonalLSTM(units, color_channels, mirrored=True, name="right_to_left",
-                                          dtype=self.dtype_policy)
+        self.right_to_left = DiagonalLSTM(units, color_channels, mirrored=True, masked=not self.complete_context,
+                                          name="right_to_left", dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.left_to_right.build(input_shape)
-        self.right_to_left.build(input_shape)
+        extra = self.color_channels if self.complete_context else 0
+        self.right_to_left.build(tuple(input_shape[:-1]) + (input_shape[-1] + extra,))
 
-    def call(self, features):
-        return self.left_to_right(features) + shift_down(self.right_to_left(features))
+    def call(self, features, image=None):
+        backward_inputs = features
+        if self.complete_context:
+            if image is None:
+                raise ValueError("A DiagonalBiLSTM with complete_context=True needs the image as well.")
+            backward_inputs = tf.concat([features, tf.cast(image, features.dtype)], axis=-1)
+        return self.left_to_right(features) + shift_down(self.right_to_left(backward_inputs))
 
     def get_config(self):
         config = super().get_config()
-        config.update(units=self.units, color_channels=self.color_channels)
+        config.update(units=self.units, color_channels=self.color_channels,
+                      complete_context=self.complete_context)
         return config

@@ -79,6 +79,36 @@ def push_row(rows, row):
     return tf.concat([rows[:, 1:], row[:, None]], axis=1)
 
 
+class RowInProgress:
+    """The image row a fast sampler is drawing, as its first layer reads it.
+
+    One (batch, C) tensor per column, zero-padded by `pad` columns each side;
+    values arrive a channel at a time, and a pixel's later channels stay zero
+    until drawn. Lives inside one row of the graph loop (Python ints index it).
+    """
+
+    def __init__(self, batch, width, colors, pad):
+        self.pad, self.colors = pad, colors
+        self.zero = tf.zeros([batch])
+        self.columns = [tf.zeros([batch, colors])] * (width + 2 * pad)
+        self.pixel = [self.zero] * colors
+
+    def record(self, col, channel, value):
+        """Takes in the network input (batch,) float of sub-pixel (col, channel)."""
+        self.pixel[channel] = value
+        self.columns[col + self.pad] = tf.stack(self.pixel, axis=-1)
+        if channel == self.colors - 1:
+            self.pixel = [self.zero] * self.colors
+
+    def window(self, col):
+        """(batch, (pad + 1) * C): columns col - pad .. col, what a masked kernel's centre row reads."""
+        return tf.concat(self.columns[col : col + self.pad + 1], axis=-1)
+
+    def stacked(self):
+        """(batch, W + 2 pad, C), the whole padded row."""
+        return tf.stack(self.columns, axis=1)
+
+
 def subpixel_coordinates(batch, *position):
     """(batch, 1 + len(position)) gather/scatter indices of one position in every image of a batch."""
     return tf.stack([tf.range(batch)] + [tf.fill([batch], p) for p in position], axis=1)
@@ -279,7 +309,10 @@ class AutoregressiveModel(GenerativeModel):
                                                  tf.stack(pixels, axis=1))
             return row + 1, canvas, end_row(row, row_state)
 
-        _, canvas, _ = tf.while_loop(lambda row, *_: row < height, row_step, (tf.constant(0), canvas, state))
+        any_batch = lambda tensor: tf.TensorShape([None]).concatenate(tensor.shape[1:])  # noqa: E731
+        _, canvas, _ = tf.while_loop(
+            lambda row, *_: row < height, row_step, (tf.constant(0), canvas, state),
+            shape_invariants=(tf.TensorShape([]), any_batch(canvas), tf.nest.map_structure(any_batch, state)))
         return tf.cast(canvas, tf.uint8)
 
     def _level_to_input(self, value):

@@ -6,6 +6,7 @@ from keras import ops
 from keras_gen.layers import GatedBlock, MaskedConv2D, MaskedResidualBlock, gated_activation
 from keras_gen.models.autoregressive import (
     AutoregressiveModel,
+    RowInProgress,
     channel_width,
     dense,
     float32_matrix,
@@ -97,8 +98,7 @@ class PixelCNN(AutoregressiveModel):
             image_rows, reduced_rows = state
             return dict(
                 state=state,
-                image_row=[tf.zeros([batch, colors])] * (width + 2 * first_pad),
-                pixel=[tf.zeros([batch])] * colors,
+                image=RowInProgress(batch, width, colors, first_pad),
                 # Unstacked once per row, so a step reads its column without an op.
                 input_from_above=tf.unstack(from_rows_above(image_rows, *input_conv), axis=1),
                 spatial_from_above=[tf.unstack(from_rows_above(rows, *spatial) + class_bias[:, None], axis=1)
@@ -107,8 +107,7 @@ class PixelCNN(AutoregressiveModel):
             )
 
         def params_at(row, col, now):
-            window = tf.concat(now["image_row"][col : col + first_pad + 1], axis=-1)
-            hidden = now["input_from_above"][col] + tf.matmul(window, input_conv[1])
+            hidden = now["input_from_above"][col] + tf.matmul(now["image"].window(col), input_conv[1])
             for reduced_row, from_above, ((rk, rb), (_, sk, _), (ek, eb), _) in zip(
                     now["reduced_row"], now["spatial_from_above"], blocks):
                 reduced_row[col + pad] = dense(tf.nn.relu(hidden), rk, rb, tf.nn.relu)
@@ -118,15 +117,12 @@ class PixelCNN(AutoregressiveModel):
             return dense(head, out_kernel, out_bias), now
 
         def record(row, col, channel, value, now):
-            now["pixel"][channel] = self._level_to_input(value)
-            now["image_row"][col + first_pad] = tf.stack(now["pixel"], axis=-1)
-            if channel == colors - 1:
-                now["pixel"] = [tf.zeros([batch])] * colors
+            now["image"].record(col, channel, self._level_to_input(value))
             return now
 
         def end_row(row, now):
             image_rows, reduced_rows = now["state"]
-            return (push_row(image_rows, tf.stack(now["image_row"], axis=1)),
+            return (push_row(image_rows, now["image"].stacked()),
                     [push_row(rows, tf.stack(values, axis=1)) for rows, values in zip(reduced_rows, now["reduced_row"])])
 
         state = (tf.zeros([batch, first_pad, width + 2 * first_pad, colors]),
@@ -202,7 +198,7 @@ class GatedPixelCNN(AutoregressiveModel):
         width, colors = self.image_shape[1:]
         batch = tf.shape(noise)[0]
         pads = [layer.kernel_size // 2 for layer in self.gated_layers]
-        in_channels = [colors] + [self.filters] * (self.num_layers - 1)
+        in_channels = [colors] + [self.filters] * (self.num_layers - 1)  # of each layer's vertical ring
         weights = [(split_causal_kernel(layer.horizontal), float32_matrix(layer.horizontal_out),
                     _float32(layer.vertical), _float32(layer.vertical_to_horizontal),
                     _class_bias(layer.vertical_bias, labels), _class_bias(layer.horizontal_bias, labels))
@@ -215,11 +211,13 @@ class GatedPixelCNN(AutoregressiveModel):
 
         def begin_row(row, state):
             vertical_rings, from_above = state
+            image = RowInProgress(batch, width, colors, pads[0])
             return dict(
                 state=state,
+                image=image,
                 from_above=[tf.unstack(values, axis=1) for values in from_above],
-                horizontal=[[tf.zeros([batch, c])] * (width + 2 * p) for p, c in zip(pads, in_channels)],
-                pixel=[tf.zeros([batch])] * colors,
+                horizontal=[image.columns] + [[tf.zeros([batch, self.filters])] * (width + 2 * p)
+                                              for p in pads[1:]],
             )
 
         def params_at(row, col, now):
@@ -237,15 +235,12 @@ class GatedPixelCNN(AutoregressiveModel):
             return dense(head, out_kernel, out_bias), now
 
         def record(row, col, channel, value, now):
-            now["pixel"][channel] = self._level_to_input(value)
-            now["horizontal"][0][col + pads[0]] = tf.stack(now["pixel"], axis=-1)
-            if channel == colors - 1:
-                now["pixel"] = [tf.zeros([batch])] * colors
+            now["image"].record(col, channel, self._level_to_input(value))
             return now
 
         def end_row(row, now):
             vertical_rings, _ = now["state"]
-            vertical_in = tf.stack(now["horizontal"][0], axis=1)  # the finished image row, padded for layer 0
+            vertical_in = now["image"].stacked()  # the finished image row, padded for layer 0
             new_rings, new_from_above = [], []
             for i, (pad, weights_i) in enumerate(zip(pads, weights)):
                 if i > 0:

@@ -7,6 +7,7 @@ from keras_gen.layers import DiagonalBiLSTM, MaskedConv2D, RowLSTM
 from keras_gen.layers.recurrent import lstm_update
 from keras_gen.models.autoregressive import (
     AutoregressiveModel,
+    RowInProgress,
     channel_width,
     dense,
     float32_matrix,
@@ -29,6 +30,8 @@ class PixelRNN(AutoregressiveModel):
             rounded up to one).
         num_layers: recurrent layers, each followed by a 1 x 1 mask-B conv added to its input.
         kernel_size: the Row LSTM's 1 x k input-to-state and state-to-state kernels.
+        complete_context: Diagonal BiLSTM only: its right-to-left LSTM also reads the
+            image row, so every earlier pixel is in each pixel's context (see DiagonalBiLSTM).
         head_filters: channels of the 1 x 1 layer before the output, a multiple of C (default 64,
             rounded up to one).
     """
@@ -36,19 +39,21 @@ class PixelRNN(AutoregressiveModel):
     has_fast_sampler = True
 
     def __init__(self, image_shape=(28, 28, 1), num_levels=2, kind="row_lstm", units=None, num_layers=2,
-                 kernel_size=3, head_filters=None, likelihood=None, **kwargs):
+                 kernel_size=3, head_filters=None, complete_context=False, likelihood=None, **kwargs):
         super().__init__(image_shape=image_shape, num_levels=num_levels, likelihood=likelihood, **kwargs)
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
         colors = self.image_shape[-1]
         self.units = channel_width(units, 32, colors, "units")
         self.head_filters = channel_width(head_filters, 64, colors, "head_filters")
-        self.kind, self.num_layers = kind, int(num_layers)
+        if complete_context and kind != "diagonal_bilstm":
+            raise ValueError("complete_context applies to kind='diagonal_bilstm' only.")
+        self.kind, self.num_layers, self.complete_context = kind, int(num_layers), bool(complete_context)
         self.kernel_size = int(kernel_size)
         self.input_conv = MaskedConv2D(self.units, 7, "A", colors, name="input_conv")
         self.recurrent_layers = [
             RowLSTM(self.units, self.kernel_size, colors, name=f"row_lstm_{i}") if kind == "row_lstm"
-            else DiagonalBiLSTM(self.units, colors, name=f"diagonal_bilstm_{i}")
+            else DiagonalBiLSTM(self.units, colors, self.complete_context, name=f"diagonal_bilstm_{i}")
             for i in range(self.num_layers)
         ]
         self.residual_convs = [MaskedConv2D(self.units, 1, "B", colors, name=f"residual_{i}")
@@ -69,9 +74,11 @@ class PixelRNN(AutoregressiveModel):
 
     def features(self, images):
         """(batch, H, W, C) levels -> (batch, H, W, units): the recurrent stack's output, before the 1 x 1 head."""
-        features = self.input_conv(self.to_symmetric_interval(images))
+        image = self.to_symmetric_interval(images)
+        features = self.input_conv(image)
         for recurrent, residual in zip(self.recurrent_layers, self.residual_convs):
-            features = features + residual(recurrent(features))
+            outputs = recurrent(features, image) if self.complete_context else recurrent(features)
+            features = features + residual(outputs)
         return features
 
     def call(self, images, labels=None, training=False):
@@ -99,32 +106,28 @@ class PixelRNN(AutoregressiveModel):
             image_rows, cell_states = state
             return dict(
                 image_rows=image_rows,
-                image_row=[tf.zeros([batch, colors])] * (width + 2 * pad),
-                pixel=[tf.zeros([batch])] * colors,
+                image=RowInProgress(batch, width, colors, pad),
                 input_from_above=tf.unstack(from_rows_above(image_rows, *input_conv), axis=1),
                 layers=[begin_cells(layer, cell_state) for layer, cell_state in zip(self.recurrent_layers,
                                                                                     cell_states)],
             )
 
         def params_at(row, col, now):
-            window = tf.concat(now["image_row"][col : col + pad + 1], axis=-1)
-            features = now["input_from_above"][col] + tf.matmul(window, input_conv[1])
+            features = now["input_from_above"][col] + tf.matmul(now["image"].window(col), input_conv[1])
             for layer, layer_now, (kernel, bias) in zip(self.recurrent_layers, now["layers"], residuals):
                 features = features + dense(cell_at(layer, layer_now, col, features), kernel, bias)
             head = dense(tf.nn.relu(features), hidden_kernel, hidden_bias, tf.nn.relu)
             return dense(head, out_kernel, out_bias), now
 
         def record(row, col, channel, value, now):
-            now["pixel"][channel] = self._level_to_input(value)
-            now["image_row"][col + pad] = tf.stack(now["pixel"], axis=-1)
-            if channel == colors - 1:
-                now["pixel"] = [tf.zeros([batch])] * colors
+            now["image"].record(col, channel, self._level_to_input(value))
             return now
 
         def end_row(row, now):
-            image_rows = push_row(now["image_rows"], tf.stack(now["image_row"], axis=1))
-            return image_rows, [end_cells(layer, layer_now)
-                                for layer, layer_now in zip(self.recurrent_layers, now["layers"])]
+            image_row = now["image"].stacked()
+            return push_row(now["image_rows"], image_row), [
+                end_cells(layer, layer_now, image_row[:, pad : pad + width])
+                for layer, layer_now in zip(self.recurrent_layers, now["layers"])]
 
         state = (tf.zeros([batch, pad, width + 2 * pad, colors]), [initial_cells for _ in self.recurrent_layers])
         return self._raster_loop(noise, known, known_mask, state, begin_row, params_at, record, end_row)
@@ -155,7 +158,7 @@ class PixelRNN(AutoregressiveModel):
             now["hidden"][col], now["cell"][col] = lstm_update(gates, now["cell_above"][col], layer.color_channels)
             return now["hidden"][col]
 
-        def end(layer, now):
+        def end(layer, now, image_row):
             return tf.stack(now["hidden"], axis=1), tf.stack(now["cell"], axis=1)
 
         return begin, at, end, (zeros, zeros)
@@ -188,9 +191,12 @@ class PixelRNN(AutoregressiveModel):
                 gates, now["forward_above"][col], *previous)
             return now["hidden"][col] + now["shifted_backward"][col]
 
-        def end(bilstm, now):
+        def end(bilstm, now, image_row):
             backward = bilstm.right_to_left
-            gates = dense(tf.stack(now["inputs"], axis=1), *float32_matrix(backward.input_to_state))
+            inputs = tf.stack(now["inputs"], axis=1)
+            if self.complete_context:
+                inputs = tf.concat([inputs, image_row], axis=-1)
+            gates = dense(inputs, *float32_matrix(backward.input_to_state))
             hidden = cell = zero_pixel
             backward_hidden = [None] * width
             for col in reversed(range(width)):
@@ -203,5 +209,6 @@ class PixelRNN(AutoregressiveModel):
     def get_config(self):
         config = super().get_config()
         config.update(kind=self.kind, units=self.units, num_layers=self.num_layers,
-                      kernel_size=self.kernel_size, head_filters=self.head_filters)
+                      kernel_size=self.kernel_size, head_filters=self.head_filters,
+                      complete_context=self.complete_context)
         return config

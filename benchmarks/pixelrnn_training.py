@@ -1,0 +1,158 @@
+"""PixelRNN training speed and scale: the recurrent layers before and after their rewrite, side by side.
+
+    python benchmarks/pixelrnn_training.py                      # every row below
+    python benchmarks/pixelrnn_training.py --only 28            # just the 28 x 28 speed rows
+
+"before" is the layers as they were: a Python loop slicing one row or one
+diagonal out of the gates per step, and four slices per LSTM update (each
+slice's gradient is a full-size tensor). "after" is keras_gen's layers:
+one unstack or split per loop, and the Diagonal LSTM as a tf.while_loop.
+Both compute the same function with the same weights.
+
+Each configuration runs in a fresh process, so that peak memory (max RSS)
+is its own: 28 x 28 x 1 binary images at batch 128 in float32 and
+mixed_bfloat16, then 64 x 64 x 3 with 256 levels at batch 32. Columns: the
+first step (tracing included), the median of the next steps, peak memory.
+Results go to --out as JSON and a plot.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+CONFIGS = [
+    dict(size=28, channels=1, batch=128, policy="float32"),
+    dict(size=28, channels=1, batch=128, policy="mixed_bfloat16"),
+    dict(size=64, channels=3, batch=32, policy="float32"),
+]
+
+
+def use_layers_as_before():
+    """Puts back the per-step slicing that the layers used before their rewrite."""
+    import tensorflow as tf
+
+    from keras_gen.layers import recurrent
+
+    def lstm_update(gates, cell, color_channels):
+        units = gates.shape[-1] // 4
+        leading = tf.shape(gates)[:-1]
+        split = tf.reshape(gates, tf.concat([leading, [color_channels, 4, units // color_channels]], 0))
+        parts = [tf.reshape(split[..., i, :], tf.concat([leading, [units]], 0)) for i in range(4)]
+        input_gate, forget_gate, output_gate = (tf.sigmoid(p) for p in parts[:3])
+        cell = forget_gate * cell + input_gate * tf.tanh(parts[3])
+        return output_gate * tf.tanh(cell), cell
+
+    def row_lstm_call(self, features):
+        input_gates = self.input_to_state(features)
+        hidden, cell = self.initial_state(features)
+        rows = []
+        for row in range(features.shape[1]):
+            hidden, cell = self.step(input_gates[:, row], hidden, cell)
+            rows.append(hidden)
+        return tf.stack(rows, axis=1)
+
+    def diagonal_scan(self, input_gates, spans):
+        hidden = cell = tf.zeros([tf.shape(input_gates)[0], 0, self.units], input_gates.dtype)
+        previous_first, start, outputs = 0, 0, []
+        for first, last in spans:
+            hidden, cell = self.step(input_gates[:, start : start + last - first + 1],
+                                     recurrent._rows(hidden, previous_first, first - 1, last - 1),
+                                     recurrent._rows(hidden, previous_first, first, last),
+                                     recurrent._rows(cell, previous_first, first, last))
+            outputs.append(hidden)
+            previous_first, start = first, start + last - first + 1
+        return tf.concat(outputs, axis=1)
+
+    recurrent.lstm_update = lstm_update
+    recurrent.RowLSTM.call = row_lstm_call
+    recurrent.DiagonalLSTM._graph_scan = diagonal_scan
+
+
+def run_one(kind, variant, size, channels, batch, policy, steps):
+    """Trains `steps` + 1 steps in this process; returns the measurements."""
+    import keras
+    import numpy as np
+
+    from keras_gen.models import PixelRNN
+
+    if variant == "before":
+        use_layers_as_before()
+    keras.config.set_dtype_policy(policy)
+    model = PixelRNN(kind=kind, image_shape=(size, size, channels), num_levels=2 if channels == 1 else 256, seed=0)
+    keras.config.set_dtype_policy("float32")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, model.num_levels, (batch, size, size, channels)).astype(np.uint8)
+    start = time.perf_counter()
+    model.train_on_batch(images)
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        model.train_on_batch(images)
+        times.append(time.perf_counter() - start)
+    return dict(first_step_s=first, step_s=float(np.median(times)),
+                peak_memory_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=5, help="timed steps after the first")
+    parser.add_argument("--only", type=int, default=None, help="only configurations of this image side")
+    parser.add_argument("--out", default="benchmarks/results/pixelrnn_training", help="path stem for .json, .png")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_one(steps=args.steps, **json.loads(args.child))))
+        return
+    rows = []
+    print("| kind | image, batch | policy | layers | first step (s) | step (s) | peak memory (GB) |")
+    print("|---|---|---|---|---:|---:|---:|")
+    for config in CONFIGS:
+        if args.only and config["size"] != args.only:
+            continue
+        for kind in ("row_lstm", "diagonal_bilstm"):
+            for variant in ("before", "after"):
+                child = dict(kind=kind, variant=variant, **config)
+                done = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--child",
+                                       json.dumps(child)], capture_output=True, text=True)
+                if done.returncode != 0:
+                    print(done.stderr[-3000:], file=sys.stderr)
+                    raise SystemExit(f"{child} failed")
+                row = dict(child, **json.loads(done.stdout.strip().splitlines()[-1]))
+                rows.append(row)
+                image = f"{row['size']}x{row['size']}x{row['channels']}, {row['batch']}"
+                print(f"| {kind} | {image} | {row['policy']} | {variant} | {row['first_step_s']:.1f} | "
+                      f"{row['step_s']:.3f} | {row['peak_memory_gb']:.1f} |", flush=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out + ".json", "w") as file:
+        json.dump(rows, file, indent=1)
+    plot(rows, args.out + ".png")
+    print(f"\nwrote {args.out}.json and {args.out}.png")
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 4))
+    labels = sorted({(r["kind"], r["size"], r["channels"], r["policy"]) for r in rows}, key=str)
+    for offset, variant in ((-0.2, "before"), (0.2, "after")):
+        steps = [next((r["step_s"] for r in rows if (r["kind"], r["size"], r["channels"], r["policy"]) == label
+                       and r["variant"] == variant), 0.0) for label in labels]
+        axis.bar([i + offset for i in range(len(labels))], steps, 0.4, label=variant)
+    axis.set_xticks(range(len(labels)), [f"{k}\n{s}x{s}x{c}\n{p}" for k, s, c, p in labels], fontsize=7)
+    axis.set_ylabel("seconds per training step")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
