@@ -78,7 +78,9 @@ def build_parser():
     _add_data_options(train, "train")
     train.add_argument("--epochs", type=int, default=5, help="passes over the data.")
     train.add_argument("--steps-per-epoch", type=int, default=None, help="cap on batches per epoch.")
-    train.add_argument("--learning-rate", type=float, default=None, help="default: the model's own.")
+    train.add_argument("--learning-rate", type=float, default=None,
+                       help="default: the model's own; with --resume, sets a new rate from here on (e.g. lower "
+                            "for the last epochs), optimizer state kept.")
     train.add_argument("--validation-split", default="test[:1000]",
                        help="split evaluated after each epoch (default test[:1000]; 'none' to skip).")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -171,11 +173,9 @@ def _new_model(args, model_class, saved, history_path):
 def _resumed_model(args, model_class, saved, done_epochs):
     from keras_gen import runtime
 
-    for flag, value in (("--set", args.set), ("--mixed-precision", args.mixed_precision),
-                        ("--learning-rate", args.learning_rate)):
+    for flag, value in (("--set", args.set), ("--mixed-precision", args.mixed_precision)):
         if value:
-            raise ValueError(f"{flag} does not apply with --resume: the model, its precision and its "
-                             f"optimizer come from {saved}.")
+            raise ValueError(f"{flag} does not apply with --resume: the model and its precision come from {saved}.")
     if not os.path.exists(saved):
         raise FileNotFoundError(f"--resume: {os.path.dirname(saved)} holds no model.keras to continue from.")
     if done_epochs >= args.epochs:
@@ -184,6 +184,8 @@ def _resumed_model(args, model_class, saved, done_epochs):
     model = runtime.load_keras(saved)
     if not isinstance(model, model_class):
         raise ValueError(f"--resume: {saved} holds a {type(model).__name__}, not a {args.model}.")
+    if args.learning_rate:
+        model.set_learning_rate(args.learning_rate)
     return model
 
 

@@ -2,6 +2,7 @@ import json
 import os
 
 import numpy as np
+import pytest
 
 from keras_gen import cli
 from tests.conftest import shared_data
@@ -61,9 +62,11 @@ def test_train_refuses_to_overwrite_a_run_and_resume_continues_it(mock_dataset, 
     assert cli.main(argv + ["--epochs", "1"] + TINY_VAE) == 2
     assert "already holds" in capsys.readouterr().err
 
-    assert cli.main(argv + ["--epochs", "2", "--resume"]) == 0
+    assert cli.main(argv + ["--epochs", "2", "--resume", "--learning-rate", "3e-4"]) == 0
     resumed = runtime.load_keras(str(run / "model.keras"))
     assert int(resumed.optimizer.iterations) == 2 * int(first.optimizer.iterations) > 0
+    assert float(first.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert float(resumed.optimizer.learning_rate) == pytest.approx(3e-4)  # the new rate, saved with the model
     assert not np.allclose(resumed.get_weights()[0], first.get_weights()[0])
     assert len(json.loads((run / "history.json").read_text())["loss"]) == 2
     assert (run / "samples" / "epoch_002.png").is_file()

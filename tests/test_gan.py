@@ -136,3 +136,10 @@ def test_dcgan_sizes(image_shape, stages):
     assert model.stages == stages
     assert model.sample(model.make_noise(2, seed=0)).shape == (2,) + image_shape
     assert model.discriminate(np.zeros((2,) + image_shape, np.float32)).shape == (2,)
+
+
+def test_set_learning_rate_reaches_both_optimizers():
+    model = tiny(WGANGP)
+    model.compile_for_training()
+    model.set_learning_rate(2e-5)
+    assert [float(o.learning_rate) for o in (model.d_optimizer, model.g_optimizer)] == pytest.approx([2e-5] * 2)

@@ -113,6 +113,15 @@ class GenerativeModel(keras.Model):
         learning_rate = learning_rate or self.default_learning_rate
         self.compile(optimizer=keras.optimizers.Adam(learning_rate), **kwargs)
 
+    def set_learning_rate(self, learning_rate):
+        """Sets the learning rate of every optimizer the model trains with, keeping their state."""
+        for optimizer in self.training_optimizers():
+            optimizer.learning_rate = learning_rate
+
+    def training_optimizers(self):
+        """The optimizers `fit` updates: the one of `compile`."""
+        return [self.optimizer]
+
     # -- noise -----------------------------------------------------------
     @property
     def noise_shape(self):

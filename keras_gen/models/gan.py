@@ -140,6 +140,9 @@ class AdversarialModel(GenerativeModel):
         self.compile(d_optimizer=keras.optimizers.Adam(rate, beta_1=beta_1, beta_2=beta_2),
                      g_optimizer=keras.optimizers.Adam(rate, beta_1=beta_1, beta_2=beta_2), **kwargs)
 
+    def training_optimizers(self):
+        return [self.d_optimizer, self.g_optimizer]
+
     def get_compile_config(self):
         if self.d_optimizer is None:
             return None
