@@ -120,12 +120,15 @@ def main():
                 child = dict(kind=kind, variant=variant, **config)
                 done = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--child",
                                        json.dumps(child)], capture_output=True, text=True)
-                if done.returncode != 0:
-                    print(done.stderr[-3000:], file=sys.stderr)
-                    raise SystemExit(f"{child} failed")
+                image = f"{config['size']}x{config['size']}x{config['channels']}, {config['batch']}"
+                if done.returncode != 0:  # -9: killed, most likely out of memory
+                    rows.append(dict(child, exit_code=done.returncode))
+                    print(f"| {kind} | {image} | {config['policy']} | {variant} | did not finish (exit "
+                          f"{done.returncode}{', killed: out of memory' if done.returncode == -9 else ''}) | | |",
+                          flush=True)
+                    continue
                 row = dict(child, **json.loads(done.stdout.strip().splitlines()[-1]))
                 rows.append(row)
-                image = f"{row['size']}x{row['size']}x{row['channels']}, {row['batch']}"
                 print(f"| {kind} | {image} | {row['policy']} | {variant} | {row['first_step_s']:.1f} | "
                       f"{row['step_s']:.3f} | {row['peak_memory_gb']:.1f} |", flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
@@ -144,9 +147,12 @@ def plot(rows, path):
     figure, axis = plt.subplots(figsize=(8, 4))
     labels = sorted({(r["kind"], r["size"], r["channels"], r["policy"]) for r in rows}, key=str)
     for offset, variant in ((-0.2, "before"), (0.2, "after")):
-        steps = [next((r["step_s"] for r in rows if (r["kind"], r["size"], r["channels"], r["policy"]) == label
-                       and r["variant"] == variant), 0.0) for label in labels]
+        steps = [next((r.get("step_s", 0.0) for r in rows if (r["kind"], r["size"], r["channels"], r["policy"])
+                       == label and r["variant"] == variant), 0.0) for label in labels]
         axis.bar([i + offset for i in range(len(labels))], steps, 0.4, label=variant)
+        for i, seconds in enumerate(steps):
+            if not seconds:
+                axis.text(i + offset, 0.05, "did not\nfinish", ha="center", fontsize=7, rotation=90)
     axis.set_xticks(range(len(labels)), [f"{k}\n{s}x{s}x{c}\n{p}" for k, s, c, p in labels], fontsize=7)
     axis.set_ylabel("seconds per training step")
     axis.legend()
