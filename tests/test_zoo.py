@@ -69,3 +69,13 @@ def test_the_shipped_zoo_lists_every_model(monkeypatch):
     assert EXPECTED <= set(zoo.names())
     for entry in zoo.list():
         assert entry["size_mb"] < 25, entry["name"]
+
+
+def test_the_shipped_pixelcnn_is_a_preset_with_a_quantized_copy(monkeypatch):
+    monkeypatch.delenv(zoo.ZOO_DIR_ENV, raising=False)
+    model = PixelCNN.from_preset("pixelcnn_binarized_mnist")
+    assert model.optimizer is not None and int(model.optimizer.iterations) > 0
+    noise = model.make_noise(1, seed=0)
+    float_images = zoo.open("pixelcnn_binarized_mnist", runtime="tflite").sample(noise)
+    int8_images = zoo.open("pixelcnn_binarized_mnist", runtime="tflite-int8").sample(noise)
+    assert np.mean(float_images == int8_images) > 0.9
