@@ -23,6 +23,7 @@ import numpy as np
 
 import keras_gen  # noqa: F401
 from keras_gen import cli, export, models, runtime
+from keras_gen.models.base import pixels_to_levels
 
 KINDS = {
     "pixelcnn": ("pixelcnn", {}),
@@ -56,10 +57,6 @@ def timed(function, repeats):
     return float(np.median(times)), np.asarray(result)
 
 
-def to_levels(pixels, num_levels):
-    return np.round(pixels.astype(np.float32) * (num_levels - 1) / 255.0).astype(np.uint8)
-
-
 def measure(model, num, repeats, skip_predict_loop):
     """Rows (sampler, seconds for `num` images, images as levels) for one model."""
     noise = model.make_noise(num, seed=0)
@@ -71,17 +68,17 @@ def measure(model, num, repeats, skip_predict_loop):
     with tempfile.TemporaryDirectory() as directory:
         export.export(model, os.path.join(directory, "export"), verbose=False)
         saved_model = runtime.open_artifact(os.path.join(directory, "export"))
-        rows.append(("SavedModel",) + timed(lambda: to_levels(saved_model.sample(noise), model.num_levels),
+        rows.append(("SavedModel",) + timed(lambda: pixels_to_levels(saved_model.sample(noise), model.num_levels),
                                            repeats))
         tflite = os.path.join(directory, "export", export.TFLITE)
         for threads in (1, 2):
             runner = runtime.open_artifact(tflite, num_threads=threads)
             rows.append((f"LiteRT, {threads} thread{'s' * (threads > 1)}",)
-                        + timed(lambda: to_levels(runner.sample(noise), model.num_levels), repeats))
+                        + timed(lambda: pixels_to_levels(runner.sample(noise), model.num_levels), repeats))
         runner = runtime.open_artifact(tflite, num_threads=1)
         one_at_a_time = lambda: np.concatenate([runner.sample(noise[i : i + 1]) for i in range(num)])  # noqa: E731
         rows.append(("LiteRT, 1 thread, batch 1",)
-                    + timed(lambda: to_levels(one_at_a_time(), model.num_levels), repeats))
+                    + timed(lambda: pixels_to_levels(one_at_a_time(), model.num_levels), repeats))
     return rows
 
 

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from keras_gen.files import give_default_permissions
 from keras_gen.layers.recurrent import unrolled_loops
+from keras_gen.models.base import pixels_to_levels
 
 FORMAT_VERSION = 1
 MANIFEST = "export.json"
@@ -120,7 +121,7 @@ def quantization_quality(model, manifest, float_path, quantized_path):
     pixels = reference.sample(noise, labels)
     quality = {"same_pixels_fraction": float(np.mean(quantized.sample(noise, labels) == pixels))}
     if model.has_log_prob:
-        levels = np.round(pixels.astype(np.float32) * (model.num_levels - 1) / 255.0).astype(np.uint8)
+        levels = pixels_to_levels(pixels, model.num_levels)
         difference = quantized.log_prob(levels, labels) - reference.log_prob(levels, labels)
         quality["log_prob_mean_abs_diff_nats"] = float(np.mean(np.abs(difference)))
     return quality

@@ -38,6 +38,11 @@ def unit_to_pixels(images):
     return tf.cast(tf.round(tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0) * 255.0), tf.uint8)
 
 
+def pixels_to_levels(pixels, num_levels):
+    """uint8 pixels in [0, 255] -> uint8 levels in [0, num_levels - 1]; inverts `levels_to_pixels`. NumPy."""
+    return np.round(np.asarray(pixels, np.float32) * (num_levels - 1) / 255.0).astype(np.uint8)
+
+
 @register
 class GenerativeModel(keras.Model):
     """Base of every zoo model.
