@@ -123,7 +123,8 @@ class PixelCNN(AutoregressiveModel):
         def end_row(row, now):
             image_rows, reduced_rows = now["state"]
             return (push_row(image_rows, now["image"].stacked()),
-                    [push_row(rows, tf.stack(values, axis=1)) for rows, values in zip(reduced_rows, now["reduced_row"])])
+                    [push_row(rows, tf.stack(values, axis=1))
+                     for rows, values in zip(reduced_rows, now["reduced_row"])])
 
         state = (tf.zeros([batch, first_pad, width + 2 * first_pad, colors]),
                  [tf.zeros([batch, pad, width + 2 * pad, half]) for _ in blocks])
@@ -199,14 +200,17 @@ class GatedPixelCNN(AutoregressiveModel):
         batch = tf.shape(noise)[0]
         pads = [layer.kernel_size // 2 for layer in self.gated_layers]
         in_channels = [colors] + [self.filters] * (self.num_layers - 1)  # of each layer's vertical ring
-        weights = [(split_causal_kernel(layer.horizontal), float32_matrix(layer.horizontal_out),
-                    _float32(layer.vertical), _float32(layer.vertical_to_horizontal),
-                    _class_bias(layer.vertical_bias, labels), _class_bias(layer.horizontal_bias, labels))
+        weights = [dict(horizontal=split_causal_kernel(layer.horizontal)[1:],
+                        horizontal_out=float32_matrix(layer.horizontal_out),
+                        vertical=_float32(layer.vertical),
+                        vertical_to_horizontal=_float32(layer.vertical_to_horizontal),
+                        vertical_bias=_class_bias(layer.vertical_bias, labels),
+                        horizontal_bias=_class_bias(layer.horizontal_bias, labels))
                    for layer in self.gated_layers]
         (hidden_kernel, hidden_bias), (out_kernel, out_bias) = map(float32_matrix, (self.head_hidden, self.head_out))
 
         def vertical_to_horizontal(vertical, weights):  # the 1 x 1 conv on (batch, W, 2f)
-            kernel, bias = weights[3]
+            kernel, bias = weights["vertical_to_horizontal"]
             return tf.nn.bias_add(tf.matmul(vertical, kernel[0]), bias)
 
         def begin_row(row, state):
@@ -223,13 +227,13 @@ class GatedPixelCNN(AutoregressiveModel):
         def params_at(row, col, now):
             horizontal = None
             for i, (layer, pad, weights_i) in enumerate(zip(self.gated_layers, pads, weights)):
-                (_, kernel, bias), (out_kernel_i, out_bias_i) = weights_i[0], weights_i[1]
                 inputs = now["horizontal"][i]
                 if i > 0:  # this layer's input at (row, col) is the previous layer's output
                     inputs[col + pad] = horizontal
                 window = tf.concat(inputs[col : col + pad + 1], axis=-1)
-                gates = tf.nn.bias_add(tf.matmul(window, kernel), bias) + now["from_above"][i][col] + weights_i[5]
-                output = dense(gated_activation(gates, layer.color_channels), out_kernel_i, out_bias_i)
+                gates = (dense(window, *weights_i["horizontal"]) + now["from_above"][i][col]
+                         + weights_i["horizontal_bias"])
+                output = dense(gated_activation(gates, layer.color_channels), *weights_i["horizontal_out"])
                 horizontal = output if layer.first else inputs[col + pad] + output
             head = dense(tf.nn.relu(horizontal), hidden_kernel, hidden_bias, tf.nn.relu)
             return dense(head, out_kernel, out_bias), now
@@ -246,11 +250,11 @@ class GatedPixelCNN(AutoregressiveModel):
                 if i > 0:
                     vertical_in = tf.pad(vertical_in, [[0, 0], [pad, pad], [0, 0]])
                 ring = push_row(vertical_rings[i], vertical_in)
-                kernel, bias = weights_i[2]
+                kernel, bias = weights_i["vertical"]
                 vertical = tf.nn.bias_add(tf.nn.conv2d(ring, kernel, strides=1, padding="VALID")[:, 0], bias)
                 new_rings.append(ring)
                 new_from_above.append(vertical_to_horizontal(vertical, weights_i))
-                vertical = vertical + weights_i[4][:, None]
+                vertical = vertical + weights_i["vertical_bias"][:, None]
                 vertical_in = gated_activation(vertical)  # as the layer: no colour groups
             return new_rings, new_from_above
 
