@@ -3,6 +3,13 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import tensorflow as tf  # noqa: E402
+
+# Two logical CPU devices, so that tests can run MirroredStrategy on one machine.
+# This must happen before TensorFlow creates its devices.
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 

@@ -50,11 +50,18 @@ def test_wgan_gp_defaults_follow_the_paper():
     assert not any("batch_normalization" in layer.name for layer in model.discriminator.layers)
 
 
-def test_n_critic_steps_per_generator_step():
+def test_n_critic_steps_per_generator_step_each_on_its_own_slice_of_the_batch():
     model = tiny(WGANGP)
-    model.compile_for_training()
-    model.fit(tiny_images(20), batch_size=2, epochs=1, verbose=0)
+    model.compile_for_training(run_eagerly=True)
+    critic_batches = []
+    critic_step = model._discriminator_step
+    model._discriminator_step = lambda real, labels: (critic_batches.append(real.numpy()), critic_step(real, labels))
+    model.fit(tiny_images(20), batch_size=10, epochs=1, shuffle=False, verbose=0)
     assert int(model.d_optimizer.iterations) == 10 and int(model.g_optimizer.iterations) == 2
+    assert [len(batch) for batch in critic_batches] == [2] * 10
+    first_batch = np.concatenate(critic_batches[:5])  # every real image of the batch, each once
+    expected = model._real(tiny_images(20)[:10]).numpy()
+    assert sorted(map(bytes, first_batch)) == sorted(map(bytes, expected))
     dcgan = tiny(DCGAN)
     dcgan.compile_for_training()
     dcgan.fit(tiny_images(20), batch_size=2, epochs=1, verbose=0)
@@ -63,9 +70,10 @@ def test_n_critic_steps_per_generator_step():
 
 @pytest.mark.parametrize("cls", [DCGAN, WGANGP, ConditionalGAN])
 def test_keras_round_trip_restores_both_optimizers(cls, tmp_path):
-    model = tiny(cls, **({"num_classes": 3} if cls is ConditionalGAN else {}))
+    options = {ConditionalGAN: {"num_classes": 3}, WGANGP: {"discriminator_steps": 2}}.get(cls, {})
+    model = tiny(cls, **options)
     model.compile_for_training()
-    images = tiny_images(20)  # 10 steps: WGAN-GP's generator steps twice
+    images = tiny_images(20)  # 5 batches of 4
     data = (images, np.arange(20) % 3) if model.num_classes else images
     assert_keras_round_trip(model, data, str(tmp_path / "gan.keras"))
 

@@ -165,8 +165,7 @@ class AutoregressiveModel(GenerativeModel):
             loss = tf.nn.compute_average_loss(nll)
             if self.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
-        gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        self.minimize(tape, loss, self.optimizer, self.trainable_variables)
         return self._update_metrics(nll)
 
     def test_step(self, data):

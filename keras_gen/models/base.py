@@ -113,6 +113,18 @@ class GenerativeModel(keras.Model):
                                f"use {type(model).__name__}.from_preset.")
         return model
 
+    def compile(self, optimizer="rmsprop", **kwargs):
+        """`keras.Model.compile`; then builds every optimizer at once, in the model's distribution scope.
+
+        Under mixed_float16 each optimizer is wrapped in a `LossScaleOptimizer`.
+        """
+        super().compile(optimizer=optimizer, **kwargs)
+        self.build_optimizers()
+
+    def compile_from_config(self, config):
+        # Keras skips a compile() that a subclass overrides; this one is safe to replay.
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
     def compile_for_training(self, learning_rate=None, **kwargs):
         """Compiles with this family's default optimizer (what the CLI uses)."""
         learning_rate = learning_rate or self.default_learning_rate
@@ -123,9 +135,64 @@ class GenerativeModel(keras.Model):
         for optimizer in self.training_optimizers():
             optimizer.learning_rate = learning_rate
 
+    def optimizer_targets(self):
+        """[(optimizer, the variables it updates)]: the optimizer of `compile` and every trainable variable."""
+        return [(self.optimizer, self.trainable_variables)]
+
     def training_optimizers(self):
-        """The optimizers `fit` updates: the one of `compile`."""
-        return [self.optimizer]
+        """The optimizers `fit` updates."""
+        return [optimizer for optimizer, _ in self.optimizer_targets()]
+
+    def with_loss_scaling(self, optimizer):
+        """`optimizer`, wrapped in a `LossScaleOptimizer` when the model computes in float16."""
+        if self.dtype_policy.compute_dtype == "float16" and not isinstance(
+                optimizer, keras.optimizers.LossScaleOptimizer):
+            return keras.optimizers.LossScaleOptimizer(optimizer)
+        return optimizer
+
+    def build_optimizers(self):
+        """Creates every optimizer's slots now, eagerly and inside the model's strategy scope.
+
+        An optimizer built lazily inside the traced train step breaks `MirroredStrategy`
+        (keras#23085), and a loss scale read before it is built is frozen into the graph.
+        """
+        with self.distribute_strategy.scope():
+            for optimizer, variables in self.optimizer_targets():
+                if optimizer is not None and not optimizer.built:
+                    optimizer.build(variables)
+
+    def minimize(self, tape, loss, optimizer, variables):
+        """One optimizer step on d loss / d variables; the loss was computed under `tape`.
+
+        The loss is a replica's share of the global-batch mean (`tf.nn.compute_average_loss`);
+        the optimizer sums the replicas' gradients. A float16 loss scale is applied through
+        the tape's output gradient and undone by the `LossScaleOptimizer`.
+        """
+        loss_scale = optimizer.scale_loss(tf.ones_like(loss))
+        gradients = tape.gradient(loss, variables, output_gradients=loss_scale)
+        optimizer.apply_gradients(zip(gradients, variables))
+
+    # -- randomness in train and test steps ----------------------------------
+    def replica_random(self, draw, shape):
+        """`draw(shape, seed=self.seed_generator)` for this replica's share of the global batch.
+
+        A seed generator gives every replica the same numbers (keras#20612). So each
+        replica draws the noise of the whole global batch and keeps its own rows:
+        replicas differ, and N replicas draw exactly what one device draws for the
+        same global batch.
+
+        Args:
+            draw: e.g. `keras.random.normal`.
+            shape: (local batch, ...), the batch size may be a tensor.
+        """
+        context = tf.distribute.get_replica_context()
+        replicas = 1 if context is None else context.num_replicas_in_sync
+        if replicas == 1:
+            return draw(tuple(shape), seed=self.seed_generator)
+        local = shape[0]
+        start = local * tf.cast(context.replica_id_in_sync_group, local.dtype if tf.is_tensor(local) else tf.int32)
+        whole = draw((local * replicas,) + tuple(shape[1:]), seed=self.seed_generator)
+        return whole[start : start + local]
 
     # -- noise -----------------------------------------------------------
     @property

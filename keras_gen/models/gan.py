@@ -22,9 +22,10 @@ class AdversarialModel(GenerativeModel):
     """Base of the GANs: a generator G(z[, y]) and a discriminator (critic) D(x[, y]).
 
     Owns the two-optimizer `compile`, its save and load, `generate`, the loss
-    trackers and the train step: one discriminator step per call, and a
-    generator step every `discriminator_steps` calls, so each critic step sees
-    a fresh real batch. Subclasses define the two losses.
+    trackers and the train step. Each batch feeds `discriminator_steps`
+    discriminator (critic) steps, on its interleaved slices so that each sees
+    fresh real images, then one generator step. So with n critic steps, a batch
+    of n * m images gives critic batches of m. Subclasses define the two losses.
 
     Args:
         latent_dim: size of z.
@@ -72,6 +73,10 @@ class AdversarialModel(GenerativeModel):
         labels = keras.Input((), dtype="int32", name="labels") if self.num_classes else None
         return main, labels
 
+    def _batch_norm(self):
+        # Synchronized: under tf.distribute, statistics of the global batch, as on one device.
+        return layers.BatchNormalization(synchronized=True)
+
     def _build_generator(self):
         height, _, channels = self.image_shape
         start = height // 2**self.stages
@@ -81,11 +86,11 @@ class AdversarialModel(GenerativeModel):
             hidden = layers.Concatenate()([z, layers.Embedding(self.num_classes, self.latent_dim)(labels)])
         widest = self.filters * 2 ** (self.stages - 1)
         hidden = layers.Dense(start * start * widest, use_bias=False)(hidden)
-        hidden = layers.ReLU()(layers.BatchNormalization()(hidden))
+        hidden = layers.ReLU()(self._batch_norm()(hidden))
         hidden = layers.Reshape((start, start, widest))(hidden)
         for stage in range(self.stages - 1):
             hidden = layers.Conv2DTranspose(widest // 2 ** (stage + 1), 4, 2, "same", use_bias=False)(hidden)
-            hidden = layers.ReLU()(layers.BatchNormalization()(hidden))
+            hidden = layers.ReLU()(self._batch_norm()(hidden))
         images = layers.Conv2DTranspose(channels, 4, 2, "same", activation="tanh", dtype="float32")(hidden)
         return keras.Model([z, labels] if labels is not None else z, images, name="generator")
 
@@ -95,7 +100,7 @@ class AdversarialModel(GenerativeModel):
         for stage in range(self.stages):
             hidden = layers.Conv2D(self.filters * 2**stage, 4, 2, "same")(hidden)
             if stage > 0 and self.discriminator_batch_norm:
-                hidden = layers.BatchNormalization()(hidden)
+                hidden = self._batch_norm()(hidden)
             hidden = layers.LeakyReLU(0.2)(hidden)
         features = layers.Flatten()(hidden)
         logits = layers.Dense(1, dtype="float32")(features)
@@ -126,13 +131,16 @@ class AdversarialModel(GenerativeModel):
     # -- compile and save -----------------------------------------------------
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
         """Compiles with one optimizer per network (defaults: Adam at the model's defaults)."""
-        super().compile(**kwargs)
-        self.optimizer = None  # Keras' default optimizer would be built over both networks and saved
         beta_1, beta_2 = self.default_betas
-        self.d_optimizer = keras.optimizers.get(d_optimizer) if d_optimizer else keras.optimizers.Adam(
-            self.default_learning_rate, beta_1=beta_1, beta_2=beta_2)
-        self.g_optimizer = keras.optimizers.get(g_optimizer) if g_optimizer else keras.optimizers.Adam(
-            self.default_learning_rate, beta_1=beta_1, beta_2=beta_2)
+
+        def chosen(optimizer):
+            optimizer = keras.optimizers.get(optimizer) if optimizer else keras.optimizers.Adam(
+                self.default_learning_rate, beta_1=beta_1, beta_2=beta_2)
+            return self.with_loss_scaling(optimizer)
+
+        self.d_optimizer, self.g_optimizer = chosen(d_optimizer), chosen(g_optimizer)
+        super().compile(**kwargs)  # builds both
+        self.optimizer = None  # Keras' default optimizer would be built over both networks and saved
 
     def compile_for_training(self, learning_rate=None, **kwargs):
         beta_1, beta_2 = self.default_betas
@@ -140,8 +148,9 @@ class AdversarialModel(GenerativeModel):
         self.compile(d_optimizer=keras.optimizers.Adam(rate, beta_1=beta_1, beta_2=beta_2),
                      g_optimizer=keras.optimizers.Adam(rate, beta_1=beta_1, beta_2=beta_2), **kwargs)
 
-    def training_optimizers(self):
-        return [self.d_optimizer, self.g_optimizer]
+    def optimizer_targets(self):
+        return [(self.d_optimizer, self.discriminator.trainable_variables),
+                (self.g_optimizer, self.generator.trainable_variables)]
 
     def get_compile_config(self):
         if self.d_optimizer is None:
@@ -152,9 +161,6 @@ class AdversarialModel(GenerativeModel):
     def compile_from_config(self, config):
         self.compile(d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
                      g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]))
-        # Build the slots now so that the saved optimizer state has somewhere to load into.
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-        self.g_optimizer.build(self.generator.trainable_variables)
 
     # -- training -------------------------------------------------------------
     def discriminator_loss(self, real, fake, labels, real_logits, fake_logits):
@@ -166,40 +172,46 @@ class AdversarialModel(GenerativeModel):
         raise NotImplementedError
 
     def _latents(self, batch):
-        return keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        return self.replica_random(keras.random.normal, (batch, self.latent_dim))
+
+    def _real(self, images):
+        # float32 like the generator's output, so real and fake mix in one dtype under mixed precision
+        return tf.cast(self.to_symmetric_interval(images), tf.float32)
 
     def train_step(self, data):
+        """`discriminator_steps` critic steps, each on its own interleaved slice of the batch, then one
+        generator step with the batch's size. A Python loop, not a tf.cond: a conditional optimizer
+        step cannot synchronize replicas under tf.distribute."""
         images, labels = self._unpack_batch(data)
-        real = self.to_symmetric_interval(images)
-        batch = tf.shape(real)[0]
+        real = self._real(images)
+        steps = self.discriminator_steps
+        for step in range(steps):
+            self._discriminator_step(real[step::steps], None if labels is None else labels[step::steps])
+        self._generator_step(tf.shape(real)[0], labels)
+        return {m.name: m.result() for m in self.metrics}
+
+    def _discriminator_step(self, real, labels):
         with tf.GradientTape() as tape:
-            fake = self.generate(self._latents(batch), labels, training=True)
-            d_loss_per_example = self.discriminator_loss(
+            fake = self.generate(self._latents(tf.shape(real)[0]), labels, training=True)
+            loss_per_example = self.discriminator_loss(
                 real, fake, labels,
                 self.discriminate(real, labels, training=True), self.discriminate(fake, labels, training=True),
             )
-            d_loss = tf.nn.compute_average_loss(d_loss_per_example)
-        variables = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
-        self.d_loss_tracker.update_state(d_loss_per_example)
+            loss = tf.nn.compute_average_loss(loss_per_example)
+        self.minimize(tape, loss, self.d_optimizer, self.discriminator.trainable_variables)
+        self.d_loss_tracker.update_state(loss_per_example)
 
-        def generator_step():
-            with tf.GradientTape() as tape:
-                fake = self.generate(self._latents(batch), labels, training=True)
-                g_loss_per_example = self.generator_loss(self.discriminate(fake, labels, training=True))
-                g_loss = tf.nn.compute_average_loss(g_loss_per_example)
-            variables = self.generator.trainable_variables
-            self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
-            self.g_loss_tracker.update_state(g_loss_per_example)
-            return tf.constant(True)
-
-        tf.cond(self.d_optimizer.iterations % self.discriminator_steps == 0, generator_step,
-                lambda: tf.constant(False))
-        return {m.name: m.result() for m in self.metrics}
+    def _generator_step(self, batch, labels):
+        with tf.GradientTape() as tape:
+            fake = self.generate(self._latents(batch), labels, training=True)
+            loss_per_example = self.generator_loss(self.discriminate(fake, labels, training=True))
+            loss = tf.nn.compute_average_loss(loss_per_example)
+        self.minimize(tape, loss, self.g_optimizer, self.generator.trainable_variables)
+        self.g_loss_tracker.update_state(loss_per_example)
 
     def test_step(self, data):
         images, labels = self._unpack_batch(data)
-        real = self.to_symmetric_interval(images)
+        real = self._real(images)
         fake = self.generate(self._latents(tf.shape(real)[0]), labels)
         fake_logits = self.discriminate(fake, labels)
         self.d_loss_tracker.update_state(
@@ -259,11 +271,11 @@ class WGANGP(AdversarialModel):
 
     def interpolation_weights(self, batch):
         """(batch, 1, 1, 1) weights uniform in [0, 1), one per example."""
-        return keras.random.uniform((batch, 1, 1, 1), seed=self.seed_generator)
+        return self.replica_random(keras.random.uniform, (batch, 1, 1, 1))
 
     def gradient_penalty(self, real, fake, labels, weights):
         """(batch,) (||grad_x D(x_hat)||_2 - 1)^2 at x_hat = real + weights * (fake - real)."""
-        mixed = tf.convert_to_tensor(real + weights * (fake - real), tf.float32)
+        mixed = tf.convert_to_tensor(real + weights * (fake - real), tf.float32)  # so is the norm
         with tf.GradientTape() as tape:
             tape.watch(mixed)
             logits = self.discriminate(mixed, labels, training=True)

@@ -190,7 +190,8 @@ class VAE(LatentVariableModel):
     def negative_elbo_terms(self, images, training=False):
         """(reconstruction, kl) per image in nats, with one reparameterised sample."""
         mean, log_var = self.encode(images, training=training)
-        z = mean + tf.exp(0.5 * log_var) * keras.random.normal(tf.shape(mean), seed=self.seed_generator)
+        eps = self.replica_random(keras.random.normal, (tf.shape(mean)[0], self.latent_dim))
+        z = mean + tf.exp(0.5 * log_var) * eps
         params = self.decode(z, training=training)
         reconstruction = -self.likelihood.log_prob(params, images)
         kl = 0.5 * tf.reduce_sum(tf.square(mean) + tf.exp(log_var) - 1.0 - log_var, axis=-1)
@@ -204,8 +205,7 @@ class VAE(LatentVariableModel):
             loss = tf.nn.compute_average_loss(per_image)
             if self.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
-        gradients = tape.gradient(loss, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        self.minimize(tape, loss, self.optimizer, self.trainable_variables)
         self.loss_tracker.update_state(per_image)
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
@@ -234,8 +234,12 @@ class VAE(LatentVariableModel):
         return self._log_prob(images, labels, num_samples, seed)
 
     def _log_prob(self, images, labels, num_samples=None, seed=None):
-        shape = [num_samples or self.eval_num_samples, tf.shape(images)[0], self.latent_dim]
-        eps = keras.random.normal(shape, seed=self.seed_generator if seed is None else seed)
+        num_samples = num_samples or self.eval_num_samples
+        if seed is None:  # per-replica draws in a distributed test step
+            eps = self.replica_random(keras.random.normal, (tf.shape(images)[0], num_samples, self.latent_dim))
+            eps = tf.transpose(eps, [1, 0, 2])
+        else:
+            eps = keras.random.normal([num_samples, tf.shape(images)[0], self.latent_dim], seed=seed)
         return self.importance_weighted_log_prob(images, eps)
 
     def _export_log_prob(self, images, labels):

@@ -1,0 +1,123 @@
+"""tf.distribute and mixed precision, for every model: 2 replicas step exactly like 1 device."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_gen import models
+
+# Tiny configurations of the 8 models. WGAN-GP takes 2 critic steps per batch, so its critic and
+# generator steps are both compared.
+CONFIGS = {
+    "vae": ("vae", dict(image_shape=(8, 8, 1), latent_dim=4, widths=(4, 8), eval_num_samples=3)),
+    "dcgan": ("dcgan", dict(image_shape=(8, 8, 1), latent_dim=4, filters=4)),
+    "wgan_gp": ("wgan_gp", dict(image_shape=(8, 8, 1), latent_dim=4, filters=4, discriminator_steps=2)),
+    "conditional_gan": ("conditional_gan", dict(image_shape=(8, 8, 1), latent_dim=4, filters=4, num_classes=3)),
+    "pixelcnn": ("pixelcnn", dict(image_shape=(6, 6, 1), filters=4, num_blocks=1, head_filters=4)),
+    "gated_pixelcnn": ("gated_pixelcnn", dict(image_shape=(6, 6, 1), filters=4, num_layers=2)),
+    "row_lstm": ("pixelrnn", dict(kind="row_lstm", image_shape=(6, 6, 1), units=4, num_layers=1)),
+    "diagonal_bilstm": ("pixelrnn", dict(kind="diagonal_bilstm", image_shape=(6, 6, 1), units=4, num_layers=1)),
+}
+GLOBAL_BATCH = 8
+
+
+def make_model(name, **options):
+    registered, config = CONFIGS[name]
+    keras.utils.set_random_seed(1)
+    model = models.get(registered)(seed=3, **config, **options)
+    model.compile_for_training()
+    return model
+
+
+def make_data(model, steps=2):
+    """`steps` global batches of deterministic uint8 levels (and labels), as data.load yields them."""
+    count = steps * GLOBAL_BATCH
+    images = (np.arange(count * model.num_subpixels).reshape((count,) + model.image_shape) * 37
+              % model.num_levels).astype(np.uint8)
+    features = (images, (np.arange(count) % 3).astype(np.int32)) if model.num_classes else images
+    return tf.data.Dataset.from_tensor_slices(features).batch(GLOBAL_BATCH)
+
+
+@pytest.fixture(scope="module")
+def two_replicas():
+    devices = tf.config.list_logical_devices("CPU")
+    assert len(devices) >= 2, "conftest splits the CPU into 2 logical devices"
+    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_two_replicas_train_and_evaluate_exactly_like_one_device(name, two_replicas):
+    single = make_model(name)
+    with two_replicas.scope():
+        mirrored = make_model(name)
+    mirrored.set_weights(single.get_weights())
+
+    history = single.fit(make_data(single), epochs=1, verbose=0).history
+    mirrored_history = mirrored.fit(make_data(mirrored), epochs=1, verbose=0).history
+
+    # Every network, batch-norm statistics, optimizer slots and the seed state.
+    for before, after in zip(single.weights, mirrored.weights):
+        np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-6, err_msg=before.path)
+    for optimizer, mirrored_optimizer in zip(single.training_optimizers(), mirrored.training_optimizers()):
+        assert int(optimizer.iterations.numpy()) == int(mirrored_optimizer.iterations.numpy()) > 0
+        for before, after in zip(optimizer.variables, mirrored_optimizer.variables):
+            np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-6, err_msg=before.path)
+    assert history.keys() == mirrored_history.keys()
+    for metric, values in history.items():  # aggregated over the replicas
+        np.testing.assert_allclose(mirrored_history[metric], values, rtol=1e-5, err_msg=metric)
+    scores = single.evaluate(make_data(single, steps=1), return_dict=True, verbose=0)
+    mirrored_scores = mirrored.evaluate(make_data(mirrored, steps=1), return_dict=True, verbose=0)
+    for metric, value in scores.items():
+        np.testing.assert_allclose(mirrored_scores[metric], value, rtol=1e-5, err_msg=metric)
+
+
+def test_replicas_draw_different_noise(two_replicas):
+    with two_replicas.scope():
+        model = make_model("vae")
+
+    @tf.function
+    def draw():
+        return two_replicas.run(lambda: model.replica_random(keras.random.normal, (4, 3)))
+
+    per_replica = [value.numpy() for value in two_replicas.experimental_local_results(draw())]
+    assert per_replica[0].shape == (4, 3) and np.abs(per_replica[0] - per_replica[1]).min() > 0
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_training(name, policy):
+    model = make_model(name, dtype=policy)
+    history = model.fit(make_data(model), epochs=1, verbose=0).history
+    assert all(np.isfinite(values).all() for values in history.values()), history
+    for optimizer in model.training_optimizers():  # both of a GAN's
+        assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer) == (policy == "mixed_float16")
+        assert int(optimizer.iterations) > 0
+    images = next(iter(make_data(model)))
+    images, labels = images if model.num_classes else (images, None)
+    if model.has_log_prob:
+        log_prob = model.log_prob(images, labels)
+        assert log_prob.dtype == tf.float32 and np.isfinite(log_prob).all()
+    samples = model.sample(model.make_noise(2, seed=0), None if labels is None else labels[:2])
+    assert samples.dtype == tf.uint8 and samples.shape == (2,) + model.image_shape
+
+
+def test_float16_loss_scaling_gives_the_float32_update(tmp_path):
+    # Plain SGD, so an unscaled or doubly scaled gradient would show in the update (Adam would hide it).
+    updates = {}
+    for policy in ("float32", "mixed_float16"):
+        model = make_model("pixelcnn", dtype=policy)
+        # A small initial scale: the default 2**15 overflows float16 on the first steps, which are skipped.
+        model.compile(optimizer=model.with_loss_scaling(keras.optimizers.SGD(0.1)) if policy == "float32"
+                      else keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1), initial_scale=2.0**8))
+        before = [w.numpy() for w in model.trainable_weights]
+        model.fit(make_data(model, steps=1), epochs=1, verbose=0)
+        updates[policy] = np.concatenate([(w.numpy() - b).ravel() for w, b in zip(model.trainable_weights, before)])
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert float(model.optimizer.dynamic_scale) == 2.0**8 and int(model.optimizer.iterations) == 1  # not skipped
+    np.testing.assert_allclose(updates["mixed_float16"], updates["float32"], rtol=0.05, atol=2e-4)
+    # The loss scale and its optimizer survive a .keras round trip.
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
+    assert isinstance(loaded.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert float(loaded.optimizer.dynamic_scale) == float(model.optimizer.dynamic_scale)
