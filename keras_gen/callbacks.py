@@ -4,6 +4,7 @@ import json
 import os
 
 import keras
+import numpy as np
 
 from keras_gen import plotting
 from keras_gen.files import atomic_path
@@ -63,3 +64,28 @@ class SaveEachEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         with atomic_path(self.path) as temporary:
             self.model.save(temporary)
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN or infinite loss."""
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops `fit` at the first batch whose logged loss is NaN or infinite, raising `NonFiniteLossError`.
+
+    It raises before the epoch ends, so no end-of-epoch checkpoint of the broken weights is written.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        for name, value in (logs or {}).items():
+            if "loss" in name and not np.all(np.isfinite(np.asarray(value))):
+                raise NonFiniteLossError(
+                    f"{name} became {float(np.mean(value))} at epoch {self.epoch + 1}, step {batch + 1}; "
+                    "training stopped. Try a lower --learning-rate, or float32 instead of mixed precision.")

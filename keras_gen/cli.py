@@ -38,6 +38,39 @@ def parse_model_options(pairs):
     return options
 
 
+def positive_int(text):
+    """argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, received {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, received {value}")
+    return value
+
+
+def positive_float(text):
+    """argparse type: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, received {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, received {text}")
+    return value
+
+
+class ArgumentError(ValueError):
+    """A command-line argument that argparse accepted but the command cannot use."""
+
+
+class Parser(argparse.ArgumentParser):
+    """Raises ArgumentError instead of exiting, so `main` reports it like every other error."""
+
+    def error(self, message):
+        raise ArgumentError(f"{self.prog}: {message}")
+
+
 def _add_data_options(parser, split):
     parser.add_argument("--dataset", required=True,
                         help="tfds dataset name: mnist, binarized_mnist, fashion_mnist, cifar10, ...")
@@ -47,9 +80,11 @@ def _add_data_options(parser, split):
                         help="none: keep grey levels (quantized to --bits); dynamic_binarize: a fresh "
                              "Bernoulli draw per epoch; threshold_binarize: x >= 128. "
                              "binarized_mnist is already binary.")
-    parser.add_argument("--bits", type=int, default=8, help="quantize grey levels to this many bits.")
-    parser.add_argument("--batch-size", type=int, default=128, help="images per batch.")
-    parser.add_argument("--take", type=int, default=None, help="use only the first N images (quick runs).")
+    parser.add_argument("--bits", type=int, default=8, choices=range(1, 9), metavar="{1..8}",
+                        help="quantize grey levels to this many bits.")
+    parser.add_argument("--batch-size", type=positive_int, default=128, help="images per batch.")
+    parser.add_argument("--take", type=positive_int, default=None,
+                        help="use only the first N images (quick runs).")
     parser.add_argument("--manual-dir", default=None,
                         help="folder of the dataset's raw files for offline use (or a parent with a "
                              "sub-folder per dataset); default: $KERAS_GEN_MANUAL_DIR.")
@@ -68,25 +103,30 @@ def _load(args, split, labels, shuffle=None):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m keras_gen", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="python -m keras_gen", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     train = commands.add_parser("train", help="train a model with model.fit",
                                 description="Train a zoo model; writes model.keras, a sample grid PNG "
                                             "per epoch, loss.png, history.json and TensorBoard logs.")
     train.add_argument("model", help="model name, e.g. vae.")
     _add_data_options(train, "train")
-    train.add_argument("--epochs", type=int, default=5, help="passes over the data.")
-    train.add_argument("--steps-per-epoch", type=int, default=None, help="cap on batches per epoch.")
-    train.add_argument("--learning-rate", type=float, default=None,
+    train.add_argument("--epochs", type=positive_int, default=5, help="passes over the data.")
+    train.add_argument("--steps-per-epoch", type=positive_int, default=None, help="cap on batches per epoch.")
+    train.add_argument("--learning-rate", type=positive_float, default=None,
                        help="default: the model's own; with --resume, sets a new rate from here on (e.g. lower "
                             "for the last epochs), optimizer state kept.")
     train.add_argument("--validation-split", default="test[:1000]",
                        help="split evaluated after each epoch (default test[:1000]; 'none' to skip).")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="model option, JSON value, e.g. --set latent_dim=32 --set widths=[32,64].")
-    train.add_argument("--mixed-precision", action="store_true",
-                       help="compute in bfloat16 (mixed_bfloat16 policy), variables in float32.")
+    train.add_argument("--mixed-precision", nargs="?", const="bfloat16", choices=["bfloat16", "float16"],
+                       help="compute in bfloat16 (the default; mixed_bfloat16 policy) or float16 (mixed_float16, "
+                            "with loss scaling); variables stay float32.")
+    train.add_argument("--strategy", default="default", choices=["default", "mirrored", "multi_worker"],
+                       help="tf.distribute strategy: default (one device), mirrored (every local GPU, or CPU), "
+                            "multi_worker (MultiWorkerMirroredStrategy; the cluster comes from $TF_CONFIG, "
+                            "see the README). --batch-size is the global batch.")
     train.add_argument("--seed", type=int, default=0, help="seed for weights and the sample grid noise.")
     train.add_argument("--out", required=True, help="run directory to write.")
     train.add_argument("--resume", action="store_true",
@@ -100,11 +140,11 @@ def build_parser():
     sample.add_argument("--runtime", choices=RUNTIMES, default=None,
                         help="for an export directory: which of its models to run (default savedmodel; "
                              "tflite-int8 and tflite-float16 run its quantized copies).")
-    sample.add_argument("--num", type=int, default=64, help="how many images.")
+    sample.add_argument("--num", type=positive_int, default=64, help="how many images.")
     sample.add_argument("--seed", type=int, default=0, help="noise seed: same seed, same images.")
     sample.add_argument("--labels", default=None,
                         help="conditional models: one class for all, or a comma list of N classes.")
-    sample.add_argument("--batch-size", type=int, default=64, help="images per call.")
+    sample.add_argument("--batch-size", type=positive_int, default=64, help="images per call.")
     sample.add_argument("--out", required=True, help="output .png (grid) or .npy (uint8 pixels, 0..255).")
 
     export = commands.add_parser("export", help="export a .keras model to SavedModel + TFLite",
@@ -122,7 +162,7 @@ def build_parser():
                                          "directory.")
     evaluate.add_argument("--runtime", choices=RUNTIMES, default=None,
                           help="for an export directory: which of its models to run (default savedmodel).")
-    evaluate.add_argument("--num-samples", type=int, default=None,
+    evaluate.add_argument("--num-samples", type=positive_int, default=None,
                           help="VAE: importance samples k of the IWAE estimate (default: the model's). "
                                "GANs: how many images to generate (default 10000).")
     evaluate.add_argument("--classifier", default=None,
@@ -132,7 +172,7 @@ def build_parser():
 
     classifier = commands.add_parser("train-classifier", help="train the MNIST classifier behind GAN metrics",
                                      description="Train the small MNIST classifier whose features give FCD.")
-    classifier.add_argument("--epochs", type=int, default=4, help="training epochs.")
+    classifier.add_argument("--epochs", type=positive_int, default=4, help="training epochs.")
     classifier.add_argument("--manual-dir", default=None, help="folder with the 4 MNIST .gz files.")
     classifier.add_argument("--data-dir", default=None, help="where tfds keeps prepared datasets.")
     classifier.add_argument("--out", default=None, help="default saved_models/mnist_classifier.keras.")
@@ -145,9 +185,32 @@ def build_parser():
     quickstart.add_argument("--manual-dir", default=None,
                             help="folder with the 4 MNIST .gz files, for offline use.")
     quickstart.add_argument("--data-dir", default=None, help="where tfds keeps prepared datasets.")
-    quickstart.add_argument("--epochs", type=int, default=3, help="training epochs.")
+    quickstart.add_argument("--epochs", type=positive_int, default=3, help="training epochs.")
     quickstart.add_argument("--out", default="runs/quickstart", help="where to write everything.")
     return parser
+
+
+def make_strategy(name):
+    """The tf.distribute strategy of --strategy."""
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ArgumentError("--strategy multi_worker needs $TF_CONFIG naming the cluster and this task "
+                                "(see the README's distributed training section).")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy):
+    """True for the one process that writes the run's files: the chief, or worker 0 without one."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
 
 
 def _new_model(args, model_class, saved, history_path):
@@ -160,17 +223,51 @@ def _new_model(args, model_class, saved, history_path):
                               "or pass --resume to continue training it.")
     if os.path.exists(history_path):  # left by a run that stopped before its first epoch was saved
         os.remove(history_path)
-    if args.mixed_precision:
-        keras.config.set_dtype_policy("mixed_bfloat16")
     options = parse_model_options(args.set)
     options.setdefault("image_shape", data.image_shape_of(args.dataset, args.manual_dir, args.data_dir))
     options.setdefault("num_levels", data.num_levels_for(args.dataset, args.preprocessing, args.bits))
+    if args.mixed_precision:
+        options.setdefault("dtype", f"mixed_{args.mixed_precision}")
+    keras.utils.set_random_seed(args.seed)
+    unknown = sorted(set(options) - model_options(model_class))
+    if unknown:
+        raise ArgumentError(f"--set: {args.model} has no option {', '.join(unknown)}; its options are "
+                            f"{', '.join(sorted(model_options(model_class)))}.")
     model = model_class(**options)
     model.compile_for_training(args.learning_rate)
     return model
 
 
+def model_options(model_class):
+    """The keyword arguments a model class and its bases take."""
+    import inspect
+
+    names = set()
+    for cls in model_class.__mro__:
+        if "__init__" in vars(cls) and cls.__module__.startswith("keras_gen"):
+            names |= {name for name, parameter in inspect.signature(cls.__init__).parameters.items()
+                      if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and name != "self"}
+    return names | {"dtype", "name"}
+
+
+def check_data_matches(args, image_shape, num_levels, what):
+    """Refuses a dataset whose images differ from the model's in shape or levels."""
+    from keras_gen import data
+
+    data_shape = tuple(data.image_shape_of(args.dataset, args.manual_dir, args.data_dir))
+    data_levels = data.num_levels_for(args.dataset, args.preprocessing, args.bits)
+    if data_shape != tuple(image_shape) or data_levels != num_levels:
+        preprocessing = "" if args.dataset == "binarized_mnist" else f" with --preprocessing {args.preprocessing}"
+        raise ArgumentError(
+            f"{what} takes {'x'.join(map(str, image_shape))} images with {num_levels} levels; "
+            f"{args.dataset}{preprocessing} gives {'x'.join(map(str, data_shape))} images with {data_levels} levels."
+            + (" Pass --preprocessing dynamic_binarize (or threshold_binarize) for a binary model."
+               if num_levels == 2 and data_levels != 2 else ""))
+
+
 def _resumed_model(args, model_class, saved, done_epochs):
+    import keras
+
     from keras_gen import runtime
 
     for flag, value in (("--set", args.set), ("--mixed-precision", args.mixed_precision)):
@@ -184,27 +281,45 @@ def _resumed_model(args, model_class, saved, done_epochs):
     model = runtime.load_keras(saved)
     if not isinstance(model, model_class):
         raise ValueError(f"--resume: {saved} holds a {type(model).__name__}, not a {args.model}.")
+    check_data_matches(args, model.image_shape, model.num_levels, f"--resume: {saved}")
     if args.learning_rate:
         model.set_learning_rate(args.learning_rate)
+    keras.utils.set_random_seed(args.seed + done_epochs)  # shuffle afresh, not replay the first epochs
     return model
 
 
+def _drop_stale_backup(backup_dir, done_epochs):
+    """Removes a BackupAndRestore backup older than model.keras (a crash between the two saves)."""
+    metadata = os.path.join(backup_dir, "training_metadata.json")
+    if os.path.exists(metadata):
+        with open(metadata) as file:
+            if json.load(file).get("epoch", 0) != done_epochs:
+                import shutil
+
+                shutil.rmtree(backup_dir)
+
+
 def cmd_train(args):
+    import shutil
+    import tempfile
+
     import keras
 
     from keras_gen import callbacks, models
 
     model_class = models.get(args.model)
+    check_writable(os.path.join(args.out, "model.keras"))
+    strategy = make_strategy(args.strategy)
     out = os.path.abspath(args.out)
+    if not is_chief(strategy):  # other workers run the same callbacks, into a scratch folder
+        out = tempfile.mkdtemp(prefix="keras_gen_worker_")
     saved, history_path = os.path.join(out, "model.keras"), os.path.join(out, "history.json")
-    if args.resume:
-        done_epochs = len(callbacks.read_history(history_path).get("loss", []))
-        model = _resumed_model(args, model_class, saved, done_epochs)
-        keras.utils.set_random_seed(args.seed + done_epochs)  # shuffle afresh, not replay the first epochs
-    else:
-        done_epochs = 0
-        keras.utils.set_random_seed(args.seed)
-        model = _new_model(args, model_class, saved, history_path)
+    done_epochs = len(callbacks.read_history(history_path).get("loss", [])) if args.resume else 0
+    with strategy.scope():
+        if args.resume:
+            model = _resumed_model(args, model_class, saved, done_epochs)
+        else:
+            model = _new_model(args, model_class, saved, history_path)
     conditional = model.num_classes is not None
     train_data = _load(args, args.split, labels=conditional)
     validation_data = None
@@ -212,16 +327,31 @@ def cmd_train(args):
         validation_data = _load(args, args.validation_split, labels=conditional, shuffle=False)
     noise = model.make_noise(64, seed=args.seed)
     labels = np.arange(64) % model.num_classes if conditional else None
-    model.fit(
-        train_data, epochs=args.epochs, initial_epoch=done_epochs, steps_per_epoch=args.steps_per_epoch,
-        validation_data=validation_data, verbose=_verbosity(),
-        callbacks=[
-            callbacks.SampleGrid(os.path.join(out, "samples"), noise, labels),
-            callbacks.SaveEachEpoch(saved),  # before the history, so the history never runs ahead of it
-            callbacks.LossCurves(os.path.join(out, "loss.png"), f"{args.model} on {args.dataset}", history_path),
-            keras.callbacks.TensorBoard(os.path.join(out, "logs")),
-        ],
-    )
+    backup_dir = os.path.join(out, "backup")
+    _drop_stale_backup(backup_dir, done_epochs)
+    new_folder = not os.path.exists(out)
+    try:
+        model.fit(
+            train_data, epochs=args.epochs, initial_epoch=done_epochs, steps_per_epoch=args.steps_per_epoch,
+            validation_data=validation_data, verbose=_verbosity(),
+            callbacks=[
+                callbacks.StopOnNonFiniteLoss(),
+                callbacks.SampleGrid(os.path.join(out, "samples"), noise, labels),
+                callbacks.SaveEachEpoch(saved),  # before the history, so the history never runs ahead of it
+                callbacks.LossCurves(os.path.join(out, "loss.png"), f"{args.model} on {args.dataset}",
+                                     history_path),
+                keras.callbacks.TensorBoard(os.path.join(out, "logs")),
+                # Last, so its backup never runs ahead of model.keras; deleted when fit ends well.
+                keras.callbacks.BackupAndRestore(backup_dir),
+            ],
+        )
+    except BaseException as error:
+        if new_folder and not os.path.exists(saved):  # nothing worth keeping was written
+            shutil.rmtree(out, ignore_errors=True)
+        if isinstance(error, callbacks.NonFiniteLossError):
+            kept = f"{saved} keeps the last good epoch" if os.path.exists(saved) else "no epoch finished"
+            raise callbacks.NonFiniteLossError(f"{error} {kept}.") from None
+        raise
     print(f"model:   {saved}\nsamples: {os.path.join(out, 'samples')}/"
           f"\ncurves:  {os.path.join(out, 'loss.png')}\nlogs:    {os.path.join(out, 'logs')}")
     return model
@@ -230,7 +360,13 @@ def cmd_train(args):
 def _labels_arg(text, count):
     if text is None:
         return None
-    values = [int(v) for v in text.split(",")]
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ArgumentError(f"--labels takes one class or a comma list of {count} classes (e.g. 3 or 0,1,2), "
+                            f"received {text!r}.") from None
+    if len(values) not in (1, count):
+        raise ArgumentError(f"--labels: expected 1 or {count} classes (one per image), received {len(values)}.")
     return np.array(values * count if len(values) == 1 else values, np.int32)
 
 
@@ -249,11 +385,23 @@ def write_samples(images, path):
         raise ValueError(f"--out must end in .png or .npy, got {path!r}.")
 
 
+def check_writable(path, flag="--out"):
+    """Fails before any slow work when `path` could not be written: an ancestor is a file, or read-only."""
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise ArgumentError(f"{flag} {path}: {folder} is a file, not a folder.")
+    if not os.access(folder, os.W_OK):
+        raise ArgumentError(f"{flag} {path}: {folder} is not writable.")
+
+
 def cmd_sample(args):
     from keras_gen import runtime, zoo
 
     if not args.out.endswith((".png", ".npy")):
         raise ValueError(f"--out must end in .png or .npy, got {args.out!r}.")
+    check_writable(args.out)
     runner = runtime.open_artifact(zoo.resolve(args.source), args.runtime)
     noise = runner.make_noise(args.num, seed=args.seed)
     labels = _labels_arg(args.labels, args.num)
@@ -268,6 +416,7 @@ def cmd_export(args):
     from keras_gen import export, runtime, zoo
 
     quantize = export.check_quantize(args.quantize)  # before the slow load
+    check_writable(os.path.join(args.out, "export.json"))
     model = runtime.load_keras(zoo.keras_path(args.model_file))
     return export.export(model, args.out, overwrite=args.overwrite, quantize=quantize)
 
@@ -342,6 +491,7 @@ def cmd_evaluate(args):
         runner = runtime.KerasRunner(model)
     else:
         model, runner = None, runtime.open_artifact(source, args.runtime)
+    check_data_matches(args, runner.image_shape, runner.num_levels, args.source)
     if runner.has_log_prob:
         results = evaluate_likelihood(args, model, None if model is not None else runner)
     else:
@@ -409,11 +559,15 @@ COMMANDS = {"train": cmd_train, "sample": cmd_sample, "export": cmd_export, "eva
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
-    from keras_gen import data, export, runtime, zoo
+    try:
+        args = build_parser().parse_args(argv)
+    except ArgumentError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    from keras_gen import callbacks, data, export, runtime, zoo
 
     expected = (validation.InputError, data.DatasetError, runtime.ArtifactError, zoo.ZooError,
-                export.ExportError, FileExistsError, FileNotFoundError, ValueError)
+                export.ExportError, callbacks.NonFiniteLossError, ValueError, OSError)
     try:
         COMMANDS[args.command](args)
     except expected as error:

@@ -186,6 +186,14 @@ def load(
     builder = prepare(name, manual_dir=manual_dir, data_dir=data_dir)
     if labels and "label" not in builder.info.features:
         raise DatasetError(f"Dataset {name!r} has no labels; it cannot feed a conditional model.")
+    if builder.info.splits:  # (tfds' mock mode has no split sizes)
+        try:
+            count = builder.info.splits[split].num_examples
+        except (KeyError, ValueError) as error:
+            raise DatasetError(f"Dataset {name!r} has no split {split!r} ({error}); its splits: "
+                               f"{', '.join(sorted(builder.info.splits))}, with slices like 'train[:10%]'.") from None
+        if count == 0:
+            raise DatasetError(f"Dataset {name!r}, split {split!r} holds no images.")
     dataset = builder.as_dataset(split=split)
     return pipeline(
         dataset, batch_size, preprocessing, bits, labels,

@@ -55,7 +55,8 @@ def float32_twin(model):
     return twin
 
 
-def _sha256(path):
+def sha256(path):
+    """Hex sha256 of a file's bytes."""
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
@@ -182,7 +183,7 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
             quality = quantization_quality(exported, manifest, os.path.join(staging, TFLITE), path)
             manifest["quantized"][name] = dict(file=QUANTIZED_TFLITE[name], batch=QUALITY_BATCH, **quality)
         files = _files(staging)
-        manifest["files"] = {relative: _sha256(os.path.join(staging, relative)) for relative in files}
+        manifest["files"] = {relative: sha256(os.path.join(staging, relative)) for relative in files}
         manifest["file_sizes"] = {relative: os.path.getsize(os.path.join(staging, relative)) for relative in files}
         with open(os.path.join(staging, MANIFEST), "w") as file:
             json.dump(manifest, file, indent=2, default=str)

@@ -64,7 +64,7 @@ class Runner:
         return draw_noise(batch_size, self.noise_shape, self.noise_kind, seed)
 
     def sample(self, noise, labels=None):
-        noise = np.asarray(validation.check_noise(noise, self.noise_shape))
+        noise = np.asarray(validation.check_noise(noise, self.noise_shape, self.noise_kind))
         labels = validation.check_labels(labels, self.num_classes, noise.shape[0])
         return np.asarray(self._run("sample", {"noise": noise}, labels, "images"))
 
@@ -136,6 +136,27 @@ def _read_manifest(export_dir):
         raise ArtifactError(f"{path}: corrupt ({error}).") from None
 
 
+def verify_files(export_dir, manifest, relative):
+    """Checks the sha256 of `relative` (a file, or a folder's files) against export.json.
+
+    Raises ArtifactError for a file that is changed, missing or not listed, so a
+    tampered or half-copied export is refused before it runs.
+    """
+    listed = manifest.get("files", {})
+    wanted = {name: digest for name, digest in listed.items()
+              if name == relative or name.startswith(relative.rstrip("/") + "/")}
+    if not wanted:
+        raise ArtifactError(f"{export_dir}: {export_lib.MANIFEST} lists no sha256 for {relative}; "
+                            "re-export the model.")
+    for name, digest in wanted.items():
+        path = os.path.join(export_dir, name)
+        if not os.path.exists(path):
+            raise ArtifactError(f"{path}: missing; {export_lib.MANIFEST} lists it. The export is incomplete.")
+        if export_lib.sha256(path) != digest:
+            raise ArtifactError(f"{path}: its sha256 does not match {export_lib.MANIFEST}; the file was changed "
+                                "or damaged after export. Re-export or copy the export again.")
+
+
 RUNTIMES = ("savedmodel", "tflite") + tuple(f"tflite-{name}" for name in export_lib.QUANTIZED_TFLITE)
 
 
@@ -161,12 +182,17 @@ def open_artifact(path, runtime=None, num_threads=None):
     if path.endswith(".tflite"):
         if not os.path.exists(path):
             raise ArtifactError(f"{path}: no such file.")
-        return LiteRTRunner(path, _read_manifest(os.path.dirname(path)), num_threads)
+        manifest = _read_manifest(os.path.dirname(path))
+        verify_files(os.path.dirname(path), manifest, os.path.basename(path))
+        return LiteRTRunner(path, manifest, num_threads)
     if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
-        return SavedModelRunner(path, _read_manifest(os.path.dirname(path)))
+        manifest = _read_manifest(os.path.dirname(path))
+        verify_files(os.path.dirname(path), manifest, os.path.basename(path))
+        return SavedModelRunner(path, manifest)
     if os.path.isdir(path):
         manifest = _read_manifest(path)
         if runtime in (None, "savedmodel"):
+            verify_files(path, manifest, export_lib.SAVED_MODEL)
             return SavedModelRunner(os.path.join(path, export_lib.SAVED_MODEL), manifest)
         if runtime not in RUNTIMES:
             raise ArtifactError(f"Unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}.")
@@ -174,6 +200,7 @@ def open_artifact(path, runtime=None, num_threads=None):
         if not os.path.exists(os.path.join(path, tflite)):
             raise ArtifactError(f"{path} has no {tflite}; export it with --quantize "
                                 f"{runtime.split('-', 1)[1]} (python -m keras_gen export ... --quantize).")
+        verify_files(path, manifest, tflite)
         return LiteRTRunner(os.path.join(path, tflite), manifest, num_threads)
     raise ArtifactError(
         f"{path}: not a .keras file, a .tflite file or an export directory (missing or unknown)."

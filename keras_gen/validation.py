@@ -50,15 +50,23 @@ def check_images(images, image_shape, num_levels, name="images"):
     return tf.cast(images, tf.uint8)
 
 
-def check_noise(noise, noise_shape, name="noise"):
-    """Checks a batch of float noise of shape (batch, *noise_shape); returns float32."""
+def check_noise(noise, noise_shape, noise_kind=None, name="noise"):
+    """Checks a batch of float noise of shape (batch, *noise_shape); returns float32.
+
+    noise_kind "uniform" (autoregressive models' inverse-CDF noise) also needs values in [0, 1).
+    """
     if not tf.is_tensor(noise):
         noise = np.asarray(noise)
     _check_static_shape(noise, noise_shape, name, "float noise")
     if not tf.as_dtype(noise.dtype).is_floating:
         raise InputError(f"{name}: expected float noise, received {_describe(noise)}.")
-    if tf.executing_eagerly() and not np.all(np.isfinite(np.asarray(noise))):
-        raise InputError(f"{name}: contains NaN or infinite values.")
+    if tf.executing_eagerly():
+        values = np.asarray(noise)
+        if not np.all(np.isfinite(values)):
+            raise InputError(f"{name}: contains NaN or infinite values.")
+        if noise_kind == "uniform" and values.size and (values.min() < 0 or values.max() >= 1):
+            raise InputError(f"{name}: expected uniform noise in [0, 1), received values in "
+                             f"[{values.min():g}, {values.max():g}]. Use model.make_noise.")
     return tf.cast(noise, tf.float32)
 
 

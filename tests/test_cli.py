@@ -1,6 +1,7 @@
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 
@@ -119,3 +120,17 @@ def test_quickstart_runs_end_to_end(mock_dataset, tmp_path, capsys):
     for name in ("vae/model.keras", "samples_keras.png", "export/model.tflite", "samples_tflite.png"):
         assert (out / name).is_file(), name
     assert str(out / "samples_tflite.png") in capsys.readouterr().out
+
+
+def test_train_a_gan_under_a_strategy_in_float16(mock_dataset, tmp_path):
+    from keras_gen import runtime
+
+    run = tmp_path / "run"
+    assert cli.main(["train", "dcgan", "--dataset", "mnist", "--validation-split", "none", "--batch-size", "8",
+                     "--steps-per-epoch", "2", "--epochs", "1", "--strategy", "mirrored", "--mixed-precision",
+                     "float16", "--set", "latent_dim=4", "--set", "filters=4", "--manual-dir", mock_dataset,
+                     "--out", str(run)]) == 0
+    model = runtime.load_keras(str(run / "model.keras"))
+    assert model.dtype_policy.name == "mixed_float16"
+    assert all(isinstance(o, keras.optimizers.LossScaleOptimizer) for o in model.training_optimizers())
+    assert int(model.d_optimizer.iterations) == 2 and not (run / "backup").exists()  # removed after a good fit

@@ -110,3 +110,7 @@ def test_real_mnist_prepares_offline_from_shared_files(tmp_path, monkeypatch):
     assert images.shape == (200, 28, 28, 1) and images.max() == 255
     assert len(np.unique(images)) > 200  # real grey levels, not mock or binary data
     assert set(labels.tolist()) == set(range(10))
+    with pytest.raises(data.DatasetError, match=r"split 'test\[:0\]' holds no images"):
+        data.load("mnist", "test[:0]", data_dir=str(tmp_path))
+    with pytest.raises(data.DatasetError, match=r"no split 'tset'.*test, train"):
+        data.load("mnist", "tset", data_dir=str(tmp_path))

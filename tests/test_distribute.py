@@ -1,11 +1,18 @@
 """tf.distribute and mixed precision, for every model: 2 replicas step exactly like 1 device."""
 
+import json
+import os
+import socket
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from keras_gen import models
+from tests.conftest import REPO
 
 # Tiny configurations of the 8 models. WGAN-GP takes 2 critic steps per batch, so its critic and
 # generator steps are both compared.
@@ -121,3 +128,32 @@ def test_float16_loss_scaling_gives_the_float32_update(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
     assert isinstance(loaded.optimizer, keras.optimizers.LossScaleOptimizer)
     assert float(loaded.optimizer.dynamic_scale) == float(model.optimizer.dynamic_scale)
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_two_worker_processes_end_with_identical_weights(tmp_path):
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    processes, outputs = [], []
+    for index in range(2):
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = dict(os.environ, TF_CONFIG=json.dumps(config), CUDA_VISIBLE_DEVICES="")
+        outputs.append(tmp_path / f"worker_{index}.json")
+        processes.append(subprocess.Popen(
+            [sys.executable, os.path.join(REPO, "tests", "multi_worker_job.py"), str(outputs[-1])],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = [process.communicate(timeout=600)[0] for process in processes]
+    for process, log in zip(processes, logs):
+        assert process.returncode == 0, log[-3000:]
+    chief, worker = (json.loads(path.read_text()) for path in outputs)
+    assert set(chief) == {"pixelcnn", "vae", "dcgan"}
+    for family in chief:
+        for mine, theirs, initial in zip(chief[family]["after"], worker[family]["after"], chief[family]["before"]):
+            np.testing.assert_array_equal(np.array(mine), np.array(theirs), err_msg=family)
+        changed = [not np.array_equal(a, b) for a, b in zip(chief[family]["after"], chief[family]["before"])]
+        assert any(changed), family  # they trained
+        assert all(np.isfinite(v).all() for v in chief[family]["history"].values()), family

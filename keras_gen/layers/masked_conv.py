@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from keras_gen.registry import register
+from keras_gen.validation import InputError
 
 
 def channel_groups(num_channels, color_channels):
@@ -116,6 +117,9 @@ class ClassBias(keras.layers.Layer):
 
     def call(self, labels):
         """(batch,) int labels -> (batch, 1, 1, channels)."""
+        if labels is None:
+            raise InputError(f"labels: the model is conditional on {self.num_classes} classes; call it with "
+                             "labels of shape (batch,), e.g. model(images, labels).")
         return self.embedding(labels)[:, None, None, :]
 
     def get_config(self):

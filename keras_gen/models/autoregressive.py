@@ -155,8 +155,8 @@ class AutoregressiveModel(GenerativeModel):
     def _update_metrics(self, nll):
         self.nll_tracker.update_state(nll)
         self.bits_per_dim_tracker.update_state(nll / (self.num_subpixels * math.log(2.0)))
-        nll_mean = self.nll_tracker.result()
-        return {"loss": nll_mean, "nll": nll_mean, "bits_per_dim": self.bits_per_dim_tracker.result()}
+        logs = self.step_logs(self.metrics)
+        return {"loss": logs["nll"], **logs}
 
     def train_step(self, data):
         images, labels = self._unpack_batch(data)
@@ -196,7 +196,7 @@ class AutoregressiveModel(GenerativeModel):
         Returns:
             (batch, H, W, C) uint8 levels.
         """
-        noise = validation.check_noise(noise, self.noise_shape)
+        noise = validation.check_noise(noise, self.noise_shape, self.noise_kind)
         labels = validation.check_labels(labels, self.num_classes, noise.shape[0])
         if (known is None) != (known_mask is None):
             raise validation.InputError("Completion needs both `known` and `known_mask`.")

@@ -161,6 +161,27 @@ class GenerativeModel(keras.Model):
                 if optimizer is not None and not optimizer.built:
                     optimizer.build(variables)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras averages the first batch over all replicas to build a model symbolically; under
+        # MultiWorkerMirroredStrategy that all-reduce has no uint8 kernel (tensorflow#72388). These
+        # models and their optimizers are built before `fit`, so the build has nothing to do.
+        if all(layer.built for layer in self._flatten_layers()) and all(
+                optimizer is None or optimizer.built for optimizer in self.training_optimizers()):
+            return
+        super()._maybe_symbolic_build(iterator, data_batch)
+
+    def step_logs(self, metrics):
+        """What a train or test step returns: {name: result} of `metrics`.
+
+        Keras' multi-worker `fit` averages each returned value over axis 0, which a
+        scalar lacks (keras#20585), so there each result is a (1,) tensor. The
+        results are already aggregated over every replica.
+        """
+        logs = {metric.name: metric.result() for metric in metrics}
+        if isinstance(self.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
     def minimize(self, tape, loss, optimizer, variables):
         """One optimizer step on d loss / d variables; the loss was computed under `tape`.
 
@@ -214,7 +235,7 @@ class GenerativeModel(keras.Model):
         Returns:
             (batch, H, W, C) uint8 pixels in [0, 255].
         """
-        noise = validation.check_noise(noise, self.noise_shape)
+        noise = validation.check_noise(noise, self.noise_shape, self.noise_kind)
         labels = validation.check_labels(labels, self.num_classes, noise.shape[0])
         return self._sample(noise, labels)
 

@@ -188,7 +188,7 @@ class AdversarialModel(GenerativeModel):
         for step in range(steps):
             self._discriminator_step(real[step::steps], None if labels is None else labels[step::steps])
         self._generator_step(tf.shape(real)[0], labels)
-        return {m.name: m.result() for m in self.metrics}
+        return self.step_logs(self.metrics)
 
     def _discriminator_step(self, real, labels):
         with tf.GradientTape() as tape:
@@ -217,7 +217,7 @@ class AdversarialModel(GenerativeModel):
         self.d_loss_tracker.update_state(
             self.discriminator_loss(real, fake, labels, self.discriminate(real, labels), fake_logits))
         self.g_loss_tracker.update_state(self.generator_loss(fake_logits))
-        return {m.name: m.result() for m in self.metrics}
+        return self.step_logs(self.metrics)
 
     def get_config(self):
         config = super().get_config()

@@ -209,7 +209,7 @@ class VAE(LatentVariableModel):
         self.loss_tracker.update_state(per_image)
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
-        return {m.name: m.result() for m in self.metrics[:3]}
+        return self.step_logs(self.metrics[:3])
 
     def test_step(self, data):
         images, _ = self._unpack_batch(data)
@@ -218,7 +218,7 @@ class VAE(LatentVariableModel):
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
         self.nll_tracker.update_state(-self._log_prob(images, None))
-        return {m.name: m.result() for m in self.metrics}
+        return self.step_logs(self.metrics)
 
     def log_prob(self, images, labels=None, num_samples=1000, seed=None):
         """IWAE estimate of log p(x) (Burda et al. 2016), in nats per image.
