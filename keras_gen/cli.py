@@ -38,26 +38,23 @@ def parse_model_options(pairs):
     return options
 
 
-def positive_int(text):
-    """argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, received {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, received {value}")
-    return value
+def _number_type(convert, is_valid, expected):
+    """An argparse type: `convert(text)`, refused unless `is_valid`, saying what was `expected`."""
+
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, received {text!r}") from None
+        if not is_valid(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, received {value}")
+        return value
+
+    return parse
 
 
-def positive_float(text):
-    """argparse type: a finite number > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, received {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, received {text}")
-    return value
+positive_int = _number_type(int, lambda value: value >= 1, "a whole number >= 1")
+positive_float = _number_type(float, lambda value: math.isfinite(value) and value > 0, "a finite number > 0")
 
 
 class ArgumentError(ValueError):
