@@ -25,9 +25,9 @@ def grid(images, columns=None):
     return canvas
 
 
-def save_grid(images, path, title=None):
-    """Writes a grid of uint8 pixel images (N, H, W, C) to a PNG."""
-    canvas = grid(images)
+def save_grid(images, path, title=None, columns=None):
+    """Writes a grid of uint8 pixel images (N, H, W, C) to a PNG; `columns` images a row (default: square)."""
+    canvas = grid(images, columns)
     figure, axis = plt.subplots(figsize=(6, 6 * canvas.shape[0] / canvas.shape[1] + 0.3))
     if canvas.shape[-1] == 1:
         axis.imshow(canvas[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
