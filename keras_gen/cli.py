@@ -174,8 +174,11 @@ def build_parser():
     classifier.add_argument("--data-dir", default=None, help="where tfds keeps prepared datasets.")
     classifier.add_argument("--out", default=None, help="default saved_models/mnist_classifier.keras.")
 
-    commands.add_parser("zoo", help="list the trained zoo models with their figures",
-                        description="The models in saved_models/: test figures, published figures, size.")
+    zoo_command = commands.add_parser("zoo", help="list the trained zoo models with their figures",
+                                      description="The models in saved_models/: test figures, published figures, "
+                                                  "size.")
+    zoo_command.add_argument("--write-cards", action="store_true",
+                             help="also render each folder's card.json and files into its MODEL_CARD.md.")
 
     quickstart = commands.add_parser("quickstart", help="train, sample, export and sample via LiteRT",
                                      description="The end-to-end tour: a short VAE run on MNIST.")
@@ -503,6 +506,9 @@ def cmd_zoo(args):
     from keras_gen import zoo
 
     entries = zoo.list()
+    if args.write_cards:
+        for entry in entries:
+            print(f"wrote {zoo.write_card(entry['name'])}")
     print(f"{len(entries)} models in {zoo.zoo_dir()}\n")
     print("| name | model | test figure | published | size (MB) | LiteRT ms/image |")
     print("|---|---|---|---|---:|---:|")

@@ -110,3 +110,43 @@ def load(source):
     from keras_gen import runtime
 
     return runtime.load_keras(keras_path(source))
+
+
+def write_card(name):
+    """Renders `card.json` and the folder's files into MODEL_CARD.md; returns its path.
+
+    card.json keys: model, dataset, status, figures, published, epochs, training
+    (command, data, batch_size, precision, optimizer, wall_time), evaluation,
+    export, limits. The card lists every file of the folder with its size and sha256.
+    """
+    from keras_gen.export import sha256
+
+    path, info = folder(name), card(name)
+    training = info.get("training", {})
+    lines = [f"# {name}", "", f"{info.get('model', '?')} trained on {info.get('dataset', '?')}."]
+    if info.get("status"):
+        lines += ["", f"**Status:** {info['status']}"]
+    lines += ["", "## Test figures", "", "| figure | this model | published |", "|---|---:|---:|"]
+    for figure, value in info.get("figures", {}).items():
+        lines.append(f"| {figure} | {value} | {info.get('published', {}).get(figure, '')} |")
+    lines += ["", "## Training", ""]
+    lines += [f"- {key.replace('_', ' ')}: {value}" for key, value in training.items() if key != "command"]
+    if info.get("epochs") is not None:
+        lines.append(f"- epochs: {info['epochs']}")
+    for title, command in (("Trained with", training.get("command")), ("Evaluated with", info.get("evaluation")),
+                           ("Exported with", info.get("export"))):
+        if command:
+            lines += ["", f"{title}:", "", "```bash", command, "```"]
+    if info.get("limits"):
+        lines += ["", "## Limits", "", info["limits"]]
+    lines += ["", "## Files", "", "| file | bytes | sha256 |", "|---|---:|---|"]
+    for root, _, files in sorted(os.walk(path)):
+        for file_name in sorted(files):
+            full = os.path.join(root, file_name)
+            relative = os.path.relpath(full, path)
+            if relative != "MODEL_CARD.md":
+                lines.append(f"| {relative} | {os.path.getsize(full)} | `{sha256(full)}` |")
+    card_path = os.path.join(path, "MODEL_CARD.md")
+    with builtins.open(card_path, "w") as file:
+        file.write("\n".join(lines) + "\n")
+    return card_path

@@ -13,12 +13,14 @@ from keras_gen.models import PixelRNN
 from tests.conftest import REPO
 from tests.helpers import assert_causal, assert_export_parity, assert_keras_round_trip, subpixel_jacobian
 
-KINDS = ["row_lstm", "diagonal_bilstm", "complete_context"]  # the last: a Diagonal BiLSTM with complete_context
+KINDS = ["row_lstm", "diagonal_bilstm", "complete_context"]  # diagonal_bilstm: the paper's; complete_context: ours
 
 
 def tiny(kind, image_shape=(5, 5, 1), num_levels=2, **options):
-    if kind == "complete_context":
-        kind, options = "diagonal_bilstm", dict(options, complete_context=True)
+    if kind == "complete_context":  # the default Diagonal BiLSTM
+        kind = "diagonal_bilstm"
+    elif kind == "diagonal_bilstm":  # the paper's
+        options = dict(options, complete_context=False)
     return PixelRNN(image_shape=image_shape, num_levels=num_levels, kind=kind, units=6, head_filters=6, seed=0,
                     **options)
 

@@ -79,3 +79,14 @@ def test_the_shipped_pixelcnn_is_a_preset_with_a_quantized_copy(monkeypatch):
     float_images = zoo.open("pixelcnn_binarized_mnist", runtime="tflite").sample(noise)
     int8_images = zoo.open("pixelcnn_binarized_mnist", runtime="tflite-int8").sample(noise)
     assert np.mean(float_images == int8_images) > 0.9
+
+
+def test_model_card_lists_figures_commands_and_every_file_with_its_sha256(tiny_zoo):
+    from keras_gen.export import sha256
+
+    path = zoo.write_card("tiny_pixelcnn")
+    text = open(path).read()
+    assert "| nll_nats | 1.5 |" in text
+    folder = zoo.folder("tiny_pixelcnn")
+    for name in ("model.keras", "model.tflite", "export.json", "card.json", "saved_model/saved_model.pb"):
+        assert f"| {name} | " in text and sha256(f"{folder}/{name}") in text, name

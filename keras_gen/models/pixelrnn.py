@@ -32,6 +32,8 @@ class PixelRNN(AutoregressiveModel):
         kernel_size: the Row LSTM's 1 x k input-to-state and state-to-state kernels.
         complete_context: Diagonal BiLSTM only: its right-to-left LSTM also reads the
             image row, so every earlier pixel is in each pixel's context (see DiagonalBiLSTM).
+            Default: on for the Diagonal BiLSTM, which then learns faster
+            (benchmarks/complete_context.py); False gives the paper's version.
         head_filters: channels of the 1 x 1 layer before the output, a multiple of C (default 64,
             rounded up to one).
     """
@@ -39,13 +41,15 @@ class PixelRNN(AutoregressiveModel):
     has_fast_sampler = True
 
     def __init__(self, image_shape=(28, 28, 1), num_levels=2, kind="row_lstm", units=None, num_layers=2,
-                 kernel_size=3, head_filters=None, complete_context=False, likelihood=None, **kwargs):
+                 kernel_size=3, head_filters=None, complete_context=None, likelihood=None, **kwargs):
         super().__init__(image_shape=image_shape, num_levels=num_levels, likelihood=likelihood, **kwargs)
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
         colors = self.image_shape[-1]
         self.units = channel_width(units, 32, colors, "units")
         self.head_filters = channel_width(head_filters, 64, colors, "head_filters")
+        if complete_context is None:
+            complete_context = kind == "diagonal_bilstm"
         if complete_context and kind != "diagonal_bilstm":
             raise ValueError("complete_context applies to kind='diagonal_bilstm' only.")
         self.kind, self.num_layers, self.complete_context = kind, int(num_layers), bool(complete_context)
@@ -205,6 +209,11 @@ class PixelRNN(AutoregressiveModel):
             return tf.stack(now["hidden"], axis=1), tf.stack(backward_hidden, axis=1)
 
         return begin, at, end, (zero_row, zero_row)
+
+    @classmethod
+    def from_config(cls, config):
+        # Files saved before the option existed hold the paper's version.
+        return super().from_config({"complete_context": False, **config})
 
     def get_config(self):
         config = super().get_config()
