@@ -6,10 +6,8 @@
 "before" is the layers as they were: a Python loop slicing one row or one
 diagonal out of the gates per step, and four slices per LSTM update (each
 slice's gradient is a full-size tensor). "after" is keras_gen's layers:
-one unstack or split per loop, the Diagonal LSTM as a tf.while_loop, and in
-training the LSTM cell's elementwise ops fused into one XLA kernel forward
-and one backward; "unfused" is "after" with the cell op by op. All compute
-the same function with the same weights.
+one unstack or split per loop, and the Diagonal LSTM as a tf.while_loop.
+Both compute the same function with the same weights.
 
 Each configuration runs in a fresh process, so that peak memory (max RSS)
 is its own: 28 x 28 x 1 binary images at batch 128 in float32 and
@@ -26,7 +24,7 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ("before", "unfused", "after")
+VARIANTS = ("before", "after")
 CONFIGS = [
     dict(size=28, channels=1, batch=128, policy="float32"),
     dict(size=28, channels=1, batch=128, policy="mixed_bfloat16"),
@@ -49,7 +47,7 @@ def use_layers_as_before():
         cell = forget_gate * cell + input_gate * tf.tanh(parts[3])
         return output_gate * tf.tanh(cell), cell
 
-    def row_lstm_call(self, features, training=False):
+    def row_lstm_call(self, features):
         input_gates = self.input_to_state(features)
         hidden, cell = self.initial_state(features)
         rows = []
@@ -58,7 +56,7 @@ def use_layers_as_before():
             rows.append(hidden)
         return tf.stack(rows, axis=1)
 
-    def diagonal_scan(self, input_gates, spans, training=False):
+    def diagonal_scan(self, input_gates, spans):
         hidden = cell = tf.zeros([tf.shape(input_gates)[0], 0, self.units], input_gates.dtype)
         previous_first, start, outputs = 0, 0, []
         for first, last in spans:
@@ -70,17 +68,9 @@ def use_layers_as_before():
             previous_first, start = first, start + last - first + 1
         return tf.concat(outputs, axis=1)
 
-    use_unfused_cell(lstm_update)
+    recurrent.lstm_update = lstm_update
     recurrent.RowLSTM.call = row_lstm_call
     recurrent.DiagonalLSTM._graph_scan = diagonal_scan
-
-
-def use_unfused_cell(lstm_update=None):
-    """The LSTM cell op by op in training too, without the XLA-fused kernel."""
-    from keras_gen.layers import recurrent
-
-    lstm_update = lstm_update or recurrent.lstm_update
-    recurrent.training_lstm_update = lambda gates, cell, colors, training=False: lstm_update(gates, cell, colors)
 
 
 def run_one(kind, variant, size, channels, batch, policy, steps):
@@ -92,8 +82,6 @@ def run_one(kind, variant, size, channels, batch, policy, steps):
 
     if variant == "before":
         use_layers_as_before()
-    elif variant == "unfused":
-        use_unfused_cell()
     keras.config.set_dtype_policy(policy)
     model = PixelRNN(kind=kind, image_shape=(size, size, channels), num_levels=2 if channels == 1 else 256, seed=0,
                      **({"complete_context": False} if kind == "diagonal_bilstm" else {}))  # like the layers before
@@ -160,10 +148,10 @@ def plot(rows, path):
 
     figure, axis = plt.subplots(figsize=(8, 4))
     labels = sorted({(r["kind"], r["size"], r["channels"], r["policy"]) for r in rows}, key=str)
-    for offset, variant in zip((-0.27, 0.0, 0.27), VARIANTS):
+    for offset, variant in zip((-0.2, 0.2), VARIANTS):
         steps = [next((r.get("step_s", 0.0) for r in rows if (r["kind"], r["size"], r["channels"], r["policy"])
                        == label and r["variant"] == variant), 0.0) for label in labels]
-        axis.bar([i + offset for i in range(len(labels))], steps, 0.27, label=variant)
+        axis.bar([i + offset for i in range(len(labels))], steps, 0.4, label=variant)
         for i, seconds in enumerate(steps):
             if not seconds:
                 axis.text(i + offset, 0.05, "did not\nfinish", ha="center", fontsize=7, rotation=90)

@@ -443,9 +443,10 @@ def evaluate_generator(args, runner):
     test, train = real("test"), real("train")
     labels = np.arange(count) % runner.num_classes if runner.num_classes else None
     generated = runtime.sample_in_batches(runner, runner.make_noise(count, seed=0), labels, batch_size=500)
-    test_features = metrics.classifier_features(classifier, test)  # shared by both comparisons
-    results = metrics.evaluate_samples(classifier, generated, labels=labels, real_features=test_features)
-    floor = metrics.evaluate_samples(classifier, train, real_features=test_features)
+    test_outputs = metrics.classifier_outputs(classifier, test)  # shared by both comparisons
+    results = metrics.evaluate_samples(classifier, generated, labels=labels, real_outputs=test_outputs)
+    floor = metrics.evaluate_samples(classifier, train, real_outputs=test_outputs)
+    results["fd_logits_real_floor"] = floor["fd_logits"]
     results["fcd_real_floor"] = floor["fcd"]
     results["classifier_score_real"] = floor["classifier_score"]
     print(f"{count} generated vs {len(test)} real test images; floor: {len(train)} train vs test images")

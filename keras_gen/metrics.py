@@ -2,7 +2,8 @@
 
 Inception-based FID needs weights from the network; a classifier trained here
 gives the features instead:
-- Fréchet classifier distance (FCD) between generated and real images;
+- Fréchet distance between generated and real images, on the classifier's logits (TF-GAN's MNIST
+  "frechet distance") and on its 128-d features (FCD);
 - classifier score, exp(E_x KL(p(y|x) || p(y))), the Inception score's analogue (max 10);
 - for conditional models, the fraction of samples classified as the label asked for.
 """
@@ -101,24 +102,26 @@ def classifier_score(logits):
     return float(np.exp(kl.mean()))
 
 
-def classifier_features(classifier, pixels):
-    """(n, H, W, C) uint8 pixels -> (n, 128) classifier features, in batches."""
-    return _batched(classifier.features, pixels)
+def classifier_outputs(classifier, pixels):
+    """(n, H, W, C) uint8 pixels -> ((n, 128) features, (n, classes) logits), in batches of one pass each."""
+    features = _batched(classifier.features, pixels)
+    return features, _batched(classifier.head, features)
 
 
-def evaluate_samples(classifier, generated, real=None, labels=None, real_features=None):
+def evaluate_samples(classifier, generated, real=None, labels=None, real_outputs=None):
     """Scores generated uint8 pixels against real ones.
 
-    Pass the real images as `real` pixels, or as `real_features` from
-    `classifier_features` when several evaluations share them.
-    Returns {"fcd", "classifier_score"} and, with `labels` (what each sample
-    was asked to be), "label_accuracy".
+    Pass the real images as `real` pixels, or as `real_outputs` from
+    `classifier_outputs` when several evaluations share them.
+    Returns {"fd_logits", "fcd", "classifier_score"}: the Fréchet distance on the
+    classifier's logits (TF-GAN's MNIST "frechet distance") and on its 128-d
+    features, and the classifier score; with `labels` (what each sample was
+    asked to be), also "label_accuracy".
     """
-    if real_features is None:
-        real_features = classifier_features(classifier, real)
-    generated_features = classifier_features(classifier, generated)
-    logits = _batched(classifier, generated)
-    results = {"fcd": frechet_distance(generated_features, real_features), "classifier_score": classifier_score(logits)}
+    real_features, real_logits = real_outputs if real_outputs is not None else classifier_outputs(classifier, real)
+    features, logits = classifier_outputs(classifier, generated)
+    results = {"fd_logits": frechet_distance(logits, real_logits), "fcd": frechet_distance(features, real_features),
+               "classifier_score": classifier_score(logits)}
     if labels is not None:
         results["label_accuracy"] = float(np.mean(np.argmax(logits, axis=1) == labels))
     return results

@@ -107,7 +107,7 @@ def test_gan_trains_and_evaluate_prints_fcd_score_floor_and_label_accuracy(mock_
     assert cli.main(["evaluate", str(run / "model.keras"), "--dataset", "mnist", "--manual-dir", mock_dataset,
                      "--classifier", classifier, "--num-samples", "40"]) == 0
     printed = capsys.readouterr().out
-    for name in ("fcd", "classifier_score", "label_accuracy", "fcd_real_floor"):
+    for name in ("fd_logits", "fcd", "classifier_score", "label_accuracy", "fd_logits_real_floor", "fcd_real_floor"):
         assert f"{name}:" in printed, name
     assert cli.main(["sample", str(run / "model.keras"), "--labels", "7", "--num", "3",
                      "--out", str(tmp_path / "sevens.npy")]) == 0

@@ -134,7 +134,7 @@ def test_evaluate_samples_reports_label_accuracy():
     pixels = np.random.default_rng(0).integers(0, 256, (50, 28, 28, 1)).astype(np.uint8)
     predicted = np.argmax(classifier(pixels).numpy(), axis=1)
     results = metrics.evaluate_samples(classifier, pixels, pixels, labels=predicted)
-    assert results["label_accuracy"] == 1.0 and abs(results["fcd"]) < 1e-3
+    assert results["label_accuracy"] == 1.0 and abs(results["fcd"]) < 1e-3 and abs(results["fd_logits"]) < 1e-3
     assert 1.0 <= results["classifier_score"] <= 10.0
 
 

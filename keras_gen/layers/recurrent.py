@@ -37,19 +37,6 @@ def lstm_update(gates, cell, color_channels):
     return output_gate * tf.tanh(cell), cell
 
 
-# The cell's elementwise ops as one XLA kernel forward and one backward: about 2x faster than
-# op-by-op kernels on CPU, where a PixelRNN training step spends most of its time in them.
-_fused_lstm_update = tf.function(lstm_update, jit_compile=True)
-
-
-def training_lstm_update(gates, cell, color_channels, training=False):
-    """`lstm_update`, fused by XLA in training; plain ops otherwise (inference, sampling, exports), so
-    those stay bit-exact and built-in ops only. Outputs agree to float32 round-off."""
-    if training and not loops_unrolled():
-        return _fused_lstm_update(gates, cell, color_channels)
-    return lstm_update(gates, cell, color_channels)
-
-
 @register
 class RowLSTM(keras.layers.Layer):
     """Row LSTM: processes the image row by row, top to bottom.
@@ -80,22 +67,22 @@ class RowLSTM(keras.layers.Layer):
         kernel = tf.cast(self.state_kernel, hidden.dtype)
         return tf.nn.conv2d(hidden[:, None], kernel, strides=1, padding="SAME")[:, 0]
 
-    def step(self, input_gates, hidden, cell, training=False):
+    def step(self, input_gates, hidden, cell):
         """One row: input_gates (batch, W, 4u) and the previous row's (hidden, cell), each (batch, W, u)."""
-        return training_lstm_update(input_gates + self.state_gates(hidden), cell, self.color_channels, training)
+        return lstm_update(input_gates + self.state_gates(hidden), cell, self.color_channels)
 
     def initial_state(self, features):
         """Zero (hidden, cell) for one row of `features` (batch, rows, W, channels)."""
         zeros = tf.zeros(tf.concat([tf.shape(features)[:1], [features.shape[2], self.units]], 0), features.dtype)
         return zeros, zeros
 
-    def call(self, features, training=False):
+    def call(self, features):
         # One unstack, not a slice per row: each slice's gradient would be a full-size tensor.
         input_gates = tf.unstack(self.input_to_state(features), axis=1)
         hidden, cell = self.initial_state(features)
         rows = []
         for row_gates in input_gates:
-            hidden, cell = self.step(row_gates, hidden, cell, training)
+            hidden, cell = self.step(row_gates, hidden, cell)
             rows.append(hidden)
         return tf.stack(rows, axis=1)
 
@@ -202,7 +189,7 @@ class DiagonalLSTM(keras.layers.Layer):
         self.state_kernel = self.add_weight(name="state_kernel", shape=(2, self.units, 4 * self.units),
                                             initializer="glorot_uniform")
 
-    def step(self, input_gates, above, previous, previous_cell, training=False):
+    def step(self, input_gates, above, previous, previous_cell):
         """One cell: input_gates (..., 4u); the hidden state above, and the previous cell's (hidden, cell)
         (to the left, or to the right when mirrored), each (..., u), zeros past the border."""
         # Rows of the kernel: the state above, then the previous state.
@@ -211,20 +198,20 @@ class DiagonalLSTM(keras.layers.Layer):
         # A plain 2-D matmul: an einsum over "..." ran 8x slower in bfloat16 on CPU.
         state_gates = tf.reshape(tf.matmul(tf.reshape(states, [-1, 2 * self.units]), kernel),
                                  tf.concat([tf.shape(states)[:-1], [4 * self.units]], 0))
-        return training_lstm_update(input_gates + state_gates, previous_cell, self.color_channels, training)
+        return lstm_update(input_gates + state_gates, previous_cell, self.color_channels)
 
-    def call(self, features, training=False):
+    def call(self, features):
         height, width = features.shape[1], features.shape[2]
         batch = tf.shape(features)[0]
         order, spans = diagonal_order(height, width, self.mirrored)
         input_gates = tf.reshape(self.input_to_state(features), [batch, height * width, 4 * self.units])
         input_gates = tf.gather(input_gates, order, axis=1)  # (batch, H * W, 4u), diagonal by diagonal
         scan = self._unrolled_scan if loops_unrolled() else self._graph_scan
-        outputs = scan(input_gates, spans, training)
+        outputs = scan(input_gates, spans)
         raster = tf.gather(outputs, np.argsort(order).astype(np.int32), axis=1)
         return tf.reshape(raster, [batch, height, width, self.units])
 
-    def _unrolled_scan(self, input_gates, spans, training=False):
+    def _unrolled_scan(self, input_gates, spans):
         """(batch, H * W, 4u) gates in diagonal order -> (batch, H * W, u) hidden states, a Python loop."""
         # One split, not a slice per diagonal: each slice's gradient would be a full-size tensor.
         input_gates = tf.split(input_gates, [last - first + 1 for first, last in spans], axis=1)
@@ -234,12 +221,12 @@ class DiagonalLSTM(keras.layers.Layer):
             hidden, cell = self.step(diagonal_gates,
                                      _rows(hidden, previous_first, first - 1, last - 1),
                                      _rows(hidden, previous_first, first, last),
-                                     _rows(cell, previous_first, first, last), training)
+                                     _rows(cell, previous_first, first, last))
             outputs.append(hidden)
             previous_first = first
         return tf.concat(outputs, axis=1)
 
-    def _graph_scan(self, input_gates, spans, training=False):
+    def _graph_scan(self, input_gates, spans):
         """The same as `_unrolled_scan` inside one tf.while_loop, time-major, one diagonal per iteration."""
         batch, dtype = tf.shape(input_gates)[0], input_gates.dtype
         firsts = tf.constant([first for first, _ in spans], tf.int32)
@@ -256,7 +243,7 @@ class DiagonalLSTM(keras.layers.Layer):
             hidden, cell = self.step(gates.read(k),
                                      _rows(hidden, previous_first, first - 1, last - 1, axis=0),
                                      _rows(hidden, previous_first, first, last, axis=0),
-                                     _rows(cell, previous_first, first, last, axis=0), training)
+                                     _rows(cell, previous_first, first, last, axis=0))
             return k + 1, hidden, cell, outputs.write(k, hidden)
 
         empty = tf.zeros([0, batch, self.units], dtype)
