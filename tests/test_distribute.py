@@ -50,7 +50,10 @@ def make_data(model, steps=2):
 def two_replicas():
     devices = tf.config.list_logical_devices("CPU")
     assert len(devices) >= 2, "conftest splits the CPU into 2 logical devices"
-    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]])
+    # Reduction through one device, not collective ops: those number their instances per process,
+    # so another MirroredStrategy earlier in the same pytest process would collide with this one.
+    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]],
+                                          cross_device_ops=tf.distribute.ReductionToOneDevice())
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
@@ -98,8 +101,11 @@ def test_mixed_precision_training(name, policy):
     history = model.fit(make_data(model), epochs=1, verbose=0).history
     assert all(np.isfinite(values).all() for values in history.values()), history
     for optimizer in model.training_optimizers():  # both of a GAN's
-        assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer) == (policy == "mixed_float16")
-        assert int(optimizer.iterations) > 0
+        if policy == "mixed_float16":  # a step that overflows float16 is skipped and halves the scale
+            assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+            assert int(optimizer.iterations) > 0 or float(optimizer.dynamic_scale) < 2.0**15
+        else:
+            assert int(optimizer.iterations) > 0
     images = next(iter(make_data(model)))
     images, labels = images if model.num_classes else (images, None)
     if model.has_log_prob:
