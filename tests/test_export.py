@@ -47,10 +47,22 @@ def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise export.ExportError("conversion failed")
 
+    model = VAE(image_shape=(8, 8, 1), widths=(4, 8))
+    to_tflite = export.to_tflite
     monkeypatch.setattr(export, "to_tflite", broken)
     with pytest.raises(export.ExportError):
-        export.export(VAE(image_shape=(8, 8, 1), widths=(4, 8)), str(tmp_path / "out"), verbose=False)
+        export.export(model, str(tmp_path / "out"), verbose=False)
     assert os.listdir(tmp_path) == []
+
+    # Over an earlier export: the crash leaves it whole, and it still opens (its sha256 sums match).
+    monkeypatch.setattr(export, "to_tflite", to_tflite)
+    export.export(model, str(tmp_path / "out"), verbose=False)
+    manifest = (tmp_path / "out" / "export.json").read_text()
+    monkeypatch.setattr(export, "to_tflite", broken)
+    with pytest.raises(export.ExportError):
+        export.export(model, str(tmp_path / "out"), overwrite=True, verbose=False)
+    assert os.listdir(tmp_path) == ["out"] and (tmp_path / "out" / "export.json").read_text() == manifest
+    runtime.open_artifact(str(tmp_path / "out" / "model.tflite")).sample(model.make_noise(1))
 
 
 def test_mixed_precision_model_exports_as_float32(tmp_path):

@@ -151,3 +151,15 @@ def test_set_learning_rate_reaches_both_optimizers():
     model.compile_for_training()
     model.set_learning_rate(2e-5)
     assert [float(o.learning_rate) for o in (model.d_optimizer, model.g_optimizer)] == pytest.approx([2e-5] * 2)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_gradient_penalty_is_float32_under_mixed_precision(policy):
+    exact, mixed = tiny(WGANGP), tiny(WGANGP, dtype=policy)
+    mixed.set_weights(exact.get_weights())
+    rng = np.random.default_rng(0)
+    real, fake = (rng.uniform(-1, 1, (4, 8, 8, 1)).astype(np.float32) for _ in range(2))
+    weights = rng.uniform(0, 1, (4, 1, 1, 1)).astype(np.float32)
+    penalty = mixed.gradient_penalty(real, fake, None, weights)
+    assert penalty.dtype == tf.float32
+    np.testing.assert_allclose(penalty, exact.gradient_penalty(real, fake, None, weights), rtol=0.05, atol=0.02)
