@@ -179,6 +179,8 @@ def build_parser():
                                                   "size.")
     zoo_command.add_argument("--write-cards", action="store_true",
                              help="also render each folder's card.json and files into its MODEL_CARD.md.")
+    zoo_command.add_argument("--picture", default=None, metavar="PNG",
+                             help="also draw 8 samples of every zoo model, one row each, through LiteRT.")
 
     quickstart = commands.add_parser("quickstart", help="train, sample, export and sample via LiteRT",
                                      description="The end-to-end tour: a short VAE run on MNIST.")
@@ -510,6 +512,9 @@ def cmd_zoo(args):
     if args.write_cards:
         for entry in entries:
             print(f"wrote {zoo.write_card(entry['name'])}")
+    if args.picture:
+        check_writable(args.picture, "--picture")
+        _zoo_picture(entries, args.picture)
     print(f"{len(entries)} models in {zoo.zoo_dir()}\n")
     print("| name | model | test figure | published | size (MB) | LiteRT ms/image |")
     print("|---|---|---|---|---:|---:|")
@@ -519,6 +524,19 @@ def cmd_zoo(args):
               f"{_figures(entry['published'])} | {entry['size_mb']:.1f} | "
               f"{'' if latency is None else f'{latency:.0f}'} |")
     return entries
+
+
+def _zoo_picture(entries, path, count=8):
+    """One row of LiteRT samples per zoo model (labels 0..7 for conditional ones), same noise seed."""
+    from keras_gen import plotting, zoo
+
+    rows = {}
+    for entry in entries:
+        runner = zoo.open(entry["name"], runtime="tflite")
+        labels = np.arange(count, dtype=np.int32) % runner.num_classes if runner.num_classes else None
+        rows[entry["name"]] = runner.sample(runner.make_noise(count, seed=0), labels)
+    plotting.save_rows(rows, path)
+    print(f"wrote {path}")
 
 
 def _figures(figures):

@@ -58,3 +58,24 @@ def save_curves(history, path, title="training"):
     with atomic_path(path) as temporary:
         figure.savefig(temporary, format="png", dpi=100)
     plt.close(figure)
+
+
+def save_rows(rows, path, title=None):
+    """Writes one labelled row of images per entry of `rows` ({label: (N, H, W, C) uint8 pixels}) to a PNG.
+
+    Rows may differ in size and channels; each is drawn in its own panel.
+    """
+    figure, axes = plt.subplots(len(rows), 1, figsize=(8, 1.1 * len(rows) + 0.4), squeeze=False)
+    for axis, (label, images) in zip(axes[:, 0], rows.items()):
+        canvas = grid(images, columns=len(images))
+        axis.imshow(canvas[..., 0] if canvas.shape[-1] == 1 else canvas, cmap="gray", vmin=0.0, vmax=1.0,
+                    interpolation="nearest")
+        axis.set_xticks([])
+        axis.set_yticks([])
+        axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+    plt.close(figure)

@@ -90,3 +90,10 @@ def test_model_card_lists_figures_commands_and_every_file_with_its_sha256(tiny_z
     folder = zoo.folder("tiny_pixelcnn")
     for name in ("model.keras", "model.tflite", "export.json", "card.json", "saved_model/saved_model.pb"):
         assert f"| {name} | " in text and sha256(f"{folder}/{name}") in text, name
+
+
+def test_zoo_command_draws_every_model_and_writes_cards(tiny_zoo, tmp_path):
+    picture = tmp_path / "zoo.png"
+    assert cli.main(["zoo", "--picture", str(picture), "--write-cards"]) == 0
+    assert picture.stat().st_size > 1000
+    assert open(zoo.folder("tiny_pixelcnn") + "/MODEL_CARD.md").read().startswith("# tiny_pixelcnn")
