@@ -223,9 +223,11 @@ def pipeline(dataset, batch_size, preprocessing="none", bits=8, labels=False, sh
         return image
 
     dataset = tf.data.Dataset.zip((dataset, seeds))
-    return dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(
-        tf.data.AUTOTUNE
-    )
+    dataset = dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    # Multi-worker training shards by file by default, and a tfds split is often one file.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
 
 
 def image_shape_of(name, manual_dir=None, data_dir=None):

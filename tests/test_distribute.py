@@ -163,3 +163,26 @@ def test_two_worker_processes_end_with_identical_weights(tmp_path):
         changed = [not np.array_equal(a, b) for a, b in zip(chief[family]["after"], chief[family]["before"])]
         assert any(changed), family  # they trained
         assert all(np.isfinite(v).all() for v in chief[family]["history"].values()), family
+
+
+def test_cli_trains_with_two_workers_and_worker_0_writes_the_run(tmp_path):
+    from tests.conftest import shared_data
+
+    manual = shared_data("binarized_mnist")
+    workers = [f"127.0.0.1:{free_port()}" for _ in range(2)]
+    run = tmp_path / "run"
+    processes = []
+    for index in range(2):
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        env = dict(os.environ, TF_CONFIG=json.dumps(config), CUDA_VISIBLE_DEVICES="")
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "keras_gen", "train", "pixelcnn", "--dataset", "binarized_mnist",
+             "--manual-dir", manual, "--data-dir", str(tmp_path / f"data_{index}"), "--take", "32",
+             "--batch-size", "8", "--epochs", "1", "--validation-split", "none", "--strategy", "multi_worker",
+             "--set", "filters=4", "--set", "num_blocks=1", "--set", "head_filters=4", "--out", str(run)],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = [process.communicate(timeout=600)[0] for process in processes]
+    for process, log in zip(processes, logs):
+        assert process.returncode == 0, log[-3000:]
+    assert (run / "model.keras").is_file() and (run / "history.json").is_file()
+    assert not (run / "backup").exists()
