@@ -312,9 +312,9 @@ def cmd_train(args):
     model_class = models.get(args.model)
     check_writable(os.path.join(args.out, "model.keras"))
     strategy = make_strategy(args.strategy)
-    out = os.path.abspath(args.out)
-    if not is_chief(strategy):  # other workers run the same callbacks, into a scratch folder
-        out = tempfile.mkdtemp(prefix="keras_gen_worker_")
+    out, scratch = os.path.abspath(args.out), None
+    if not is_chief(strategy):  # other workers run the same callbacks, into a scratch folder removed at the end
+        out = scratch = tempfile.mkdtemp(prefix="keras_gen_worker_")
     saved, history_path = os.path.join(out, "model.keras"), os.path.join(out, "history.json")
     done_epochs = len(callbacks.read_history(history_path).get("loss", [])) if args.resume else 0
     with strategy.scope():
@@ -354,8 +354,12 @@ def cmd_train(args):
             kept = f"{saved} keeps the last good epoch" if os.path.exists(saved) else "no epoch finished"
             raise callbacks.NonFiniteLossError(f"{error} {kept}.") from None
         raise
-    print(f"model:   {saved}\nsamples: {os.path.join(out, 'samples')}/"
-          f"\ncurves:  {os.path.join(out, 'loss.png')}\nlogs:    {os.path.join(out, 'logs')}")
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+    if not scratch:
+        print(f"model:   {saved}\nsamples: {os.path.join(out, 'samples')}/"
+              f"\ncurves:  {os.path.join(out, 'loss.png')}\nlogs:    {os.path.join(out, 'logs')}")
     return model
 
 

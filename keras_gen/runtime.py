@@ -157,6 +157,14 @@ def verify_files(export_dir, manifest, relative):
                                 "or damaged after export. Re-export or copy the export again.")
 
 
+def _verified_manifest(path):
+    """The export.json beside `path` (a file or folder of an export), after checking `path`'s sha256 sums."""
+    export_dir = os.path.dirname(path)
+    manifest = _read_manifest(export_dir)
+    verify_files(export_dir, manifest, os.path.basename(path))
+    return manifest
+
+
 RUNTIMES = ("savedmodel", "tflite") + tuple(f"tflite-{name}" for name in export_lib.QUANTIZED_TFLITE)
 
 
@@ -182,13 +190,9 @@ def open_artifact(path, runtime=None, num_threads=None):
     if path.endswith(".tflite"):
         if not os.path.exists(path):
             raise ArtifactError(f"{path}: no such file.")
-        manifest = _read_manifest(os.path.dirname(path))
-        verify_files(os.path.dirname(path), manifest, os.path.basename(path))
-        return LiteRTRunner(path, manifest, num_threads)
+        return LiteRTRunner(path, _verified_manifest(path), num_threads)
     if os.path.isdir(path) and os.path.exists(os.path.join(path, "saved_model.pb")):
-        manifest = _read_manifest(os.path.dirname(path))
-        verify_files(os.path.dirname(path), manifest, os.path.basename(path))
-        return SavedModelRunner(path, manifest)
+        return SavedModelRunner(path, _verified_manifest(path))
     if os.path.isdir(path):
         manifest = _read_manifest(path)
         if runtime in (None, "savedmodel"):
@@ -197,10 +201,10 @@ def open_artifact(path, runtime=None, num_threads=None):
         if runtime not in RUNTIMES:
             raise ArtifactError(f"Unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}.")
         tflite = _tflite_file(runtime)
-        if not os.path.exists(os.path.join(path, tflite)):
+        if tflite != export_lib.TFLITE and not os.path.exists(os.path.join(path, tflite)):
             raise ArtifactError(f"{path} has no {tflite}; export it with --quantize "
                                 f"{runtime.split('-', 1)[1]} (python -m keras_gen export ... --quantize).")
-        verify_files(path, manifest, tflite)
+        verify_files(path, manifest, tflite)  # also says when model.tflite is missing
         return LiteRTRunner(os.path.join(path, tflite), manifest, num_threads)
     raise ArtifactError(
         f"{path}: not a .keras file, a .tflite file or an export directory (missing or unknown)."
