@@ -13,10 +13,13 @@ Each configuration runs in a fresh process, so that peak memory (max RSS)
 is its own: 28 x 28 x 1 binary images at batch 128 in float32 and
 mixed_bfloat16, then 64 x 64 x 3 with 256 levels at batch 32. Columns: the
 first step (tracing included), the median of the next steps, peak memory.
-Results go to --out as JSON and a plot.
+Then, for the 28 x 28 configurations, both variants train in one process,
+their steps interleaved, so that the ratio does not depend on what else the
+machine did in between: the second table. Results go to --out as JSON and a plot.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -32,11 +35,16 @@ CONFIGS = [
 ]
 
 
-def use_layers_as_before():
-    """Puts back the per-step slicing that the layers used before their rewrite."""
+@contextlib.contextmanager
+def layers_as_before():
+    """Within it, the layers trace with the per-step slicing they used before their rewrite."""
     import tensorflow as tf
 
     from keras_gen.layers import recurrent
+
+    def state_gates(self, hidden):
+        kernel = tf.cast(self.state_kernel, hidden.dtype)
+        return tf.nn.conv2d(hidden[:, None], kernel, strides=1, padding="SAME")[:, 0]
 
     def lstm_update(gates, cell, color_channels):
         units = gates.shape[-1] // 4
@@ -68,30 +76,44 @@ def use_layers_as_before():
             previous_first, start = first, start + last - first + 1
         return tf.concat(outputs, axis=1)
 
-    recurrent.lstm_update = lstm_update
-    recurrent.RowLSTM.call = row_lstm_call
-    recurrent.DiagonalLSTM._graph_scan = diagonal_scan
+    patches = [(recurrent, "lstm_update", lstm_update), (recurrent.RowLSTM, "call", row_lstm_call),
+               (recurrent.RowLSTM, "state_gates", state_gates),
+               (recurrent.DiagonalLSTM, "_graph_scan", diagonal_scan)]
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    for owner, name, value in patches:
+        setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        for owner, name, value in originals:
+            setattr(owner, name, value)
 
 
-def run_one(kind, variant, size, channels, batch, policy, steps):
-    """Trains `steps` + 1 steps in this process; returns the measurements."""
+def build_and_trace(kind, variant, size, channels, batch, policy):
+    """A PixelRNN with the `variant` layers, its first training step taken (traced); returns (model, images, s)."""
     import keras
     import numpy as np
 
     from keras_gen.models import PixelRNN
 
-    if variant == "before":
-        use_layers_as_before()
-    keras.config.set_dtype_policy(policy)
-    model = PixelRNN(kind=kind, image_shape=(size, size, channels), num_levels=2 if channels == 1 else 256, seed=0,
-                     **({"complete_context": False} if kind == "diagonal_bilstm" else {}))  # like the layers before
-    keras.config.set_dtype_policy("float32")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, model.num_levels, (batch, size, size, channels)).astype(np.uint8)
-    start = time.perf_counter()
-    model.train_on_batch(images)
-    first = time.perf_counter() - start
+    with layers_as_before() if variant == "before" else contextlib.nullcontext():
+        keras.config.set_dtype_policy(policy)
+        model = PixelRNN(kind=kind, image_shape=(size, size, channels), num_levels=2 if channels == 1 else 256,
+                         seed=0, **({"complete_context": False} if kind == "diagonal_bilstm" else {}))
+        keras.config.set_dtype_policy("float32")
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        images = np.random.default_rng(0).integers(0, model.num_levels, (batch, size, size, channels))
+        images = images.astype(np.uint8)
+        start = time.perf_counter()
+        model.train_on_batch(images)  # traced here, so the patched layers are in its graph
+    return model, images, time.perf_counter() - start
+
+
+def run_one(kind, variant, size, channels, batch, policy, steps):
+    """Trains `steps` + 1 steps in this process; returns the measurements."""
+    import numpy as np
+
+    model, images, first = build_and_trace(kind, variant, size, channels, batch, policy)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
@@ -101,41 +123,79 @@ def run_one(kind, variant, size, channels, batch, policy, steps):
                 peak_memory_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
 
 
+def run_side_by_side(kind, size, channels, batch, policy, steps):
+    """Both variants in this process, their steps interleaved; returns the median step of each."""
+    import numpy as np
+
+    runs = {variant: build_and_trace(kind, variant, size, channels, batch, policy)[:2] for variant in VARIANTS}
+    times = {variant: [] for variant in VARIANTS}
+    for _ in range(steps):
+        for variant, (model, images) in runs.items():
+            start = time.perf_counter()
+            model.train_on_batch(images)
+            times[variant].append(time.perf_counter() - start)
+    return {f"{variant}_step_s": float(np.median(times[variant])) for variant in VARIANTS}
+
+
+def run_child(args):
+    """Runs one measurement in a fresh process; returns (exit code, dict of figures or None)."""
+    done = subprocess.run([sys.executable, __file__] + args, capture_output=True, text=True)
+    if done.returncode != 0:
+        return done.returncode, None
+    return 0, json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=5, help="timed steps after the first")
     parser.add_argument("--only", type=int, default=None, help="only configurations of this image side")
     parser.add_argument("--out", default="benchmarks/results/pixelrnn_training", help="path stem for .json, .png")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--side-by-side", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(run_one(steps=args.steps, **json.loads(args.child))))
         return
+    if args.side_by_side:
+        print(json.dumps(run_side_by_side(steps=args.steps, **json.loads(args.side_by_side))))
+        return
+    configs = [config for config in CONFIGS if not args.only or config["size"] == args.only]
     rows = []
     print("| kind | image, batch | policy | layers | first step (s) | step (s) | peak memory (GB) |")
     print("|---|---|---|---|---:|---:|---:|")
-    for config in CONFIGS:
-        if args.only and config["size"] != args.only:
-            continue
+    for config in configs:
+        image = f"{config['size']}x{config['size']}x{config['channels']}, {config['batch']}"
         for kind in ("row_lstm", "diagonal_bilstm"):
             for variant in VARIANTS:
                 child = dict(kind=kind, variant=variant, **config)
-                done = subprocess.run([sys.executable, __file__, "--steps", str(args.steps), "--child",
-                                       json.dumps(child)], capture_output=True, text=True)
-                image = f"{config['size']}x{config['size']}x{config['channels']}, {config['batch']}"
-                if done.returncode != 0:  # -9: killed, most likely out of memory
-                    rows.append(dict(child, exit_code=done.returncode))
+                code, figures = run_child(["--steps", str(args.steps), "--child", json.dumps(child)])
+                if figures is None:  # -9: killed, most likely out of memory
+                    rows.append(dict(child, exit_code=code))
                     print(f"| {kind} | {image} | {config['policy']} | {variant} | did not finish (exit "
-                          f"{done.returncode}{', killed: out of memory' if done.returncode == -9 else ''}) | | |",
-                          flush=True)
+                          f"{code}{', killed: out of memory' if code == -9 else ''}) | | |", flush=True)
                     continue
-                row = dict(child, **json.loads(done.stdout.strip().splitlines()[-1]))
-                rows.append(row)
-                print(f"| {kind} | {image} | {row['policy']} | {variant} | {row['first_step_s']:.1f} | "
-                      f"{row['step_s']:.3f} | {row['peak_memory_gb']:.1f} |", flush=True)
+                rows.append(dict(child, **figures))
+                print(f"| {kind} | {image} | {config['policy']} | {variant} | {figures['first_step_s']:.1f} | "
+                      f"{figures['step_s']:.3f} | {figures['peak_memory_gb']:.1f} |", flush=True)
+    side_by_side = []
+    print("\nSide by side in one process, steps interleaved (28 x 28 only):\n")
+    print("| kind | image, batch | policy | before: step (s) | after: step (s) | speed-up |")
+    print("|---|---|---|---:|---:|---:|")
+    for config in (config for config in configs if config["size"] == 28):
+        image = f"{config['size']}x{config['size']}x{config['channels']}, {config['batch']}"
+        for kind in ("row_lstm", "diagonal_bilstm"):
+            child = dict(kind=kind, **config)
+            code, figures = run_child(["--steps", str(args.steps), "--side-by-side", json.dumps(child)])
+            if figures is None:
+                print(f"| {kind} | {image} | {config['policy']} | did not finish (exit {code}) | | |", flush=True)
+                continue
+            side_by_side.append(dict(child, **figures))
+            print(f"| {kind} | {image} | {config['policy']} | {figures['before_step_s']:.3f} | "
+                  f"{figures['after_step_s']:.3f} | {figures['before_step_s'] / figures['after_step_s']:.2f}x |",
+                  flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".json", "w") as file:
-        json.dump(rows, file, indent=1)
+        json.dump(dict(own_process=rows, side_by_side=side_by_side), file, indent=1)
     plot(rows, args.out + ".png")
     print(f"\nwrote {args.out}.json and {args.out}.png")
 

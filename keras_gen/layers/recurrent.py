@@ -30,10 +30,13 @@ def lstm_update(gates, cell, color_channels):
     units = gates.shape[-1] // 4
     leading = tf.shape(gates)[:-1]
     split = tf.reshape(gates, tf.concat([leading, [color_channels, 4, units // color_channels]], 0))
-    # One unstack, not four slices, whose gradients would each be gates-sized.
-    parts = [tf.reshape(part, tf.concat([leading, [units]], 0)) for part in tf.unstack(split, axis=-2)]
-    input_gate, forget_gate, output_gate = (tf.sigmoid(p) for p in parts[:3])
-    cell = forget_gate * cell + input_gate * tf.tanh(parts[3])
+    # One split and one sigmoid for the three gates: fewer small ops per step, and no
+    # per-gate slice, whose gradient would be gates-sized.
+    sigmoid_gates, candidate = tf.split(split, [3, 1], axis=-2)
+    flat_shape = tf.concat([leading, [units]], 0)
+    input_gate, forget_gate, output_gate = (
+        tf.reshape(gate, flat_shape) for gate in tf.unstack(tf.sigmoid(sigmoid_gates), axis=-2))
+    cell = forget_gate * cell + input_gate * tf.tanh(tf.reshape(candidate, flat_shape))
     return output_gate * tf.tanh(cell), cell
 
 
@@ -65,7 +68,8 @@ class RowLSTM(keras.layers.Layer):
     def state_gates(self, hidden):
         """The state-to-state part of the gates: (batch, W, u) hidden of a row -> (batch, W, 4u) for the next."""
         kernel = tf.cast(self.state_kernel, hidden.dtype)
-        return tf.nn.conv2d(hidden[:, None], kernel, strides=1, padding="SAME")[:, 0]
+        # expand_dims and squeeze, not [:, None] and [:, 0]: a strided slice's gradient costs a copy.
+        return tf.squeeze(tf.nn.conv2d(tf.expand_dims(hidden, 1), kernel, strides=1, padding="SAME"), 1)
 
     def step(self, input_gates, hidden, cell):
         """One row: input_gates (batch, W, 4u) and the previous row's (hidden, cell), each (batch, W, u)."""
