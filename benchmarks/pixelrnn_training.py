@@ -2,6 +2,7 @@
 
     python benchmarks/pixelrnn_training.py                      # every row below
     python benchmarks/pixelrnn_training.py --only 28            # just the 28 x 28 speed rows
+    python benchmarks/pixelrnn_training.py --only 64 --variants after --out benchmarks/results/pixelrnn_training_64
 
 "before" is the layers as they were: a Python loop slicing one row or one
 diagonal out of the gates per step, and four slices per LSTM update (each
@@ -149,10 +150,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=5, help="timed steps after the first")
     parser.add_argument("--only", type=int, default=None, help="only configurations of this image side")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="layer versions in the first table, e.g. 'after' (the earlier Diagonal BiLSTM "
+                             "needs more than 24 GB at 64 x 64)")
     parser.add_argument("--out", default="benchmarks/results/pixelrnn_training", help="path stem for .json, .png")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--side-by-side", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if set(args.variants.split(",")) - set(VARIANTS):
+        parser.error(f"--variants takes names from {VARIANTS}, got {args.variants!r}")
     if args.child:
         print(json.dumps(run_one(steps=args.steps, **json.loads(args.child))))
         return
@@ -166,7 +172,7 @@ def main():
     for config in configs:
         image = f"{config['size']}x{config['size']}x{config['channels']}, {config['batch']}"
         for kind in ("row_lstm", "diagonal_bilstm"):
-            for variant in VARIANTS:
+            for variant in args.variants.split(","):
                 child = dict(kind=kind, variant=variant, **config)
                 code, figures = run_child(["--steps", str(args.steps), "--child", json.dumps(child)])
                 if figures is None:  # -9: killed, most likely out of memory
@@ -208,7 +214,8 @@ def plot(rows, path):
 
     figure, axis = plt.subplots(figsize=(8, 4))
     labels = sorted({(r["kind"], r["size"], r["channels"], r["policy"]) for r in rows}, key=str)
-    for offset, variant in zip((-0.2, 0.2), VARIANTS):
+    variants = [variant for variant in VARIANTS if any(r["variant"] == variant for r in rows)]
+    for offset, variant in zip((-0.2, 0.2) if len(variants) == 2 else (0.0,), variants):
         steps = [next((r.get("step_s", 0.0) for r in rows if (r["kind"], r["size"], r["channels"], r["policy"])
                        == label and r["variant"] == variant), 0.0) for label in labels]
         axis.bar([i + offset for i in range(len(labels))], steps, 0.4, label=variant)

@@ -124,6 +124,23 @@ def diagonal_order(height, width, mirrored=False):
     return np.array(order, np.int32), spans
 
 
+def permute(values, permutation):
+    """values (batch, n, ...) reordered along axis 1: values[:, permutation].
+
+    The gradient gathers with the inverse permutation; tf.gather's own
+    gradient is a scatter-add (UnsortedSegmentSum), which was a tenth of the
+    Diagonal BiLSTM's training step on CPU.
+    """
+    permutation = np.asarray(permutation, np.int32)
+    inverse = np.argsort(permutation).astype(np.int32)
+
+    @tf.custom_gradient
+    def reorder(values):
+        return tf.gather(values, permutation, axis=1), lambda upstream: tf.gather(upstream, inverse, axis=1)
+
+    return reorder(values)
+
+
 def _rows(values, first_row, wanted_first, wanted_last, axis=1):
     """Rows wanted_first..wanted_last of `values`, which holds rows first_row.. along `axis`; zeros outside.
 
@@ -209,10 +226,10 @@ class DiagonalLSTM(keras.layers.Layer):
         batch = tf.shape(features)[0]
         order, spans = diagonal_order(height, width, self.mirrored)
         input_gates = tf.reshape(self.input_to_state(features), [batch, height * width, 4 * self.units])
-        input_gates = tf.gather(input_gates, order, axis=1)  # (batch, H * W, 4u), diagonal by diagonal
+        input_gates = permute(input_gates, order)  # (batch, H * W, 4u), diagonal by diagonal
         scan = self._unrolled_scan if loops_unrolled() else self._graph_scan
         outputs = scan(input_gates, spans)
-        raster = tf.gather(outputs, np.argsort(order).astype(np.int32), axis=1)
+        raster = permute(outputs, np.argsort(order).astype(np.int32))
         return tf.reshape(raster, [batch, height, width, self.units])
 
     def _unrolled_scan(self, input_gates, spans):
