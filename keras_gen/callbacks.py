@@ -54,6 +54,11 @@ def read_history(path):
         return json.load(file)
 
 
+def epochs_done(history):
+    """Epochs recorded in a history dict: its longest series (GANs log d_loss and g_loss, not loss)."""
+    return max((len(values) for values in history.values()), default=0)
+
+
 class SaveEachEpoch(keras.callbacks.Callback):
     """Saves the model (with optimizer state) to `path` after each epoch, never leaving a partial file."""
 

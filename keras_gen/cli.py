@@ -316,7 +316,7 @@ def cmd_train(args):
     if not is_chief(strategy):  # other workers run the same callbacks, into a scratch folder removed at the end
         out = scratch = tempfile.mkdtemp(prefix="keras_gen_worker_")
     saved, history_path = os.path.join(out, "model.keras"), os.path.join(out, "history.json")
-    done_epochs = len(callbacks.read_history(history_path).get("loss", [])) if args.resume else 0
+    done_epochs = callbacks.epochs_done(callbacks.read_history(history_path)) if args.resume else 0
     with strategy.scope():
         if args.resume:
             model = _resumed_model(args, model_class, saved, done_epochs)

@@ -82,6 +82,21 @@ def test_train_refuses_to_overwrite_a_run_and_resume_continues_it(mock_dataset, 
     assert "holds a VAE, not a pixelcnn" in capsys.readouterr().err
 
 
+def test_resume_counts_a_gans_epochs(mock_dataset, tmp_path, capsys):
+    # A GAN's history has d_loss and g_loss but no loss; resume must still count its epochs.
+    run = tmp_path / "run"
+    argv = ["train", "dcgan", "--dataset", "mnist", "--validation-split", "none", "--batch-size", "16",
+            "--steps-per-epoch", "1", "--manual-dir", mock_dataset, "--out", str(run)]
+    assert cli.main(argv + ["--epochs", "1", "--set", "filters=8", "--set", "latent_dim=4"]) == 0
+    assert cli.main(argv + ["--epochs", "2", "--resume"]) == 0
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["d_loss"]) == len(history["g_loss"]) == 2
+    assert sorted(path.name for path in (run / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    capsys.readouterr()
+    assert cli.main(argv + ["--epochs", "2", "--resume"]) == 2
+    assert "trained 2 epochs already" in capsys.readouterr().err
+
+
 def test_train_on_real_binarized_mnist_files(tmp_path):
     manual = shared_data("binarized_mnist")
     run = tmp_path / "run"
