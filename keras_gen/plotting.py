@@ -29,15 +29,25 @@ def save_grid(images, path, title=None, columns=None):
     """Writes a grid of uint8 pixel images (N, H, W, C) to a PNG; `columns` images a row (default: square)."""
     canvas = grid(images, columns)
     figure, axis = plt.subplots(figsize=(6, 6 * canvas.shape[0] / canvas.shape[1] + 0.3))
+    _show(axis, canvas)
+    axis.axis("off")
+    if title:
+        axis.set_title(title)
+    _write_png(figure, path, bbox_inches="tight")
+
+
+def _show(axis, canvas):
+    """Draws a `grid` canvas: grey when it has one channel, else as RGB."""
     if canvas.shape[-1] == 1:
         axis.imshow(canvas[..., 0], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
     else:
         axis.imshow(canvas, interpolation="nearest")
-    axis.axis("off")
-    if title:
-        axis.set_title(title)
+
+
+def _write_png(figure, path, **savefig_options):
+    """Saves `figure` to `path` as a PNG without ever leaving a partial file, then closes it."""
     with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", bbox_inches="tight", dpi=100)
+        figure.savefig(temporary, format="png", dpi=100, **savefig_options)
     plt.close(figure)
 
 
@@ -55,9 +65,7 @@ def save_curves(history, path, title="training"):
         axis.grid(alpha=0.3)
     figure.suptitle(title)
     figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
-    plt.close(figure)
+    _write_png(figure, path)
 
 
 def save_rows(rows, path, title=None):
@@ -67,15 +75,11 @@ def save_rows(rows, path, title=None):
     """
     figure, axes = plt.subplots(len(rows), 1, figsize=(8, 1.1 * len(rows) + 0.4), squeeze=False)
     for axis, (label, images) in zip(axes[:, 0], rows.items()):
-        canvas = grid(images, columns=len(images))
-        axis.imshow(canvas[..., 0] if canvas.shape[-1] == 1 else canvas, cmap="gray", vmin=0.0, vmax=1.0,
-                    interpolation="nearest")
+        _show(axis, grid(images, columns=len(images)))
         axis.set_xticks([])
         axis.set_yticks([])
         axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
-    plt.close(figure)
+    _write_png(figure, path)

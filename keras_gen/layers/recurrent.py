@@ -229,7 +229,7 @@ class DiagonalLSTM(keras.layers.Layer):
         input_gates = permute(input_gates, order)  # (batch, H * W, 4u), diagonal by diagonal
         scan = self._unrolled_scan if loops_unrolled() else self._graph_scan
         outputs = scan(input_gates, spans)
-        raster = permute(outputs, np.argsort(order).astype(np.int32))
+        raster = permute(outputs, np.argsort(order))
         return tf.reshape(raster, [batch, height, width, self.units])
 
     def _unrolled_scan(self, input_gates, spans):
