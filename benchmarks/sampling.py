@@ -9,8 +9,10 @@ For each model it times, on the same noise: the per-pixel `model.predict`
 loop of the common tutorial, the in-graph plain loop (one full pass per
 sub-pixel inside tf.while_loop), the model's fast sampler, the exported
 SavedModel, and LiteRT with 1 and 2 threads (16 images, then one image at a
-time with 1 thread: the on-device latency). The table says whether each
-sampler's images equal the plain loop's. Results go to --out as JSON and a plot.
+time with 1 thread: the on-device latency). After a warm-up call each, the
+samplers take turns, one call each per round, and each figure is the median
+over the rounds, so a slow spell of the shared machine slows them alike. The
+table says whether each sampler's images equal the plain loop's. Results go to --out as JSON and a plot.
 """
 
 import argparse
@@ -46,15 +48,17 @@ def predict_loop(model, noise):
     return canvas
 
 
-def timed(function, repeats):
-    """(median seconds over `repeats` calls after one warm-up call, the last result)."""
-    function()
-    times = []
+def timed_side_by_side(samplers, repeats):
+    """Rows (name, median seconds, last result): one warm-up call each, then `repeats` rounds
+    calling every sampler once in turn, so a slow spell of the machine hits all of them alike."""
+    results = {name: np.asarray(function()) for name, function in samplers}
+    times = {name: [] for name, _ in samplers}
     for _ in range(repeats):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), np.asarray(result)
+        for name, function in samplers:
+            start = time.perf_counter()
+            results[name] = np.asarray(function())
+            times[name].append(time.perf_counter() - start)
+    return [(name, float(np.median(times[name])), results[name]) for name, _ in samplers]
 
 
 def measure(model, num, repeats, skip_predict_loop):
@@ -62,23 +66,25 @@ def measure(model, num, repeats, skip_predict_loop):
     noise = model.make_noise(num, seed=0)
     rows = []
     if not skip_predict_loop:
-        rows.append(("predict loop (tutorial)",) + timed(lambda: predict_loop(model, noise), 1))
-    rows.append(("in-graph plain loop",) + timed(lambda: model.sample_levels(noise, method="plain"), repeats))
-    rows.append(("fast (cached)",) + timed(lambda: model.sample_levels(noise, method="fast"), repeats))
+        rows += timed_side_by_side([("predict loop (tutorial)", lambda: predict_loop(model, noise))], 1)
     with tempfile.TemporaryDirectory() as directory:
         export.export(model, os.path.join(directory, "export"), verbose=False)
         saved_model = runtime.open_artifact(os.path.join(directory, "export"))
-        rows.append(("SavedModel",) + timed(lambda: pixels_to_levels(saved_model.sample(noise), model.num_levels),
-                                           repeats))
         tflite = os.path.join(directory, "export", export.TFLITE)
-        for threads in (1, 2):
-            runner = runtime.open_artifact(tflite, num_threads=threads)
-            rows.append((f"LiteRT, {threads} thread{'s' * (threads > 1)}",)
-                        + timed(lambda: pixels_to_levels(runner.sample(noise), model.num_levels), repeats))
-        runner = runtime.open_artifact(tflite, num_threads=1)
-        one_at_a_time = lambda: np.concatenate([runner.sample(noise[i : i + 1]) for i in range(num)])  # noqa: E731
-        rows.append(("LiteRT, 1 thread, batch 1",)
-                    + timed(lambda: pixels_to_levels(one_at_a_time(), model.num_levels), repeats))
+        runners = {threads: runtime.open_artifact(tflite, num_threads=threads) for threads in (1, 2)}
+
+        def one_at_a_time():
+            return np.concatenate([runners[1].sample(noise[i : i + 1]) for i in range(num)])
+
+        as_levels = lambda pixels: pixels_to_levels(pixels, model.num_levels)  # noqa: E731
+        rows += timed_side_by_side([
+            ("in-graph plain loop", lambda: model.sample_levels(noise, method="plain")),
+            ("fast (cached)", lambda: model.sample_levels(noise, method="fast")),
+            ("SavedModel", lambda: as_levels(saved_model.sample(noise))),
+            ("LiteRT, 1 thread", lambda: as_levels(runners[1].sample(noise))),
+            ("LiteRT, 2 threads", lambda: as_levels(runners[2].sample(noise))),
+            ("LiteRT, 1 thread, batch 1", lambda: as_levels(one_at_a_time())),
+        ], repeats)
     return rows
 
 

@@ -79,6 +79,8 @@ def test_the_shipped_pixelcnn_is_a_preset_with_a_quantized_copy(monkeypatch):
     float_images = zoo.open("pixelcnn_binarized_mnist", runtime="tflite").sample(noise)
     int8_images = zoo.open("pixelcnn_binarized_mnist", runtime="tflite-int8").sample(noise)
     assert np.mean(float_images == int8_images) > 0.9
+    sizes = json.load(open(zoo.folder("pixelcnn_binarized_mnist") + "/export.json"))["file_sizes"]
+    assert sizes["model_int8.tflite"] <= 0.4 * sizes["model.tflite"]  # issue G's target
 
 
 def test_model_card_lists_figures_commands_and_every_file_with_its_sha256(tiny_zoo):

@@ -5,6 +5,7 @@ sampling by inverse CDF of uniform noise, completion and the export endpoints.
 Subclasses implement `call(images, labels=None) -> params` and may add a fast sampler.
 """
 
+import collections
 import math
 
 import keras
@@ -74,39 +75,67 @@ def from_rows_above(rows, above, current, bias):
     return tf.nn.conv2d(rows, above, strides=1, padding="VALID")[:, 0] + bias
 
 
-def push_row(rows, row):
-    """A ring of the last rows (batch, n, W', ch) with `row` (batch, W', ch) added at the bottom."""
-    return tf.concat([rows[:, 1:], row[:, None]], axis=1)
+def shift_in(ring, newest):
+    """A ring of the last n items along axis 1 with `newest` added at the end and the oldest dropped.
+
+    ring: (batch, n, ...), newest: (batch, ...); n may be 0 (a kernel with no context to its left).
+    """
+    if ring.shape[1] == 0:
+        return ring
+    return tf.concat([ring[:, 1:], newest[:, None]], axis=1)
 
 
-class RowInProgress:
-    """The image row a fast sampler is drawing, as its first layer reads it.
+def any_batch(tensor):
+    """The shape of `tensor` with its batch left open: a loop's shape invariant when the batch is static."""
+    return tf.TensorShape([None]).concatenate(tensor.shape[1:])
 
-    One (batch, C) tensor per column, zero-padded by `pad` columns each side;
-    values arrive a channel at a time, and a pixel's later channels stay zero
-    until drawn. Lives inside one row of the graph loop (Python ints index it).
+
+def read_column(row, col):
+    """row[:, col] for a column index that is a loop tensor: (batch, W, ...) -> (batch, ...)."""
+    return tf.gather(row, col, axis=1)
+
+
+def write_column(row, col, column):
+    """`row` (batch, W, ...) with its column `col` replaced by `column` (batch, ...); a select, exact."""
+    at_col = tf.equal(tf.range(row.shape[1]), col)
+    return tf.where(tf.reshape(at_col, [1, -1] + [1] * (row.shape.rank - 2)), column[:, None], row)
+
+
+class Window(collections.namedtuple("Window", ["before", "current"])):
+    """What the centre row of a causal kernel reads at the column being drawn, carried from column to column.
+
+    before: (batch, pad * channels), the values of the pad columns to the left, oldest first (zeros off the image);
+    current: (batch, channels), the current column's values.
+    Static shapes, so it is a loop variable of the samplers' column loop.
     """
 
-    def __init__(self, batch, width, colors, pad):
-        self.pad, self.colors = pad, colors
-        self.zero = tf.zeros([batch])
-        self.columns = [tf.zeros([batch, colors])] * (width + 2 * pad)
-        self.pixel = [self.zero] * colors
+    @classmethod
+    def zeros(cls, batch, pad, channels):
+        return cls(tf.zeros([batch, pad * channels]), tf.zeros([batch, channels]))
 
-    def record(self, col, channel, value):
-        """Takes in the network input (batch,) float of sub-pixel (col, channel)."""
-        self.pixel[channel] = value
-        self.columns[col + self.pad] = tf.stack(self.pixel, axis=-1)
-        if channel == self.colors - 1:
-            self.pixel = [self.zero] * self.colors
+    def flat(self):
+        """(batch, (pad + 1) * channels): columns c - pad .. c, for the `current` kernel of `split_causal_kernel`."""
+        return tf.concat([self.before, self.current], axis=-1) if self.before.shape[-1] else self.current
 
-    def window(self, col):
-        """(batch, (pad + 1) * C): columns col - pad .. col, what a masked kernel's centre row reads."""
-        return tf.concat(self.columns[col : col + self.pad + 1], axis=-1)
+    def with_current(self, current):
+        return self._replace(current=current)
 
-    def stacked(self):
-        """(batch, W + 2 pad, C), the whole padded row."""
-        return tf.stack(self.columns, axis=1)
+    def with_channel(self, channel, value):
+        """`current` with its channel `channel` (a Python int) set to `value` (batch,)."""
+        channels = self.current.shape[-1]
+        parts = [self.current[:, :channel], value[:, None], self.current[:, channel + 1 :]]
+        # No empty slices: with them inside a graph loop, LiteRT's XNNPack delegate failed to prepare.
+        parts = [part for part, size in zip(parts, (channel, 1, channels - channel - 1)) if size]
+        return self._replace(current=tf.concat(parts, axis=-1) if len(parts) > 1 else parts[0])
+
+    def advance(self):
+        """On to the next column: `current` joins `before`. `current` keeps its value until replaced."""
+        pad_width, channels = self.before.shape[-1], self.current.shape[-1]
+        if pad_width == 0:
+            return self
+        if pad_width == channels:  # a window of one column: no slice and concat per step
+            return self._replace(before=self.current)
+        return self._replace(before=tf.concat([self.before[:, channels:], self.current], axis=-1))
 
 
 def subpixel_coordinates(batch, *position):
@@ -228,10 +257,14 @@ class AutoregressiveModel(GenerativeModel):
     def _compiled_sampler(self, method):
         cache = self.__dict__.setdefault("_sampler_cache", {})
         if method not in cache:
+            fast = method == "fast" or (method == "auto" and self.has_fast_sampler)
+            # XLA fuses the fast samplers' many small per-step ops into one compiled loop: about 4x
+            # faster on a CPU (benchmarks/sampling.py). Exports stay plain graphs, for the converter.
             cache[method] = tf.function(
                 lambda noise, labels, known, known_mask: self._sample_levels(
                     noise, labels, known, known_mask, method),
                 reduce_retracing=True,
+                jit_compile=fast,
             )
         return cache[method]
 
@@ -266,53 +299,71 @@ class AutoregressiveModel(GenerativeModel):
     def _fast_sample_levels(self, noise, labels, known, known_mask):
         raise NotImplementedError
 
-    def _raster_loop(self, noise, known, known_mask, state, begin_row, params_at, record, end_row):
-        """The loop of the fast samplers: a graph loop over rows, the row's sub-pixels unrolled inside it.
+    def _raster_loop(self, noise, known, known_mask, image_pad, state, begin_row, params_at, end_column, end_row):
+        """The loop of the fast samplers: a graph loop over rows, and inside it one over columns.
 
-        Columns and channels are Python ints, so a sampler keeps the row in
-        progress as Python lists of (batch, ...) tensors and reads its windows
-        with static slices: no scatter or dynamic slice per sub-pixel.
+        Both loops are graph loops, so an export holds one column's ops, not a
+        row's: the LiteRT file stays small and its weights dominate. A column's
+        sub-pixels are unrolled (channels are Python ints).
 
         Args:
+            image_pad: columns left of the current one that the first layer reads.
             state: the caches carried from row to row (tensors only).
-            begin_row(row, state) -> row_state: anything, for the row's sub-pixel steps.
-            params_at(row, col, row_state) -> ((batch, C * num_params) params at (row, col), row_state).
-            record(row, col, channel, value, row_state) -> row_state: take in a drawn (batch,) int32 value.
-            end_row(row, row_state) -> state: after the last sub-pixel of a row.
+            begin_row(state) -> (fixed, carried): what the row's columns read
+                (`fixed`) and what they update (`carried`: tensors with static
+                shapes but the batch). Only `carried` is a loop variable.
+            params_at(col, image, fixed, carried) -> (params, carried): the
+                (batch, C * num_params) params at column `col`, a scalar tensor;
+                `image` is (batch, (image_pad + 1) * C), the first layer's inputs at
+                columns col - image_pad .. col, with the current pixel's undrawn channels zero.
+            end_column(col, carried) -> carried: after a pixel's last channel.
+            end_row(levels, fixed, carried) -> state: after a row; `levels` is its
+                (batch, W, C) int32 values.
         Returns:
             (batch, H, W, C) uint8 levels; known sub-pixels are kept, the rest are
             inverse-CDF draws of their noise.
         """
         height, width, colors = self.image_shape
         num_params = self.likelihood.num_params()
+        batch = tf.shape(noise)[0]
         canvas, keep = self._initial_canvas(noise, known, known_mask)
+        zero_pixel = tf.zeros([batch, colors])  # the next pixel's channels, before they are drawn
 
         def row_step(row, canvas, state):
-            given, kept = canvas[:, row], keep[:, row]  # (batch, W, C) each
-            # (batch, 1, 1, 1) noise per sub-pixel, split once per row.
-            uniform = tf.unstack(tf.reshape(noise[:, row], [-1, width * colors, 1, 1, 1]), axis=1)
-            row_state, pixels = begin_row(row, state), []
-            for col in range(width):
+            row_noise, row_given, row_kept = noise[:, row], canvas[:, row], keep[:, row]  # (batch, W, C) each
+            fixed, carried = begin_row(state)
+
+            def column_step(col, image, levels, carried):
+                uniform, given, kept = (read_column(values, col) for values in (row_noise, row_given, row_kept))
                 pixel = []
                 for channel in range(colors):
-                    params, row_state = params_at(row, col, row_state)
+                    params, carried = params_at(col, image.flat(), fixed, carried)
                     own = params[:, None, None, channel * num_params : (channel + 1) * num_params]
                     value = tf.cast(self.likelihood.inverse_cdf(
-                        own, uniform[col * colors + channel], 1)[:, 0, 0, 0], tf.int32)
+                        own, uniform[:, None, None, channel : channel + 1], 1)[:, 0, 0, 0], tf.int32)
                     if known is not None:
-                        value = tf.where(kept[:, col, channel], given[:, col, channel], value)
-                    row_state = record(row, col, channel, value, row_state)
+                        value = tf.where(kept[:, channel], given[:, channel], value)
+                    image = image.with_channel(channel, self._level_to_input(value))
                     pixel.append(value)
-                pixels.append(tf.stack(pixel, axis=-1))
-            canvas = tf.tensor_scatter_nd_update(canvas, subpixel_coordinates(tf.shape(noise)[0], row),
-                                                 tf.stack(pixels, axis=1))
-            return row + 1, canvas, end_row(row, row_state)
+                levels = write_column(levels, col, tf.stack(pixel, axis=-1))
+                return col + 1, image.advance().with_current(zero_pixel), levels, end_column(col, carried)
 
-        any_batch = lambda tensor: tf.TensorShape([None]).concatenate(tensor.shape[1:])  # noqa: E731
+            columns = (tf.constant(0), Window.zeros(batch, image_pad, colors),
+                       tf.zeros([batch, width, colors], tf.int32), carried)
+            _, _, levels, carried = tf.while_loop(
+                lambda col, *_: col < width, column_step, columns,
+                shape_invariants=(tf.TensorShape([]),) + tf.nest.map_structure(any_batch, columns[1:]))
+            canvas = tf.tensor_scatter_nd_update(canvas, subpixel_coordinates(batch, row), levels)
+            return row + 1, canvas, end_row(levels, fixed, carried)
+
         _, canvas, _ = tf.while_loop(
             lambda row, *_: row < height, row_step, (tf.constant(0), canvas, state),
             shape_invariants=(tf.TensorShape([]), any_batch(canvas), tf.nest.map_structure(any_batch, state)))
         return tf.cast(canvas, tf.uint8)
+
+    def _padded_row_inputs(self, levels, pad):
+        """A finished row as the network sees it, zero-padded by `pad` columns each side: (batch, W + 2 pad, C)."""
+        return tf.pad(self._level_to_input(levels), [[0, 0], [pad, pad], [0, 0]])
 
     def _level_to_input(self, value):
         """int32 levels -> the float the network sees, as `to_symmetric_interval` computes it."""

@@ -6,13 +6,15 @@ from keras import ops
 from keras_gen.layers import GatedBlock, MaskedConv2D, MaskedResidualBlock, gated_activation
 from keras_gen.models.autoregressive import (
     AutoregressiveModel,
-    RowInProgress,
+    Window,
     channel_width,
     dense,
     float32_matrix,
     from_rows_above,
-    push_row,
+    read_column,
+    shift_in,
     split_causal_kernel,
+    write_column,
 )
 from keras_gen.registry import register
 
@@ -94,41 +96,43 @@ class PixelCNN(AutoregressiveModel):
                    _class_bias(b.class_bias, labels)) for b in self.blocks]
         (hidden_kernel, hidden_bias), (out_kernel, out_bias) = map(float32_matrix, (self.head_hidden, self.head_out))
 
-        def begin_row(row, state):
+        def begin_row(state):
             image_rows, reduced_rows = state
-            return dict(
-                state=state,
-                image=RowInProgress(batch, width, colors, first_pad),
-                # Unstacked once per row, so a step reads its column without an op.
-                input_from_above=tf.unstack(from_rows_above(image_rows, *input_conv), axis=1),
-                spatial_from_above=[tf.unstack(from_rows_above(rows, *spatial) + class_bias[:, None], axis=1)
-                                    for rows, (_, spatial, _, class_bias) in zip(reduced_rows, blocks)],
-                reduced_row=[[tf.zeros([batch, half])] * (width + 2 * pad) for _ in blocks],
-            )
+            fixed = dict(state=state,
+                         input_from_above=from_rows_above(image_rows, *input_conv),
+                         spatial_from_above=[from_rows_above(rows, *spatial) + class_bias[:, None]
+                                             for rows, (_, spatial, _, class_bias) in zip(reduced_rows, blocks)])
+            carried = dict(reduced=[Window.zeros(batch, pad, half) for _ in blocks],
+                           reduced_row=[tf.zeros([batch, width, half]) for _ in blocks])
+            return fixed, carried
 
-        def params_at(row, col, now):
-            hidden = now["input_from_above"][col] + tf.matmul(now["image"].window(col), input_conv[1])
-            for reduced_row, from_above, ((rk, rb), (_, sk, _), (ek, eb), _) in zip(
-                    now["reduced_row"], now["spatial_from_above"], blocks):
-                reduced_row[col + pad] = dense(tf.nn.relu(hidden), rk, rb, tf.nn.relu)
-                spatial = from_above[col] + tf.matmul(tf.concat(reduced_row[col : col + pad + 1], -1), sk)
+        def params_at(col, image, fixed, now):
+            hidden = read_column(fixed["input_from_above"], col) + tf.matmul(image, input_conv[1])
+            reduced = []
+            for window, from_above, ((rk, rb), (_, sk, _), (ek, eb), _) in zip(
+                    now["reduced"], fixed["spatial_from_above"], blocks):
+                window = window.with_current(dense(tf.nn.relu(hidden), rk, rb, tf.nn.relu))
+                spatial = read_column(from_above, col) + tf.matmul(window.flat(), sk)
                 hidden = hidden + dense(tf.nn.relu(spatial), ek, eb)
+                reduced.append(window)
             head = dense(tf.nn.relu(hidden), hidden_kernel, hidden_bias, tf.nn.relu)
-            return dense(head, out_kernel, out_bias), now
+            return dense(head, out_kernel, out_bias), {**now, "reduced": reduced}
 
-        def record(row, col, channel, value, now):
-            now["image"].record(col, channel, self._level_to_input(value))
-            return now
+        def end_column(col, now):
+            return {"reduced": [window.advance() for window in now["reduced"]],
+                    "reduced_row": [write_column(values, col, window.current)
+                                    for values, window in zip(now["reduced_row"], now["reduced"])]}
 
-        def end_row(row, now):
-            image_rows, reduced_rows = now["state"]
-            return (push_row(image_rows, now["image"].stacked()),
-                    [push_row(rows, tf.stack(values, axis=1))
+        def end_row(levels, fixed, now):
+            image_rows, reduced_rows = fixed["state"]
+            return (shift_in(image_rows, self._padded_row_inputs(levels, first_pad)),
+                    [shift_in(rows, tf.pad(values, [[0, 0], [pad, pad], [0, 0]]))
                      for rows, values in zip(reduced_rows, now["reduced_row"])])
 
         state = (tf.zeros([batch, first_pad, width + 2 * first_pad, colors]),
                  [tf.zeros([batch, pad, width + 2 * pad, half]) for _ in blocks])
-        return self._raster_loop(noise, known, known_mask, state, begin_row, params_at, record, end_row)
+        return self._raster_loop(noise, known, known_mask, first_pad, state, begin_row, params_at, end_column,
+                                 end_row)
 
     def get_config(self):
         config = super().get_config()
@@ -213,43 +217,36 @@ class GatedPixelCNN(AutoregressiveModel):
             kernel, bias = weights["vertical_to_horizontal"]
             return tf.nn.bias_add(tf.matmul(vertical, kernel[0]), bias)
 
-        def begin_row(row, state):
-            vertical_rings, from_above = state
-            image = RowInProgress(batch, width, colors, pads[0])
-            return dict(
-                state=state,
-                image=image,
-                from_above=[tf.unstack(values, axis=1) for values in from_above],
-                horizontal=[image.columns] + [[tf.zeros([batch, self.filters])] * (width + 2 * p)
-                                              for p in pads[1:]],
-            )
+        def begin_row(state):
+            return state, [Window.zeros(batch, p, self.filters) for p in pads[1:]]
 
-        def params_at(row, col, now):
-            horizontal = None
-            for i, (layer, pad, weights_i) in enumerate(zip(self.gated_layers, pads, weights)):
-                inputs = now["horizontal"][i]
-                if i > 0:  # this layer's input at (row, col) is the previous layer's output
-                    inputs[col + pad] = horizontal
-                window = tf.concat(inputs[col : col + pad + 1], axis=-1)
-                gates = (dense(window, *weights_i["horizontal"]) + now["from_above"][i][col]
+        def params_at(col, image, state, windows):
+            _, from_above = state
+            horizontal, new_windows = None, []
+            for i, (layer, weights_i) in enumerate(zip(self.gated_layers, weights)):
+                if i == 0:
+                    window = image
+                else:  # this layer's input at (row, col) is the previous layer's output
+                    new_windows.append(windows[i - 1].with_current(horizontal))
+                    window = new_windows[-1].flat()
+                gates = (dense(window, *weights_i["horizontal"]) + read_column(from_above[i], col)
                          + weights_i["horizontal_bias"])
                 output = dense(gated_activation(gates, layer.color_channels), *weights_i["horizontal_out"])
-                horizontal = output if layer.first else inputs[col + pad] + output
+                horizontal = output if layer.first else horizontal + output
             head = dense(tf.nn.relu(horizontal), hidden_kernel, hidden_bias, tf.nn.relu)
-            return dense(head, out_kernel, out_bias), now
+            return dense(head, out_kernel, out_bias), new_windows
 
-        def record(row, col, channel, value, now):
-            now["image"].record(col, channel, self._level_to_input(value))
-            return now
+        def end_column(col, windows):
+            return [window.advance() for window in windows]
 
-        def end_row(row, now):
-            vertical_rings, _ = now["state"]
-            vertical_in = now["image"].stacked()  # the finished image row, padded for layer 0
+        def end_row(levels, state, windows):
+            vertical_rings, _ = state
+            vertical_in = self._padded_row_inputs(levels, pads[0])
             new_rings, new_from_above = [], []
             for i, (pad, weights_i) in enumerate(zip(pads, weights)):
                 if i > 0:
                     vertical_in = tf.pad(vertical_in, [[0, 0], [pad, pad], [0, 0]])
-                ring = push_row(vertical_rings[i], vertical_in)
+                ring = shift_in(vertical_rings[i], vertical_in)
                 kernel, bias = weights_i["vertical"]
                 vertical = tf.nn.bias_add(tf.nn.conv2d(ring, kernel, strides=1, padding="VALID")[:, 0], bias)
                 new_rings.append(ring)
@@ -262,7 +259,8 @@ class GatedPixelCNN(AutoregressiveModel):
         zero_row = tf.zeros([batch, width, 2 * self.filters])
         state = ([tf.zeros([batch, p + 1, width + 2 * p, c]) for p, c in zip(pads, in_channels)],
                  [vertical_to_horizontal(zero_row, weights_i) for weights_i in weights])
-        return self._raster_loop(noise, known, known_mask, state, begin_row, params_at, record, end_row)
+        return self._raster_loop(noise, known, known_mask, pads[0], state, begin_row, params_at, end_column,
+                                 end_row)
 
     def get_config(self):
         config = super().get_config()

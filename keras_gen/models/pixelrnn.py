@@ -7,13 +7,16 @@ from keras_gen.layers import DiagonalBiLSTM, MaskedConv2D, RowLSTM
 from keras_gen.layers.recurrent import lstm_update
 from keras_gen.models.autoregressive import (
     AutoregressiveModel,
-    RowInProgress,
+    Window,
+    any_batch,
     channel_width,
     dense,
     float32_matrix,
     from_rows_above,
-    push_row,
+    read_column,
+    shift_in,
     split_causal_kernel,
+    write_column,
 )
 from keras_gen.registry import register
 
@@ -104,37 +107,37 @@ class PixelRNN(AutoregressiveModel):
         residuals = [float32_matrix(conv) for conv in self.residual_convs]
         (hidden_kernel, hidden_bias), (out_kernel, out_bias) = map(float32_matrix, (self.head_hidden, self.head_out))
         cells = self._row_lstm_cells(batch) if self.kind == "row_lstm" else self._diagonal_bilstm_cells(batch)
-        begin_cells, cell_at, end_cells, initial_cells = cells
+        begin_cells, cell_at, end_column_cells, end_row_cells, initial_cells = cells
 
-        def begin_row(row, state):
+        def begin_row(state):
             image_rows, cell_states = state
-            return dict(
-                image_rows=image_rows,
-                image=RowInProgress(batch, width, colors, pad),
-                input_from_above=tf.unstack(from_rows_above(image_rows, *input_conv), axis=1),
-                layers=[begin_cells(layer, cell_state) for layer, cell_state in zip(self.recurrent_layers,
-                                                                                    cell_states)],
-            )
+            fixed, carried = zip(*[begin_cells(layer, cell_state)
+                                   for layer, cell_state in zip(self.recurrent_layers, cell_states)])
+            return dict(image_rows=image_rows, input_from_above=from_rows_above(image_rows, *input_conv),
+                        layers=fixed), list(carried)
 
-        def params_at(row, col, now):
-            features = now["input_from_above"][col] + tf.matmul(now["image"].window(col), input_conv[1])
-            for layer, layer_now, (kernel, bias) in zip(self.recurrent_layers, now["layers"], residuals):
-                features = features + dense(cell_at(layer, layer_now, col, features), kernel, bias)
+        def params_at(col, image, fixed, carried):
+            features = read_column(fixed["input_from_above"], col) + tf.matmul(image, input_conv[1])
+            new_carried = []
+            for layer, layer_fixed, layer_now, (kernel, bias) in zip(
+                    self.recurrent_layers, fixed["layers"], carried, residuals):
+                outputs, layer_now = cell_at(layer, col, features, layer_fixed, layer_now)
+                features = features + dense(outputs, kernel, bias)
+                new_carried.append(layer_now)
             head = dense(tf.nn.relu(features), hidden_kernel, hidden_bias, tf.nn.relu)
-            return dense(head, out_kernel, out_bias), now
+            return dense(head, out_kernel, out_bias), new_carried
 
-        def record(row, col, channel, value, now):
-            now["image"].record(col, channel, self._level_to_input(value))
-            return now
+        def end_column(col, carried):
+            return [end_column_cells(layer_now) for layer_now in carried]
 
-        def end_row(row, now):
-            image_row = now["image"].stacked()
-            return push_row(now["image_rows"], image_row), [
-                end_cells(layer, layer_now, image_row[:, pad : pad + width])
-                for layer, layer_now in zip(self.recurrent_layers, now["layers"])]
+        def end_row(levels, fixed, carried):
+            image_row = self._padded_row_inputs(levels, pad)
+            return shift_in(fixed["image_rows"], image_row), [
+                end_row_cells(layer, image_row[:, pad : pad + width], layer_fixed, layer_now)
+                for layer, layer_fixed, layer_now in zip(self.recurrent_layers, fixed["layers"], carried)]
 
         state = (tf.zeros([batch, pad, width + 2 * pad, colors]), [initial_cells for _ in self.recurrent_layers])
-        return self._raster_loop(noise, known, known_mask, state, begin_row, params_at, record, end_row)
+        return self._raster_loop(noise, known, known_mask, pad, state, begin_row, params_at, end_column, end_row)
 
     def _row_lstm_cells(self, batch):
         """A Row LSTM pixel by pixel: its (hidden, cell) along the row above and the row so far.
@@ -145,27 +148,27 @@ class PixelRNN(AutoregressiveModel):
         """
         width, pad = self.image_shape[1], self.kernel_size // 2
         zeros = tf.zeros([batch, width, self.units])
+        input_to_state = {layer.name: split_causal_kernel(layer.input_to_state)[1:] for layer in self.recurrent_layers}
 
         def begin(layer, state):
             hidden, cell = state
-            return dict(input_to_state=split_causal_kernel(layer.input_to_state),
-                        from_above=tf.unstack(layer.state_gates(hidden), axis=1),
-                        cell_above=tf.unstack(cell, axis=1),
-                        inputs=[tf.zeros([batch, self.units])] * (width + pad),
-                        hidden=[None] * width, cell=[None] * width)
+            fixed = dict(from_above=layer.state_gates(hidden), cell_above=cell)
+            return fixed, dict(inputs=Window.zeros(batch, pad, self.units), hidden=zeros, cell=zeros)
 
-        def at(layer, now, col, features):
-            now["inputs"][col + pad] = features
-            _, kernel, bias = now["input_to_state"]
-            window = tf.concat(now["inputs"][col : col + pad + 1], axis=-1)
-            gates = tf.nn.bias_add(tf.matmul(window, kernel), bias) + now["from_above"][col]
-            now["hidden"][col], now["cell"][col] = lstm_update(gates, now["cell_above"][col], layer.color_channels)
-            return now["hidden"][col]
+        def at(layer, col, features, fixed, now):
+            inputs = now["inputs"].with_current(features)
+            gates = dense(inputs.flat(), *input_to_state[layer.name]) + read_column(fixed["from_above"], col)
+            hidden, cell = lstm_update(gates, read_column(fixed["cell_above"], col), layer.color_channels)
+            return hidden, dict(inputs=inputs, hidden=write_column(now["hidden"], col, hidden),
+                                cell=write_column(now["cell"], col, cell))
 
-        def end(layer, now, image_row):
-            return tf.stack(now["hidden"], axis=1), tf.stack(now["cell"], axis=1)
+        def end_column(now):
+            return {**now, "inputs": now["inputs"].advance()}
 
-        return begin, at, end, (zeros, zeros)
+        def end(layer, image_row, fixed, now):
+            return now["hidden"], now["cell"]
+
+        return begin, at, end_column, end, (zeros, zeros)
 
     def _diagonal_bilstm_cells(self, batch):
         """A Diagonal BiLSTM pixel by pixel.
@@ -179,36 +182,45 @@ class PixelRNN(AutoregressiveModel):
         width = self.image_shape[1]
         zero_pixel = tf.zeros([batch, self.units])
         zero_row = tf.zeros([batch, width, self.units])
+        input_to_state = {bilstm.name: float32_matrix(bilstm.left_to_right.input_to_state)
+                          for bilstm in self.recurrent_layers}
 
         def begin(bilstm, state):
             forward_above, backward_above = state
-            return dict(forward_above=tf.unstack(forward_above, axis=1), backward_above=backward_above,
-                        shifted_backward=tf.unstack(backward_above, axis=1),
-                        input_to_state=float32_matrix(bilstm.left_to_right.input_to_state),
-                        inputs=[None] * width, hidden=[None] * width, cell=[None] * width)
+            fixed = dict(forward_above=forward_above, backward_above=backward_above)
+            return fixed, dict(inputs=zero_row, hidden=zero_row, left=(zero_pixel, zero_pixel),
+                               current=(zero_pixel, zero_pixel))
 
-        def at(bilstm, now, col, features):
-            now["inputs"][col] = features
-            previous = (now["hidden"][col - 1], now["cell"][col - 1]) if col > 0 else (zero_pixel, zero_pixel)
-            gates = dense(features, *now["input_to_state"])
-            now["hidden"][col], now["cell"][col] = bilstm.left_to_right.step(
-                gates, now["forward_above"][col], *previous)
-            return now["hidden"][col] + now["shifted_backward"][col]
+        def at(bilstm, col, features, fixed, now):
+            gates = dense(features, *input_to_state[bilstm.name])
+            hidden, cell = bilstm.left_to_right.step(gates, read_column(fixed["forward_above"], col), *now["left"])
+            outputs = hidden + read_column(fixed["backward_above"], col)  # the right-to-left pass, shifted down
+            return outputs, {**now, "inputs": write_column(now["inputs"], col, features),
+                             "hidden": write_column(now["hidden"], col, hidden), "current": (hidden, cell)}
 
-        def end(bilstm, now, image_row):
+        def end_column(now):
+            return {**now, "left": now["current"]}
+
+        def end(bilstm, image_row, fixed, now):
             backward = bilstm.right_to_left
-            inputs = tf.stack(now["inputs"], axis=1)
+            inputs = now["inputs"]
             if self.complete_context:
                 inputs = tf.concat([inputs, image_row], axis=-1)
             gates = dense(inputs, *float32_matrix(backward.input_to_state))
-            hidden = cell = zero_pixel
-            backward_hidden = [None] * width
-            for col in reversed(range(width)):
-                hidden, cell = backward.step(gates[:, col], now["backward_above"][:, col], hidden, cell)
-                backward_hidden[col] = hidden
-            return tf.stack(now["hidden"], axis=1), tf.stack(backward_hidden, axis=1)
 
-        return begin, at, end, (zero_row, zero_row)
+            def step(col, hidden, cell, backward_hidden):
+                hidden, cell = backward.step(read_column(gates, col), read_column(fixed["backward_above"], col),
+                                             hidden, cell)
+                return col - 1, hidden, cell, write_column(backward_hidden, col, hidden)
+
+            # A graph loop, like the sampler's columns, so the export holds one step's ops.
+            start = (tf.constant(width - 1), zero_pixel, zero_pixel, zero_row)
+            _, _, _, backward_hidden = tf.while_loop(
+                lambda col, *_: col >= 0, step, start,
+                shape_invariants=(tf.TensorShape([]),) + tuple(map(any_batch, start[1:])))
+            return now["hidden"], backward_hidden
+
+        return begin, at, end_column, end, (zero_row, zero_row)
 
     @classmethod
     def from_config(cls, config):
