@@ -169,8 +169,9 @@ def test_diagonal_graph_loop_equals_the_unrolled_loop_with_gradients(shape):
 
 
 @pytest.mark.parametrize("name", ["pixelrnn_row_lstm_binarized_mnist", "pixelrnn_diagonal_bilstm_binarized_mnist"])
-def test_zoo_exports_of_the_earlier_layers_score_the_same_as_the_current_layers(name):
-    """The zoo's exports were traced from the layers before their speed-ups: same weights, same log_prob."""
+def test_a_zoo_export_scores_as_the_current_layers_with_its_weights(name):
+    """These zoo models were first exported from the layers before their speed-ups; their weights, taken
+    from the export into today's layers, give the export's log_prob (and the folders were re-exported so)."""
     directory = os.path.join(REPO, "saved_models", name)
     with open(os.path.join(directory, "export.json")) as file:
         config = json.load(file)["config"]
