@@ -1,0 +1,89 @@
+"""On-device latency of every zoo model: LiteRT, 1 thread, one image at a time, float and quantized files.
+
+    python benchmarks/zoo_latency.py
+    python benchmarks/zoo_latency.py --num 16 --repeats 3 --out benchmarks/results/zoo_latency
+
+Each model samples `--num` images one at a time from fixed noise, through each of
+its LiteRT files (model.tflite, and model_int8.tflite / model_float16.tflite where
+the folder has them); the files take turns, one pass each per round, and each
+figure is the median over the rounds. Results go to --out as JSON and a plot.
+"""
+
+import argparse
+import json
+import os
+import time
+
+import numpy as np
+
+from keras_gen import zoo
+
+RUNTIMES = {"tflite": "model.tflite", "tflite-int8": "model_int8.tflite", "tflite-float16": "model_float16.tflite"}
+
+
+def per_image_ms(runner, noise, labels):
+    """Milliseconds per image for one pass over `noise`, one image per call."""
+    start = time.perf_counter()
+    for i in range(len(noise)):
+        runner.sample(noise[i : i + 1], None if labels is None else labels[i : i + 1])
+    return 1000 * (time.perf_counter() - start) / len(noise)
+
+
+def measure(name, num, repeats):
+    folder = zoo.folder(name)
+    runners = {runtime: zoo.open(name, runtime=runtime, num_threads=1)
+               for runtime, file in RUNTIMES.items() if os.path.exists(os.path.join(folder, file))}
+    first = next(iter(runners.values()))
+    noise = first.make_noise(num, seed=0)
+    labels = np.arange(num) % first.num_classes if first.num_classes else None
+    for runner in runners.values():  # warm-up
+        runner.sample(noise[:1], None if labels is None else labels[:1])
+    times = {runtime: [] for runtime in runners}
+    for _ in range(repeats):
+        for runtime, runner in runners.items():
+            times[runtime].append(per_image_ms(runner, noise, labels))
+    return {runtime: float(np.median(values)) for runtime, values in times.items()}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--num", type=int, default=16, help="images, sampled one at a time")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds (median)")
+    parser.add_argument("--out", default="benchmarks/results/zoo_latency", help="path stem for .json and .png")
+    args = parser.parse_args()
+    rows = [dict(name=entry["name"], model=entry["model"], ms_per_image=measure(entry["name"], args.num, args.repeats))
+            for entry in zoo.list()]
+    print("\n| zoo model | LiteRT float32 | int8 | float16 (ms per image, 1 thread) |")
+    print("|---|---:|---:|---:|")
+    for row in rows:
+        cells = [f"{row['ms_per_image'][r]:.1f}" if r in row["ms_per_image"] else "" for r in RUNTIMES]
+        print(f"| {row['name']} | " + " | ".join(cells) + " |")
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out + ".json", "w") as file:
+        json.dump(dict(num_images=args.num, repeats=args.repeats, rows=rows), file, indent=1)
+    plot(rows, args.out + ".png")
+    print(f"\nwrote {args.out}.json and {args.out}.png")
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 4.5))
+    width = 0.8 / len(RUNTIMES)
+    for i, runtime in enumerate(RUNTIMES):
+        values = [row["ms_per_image"].get(runtime, np.nan) for row in rows]
+        axis.bar(np.arange(len(rows)) + i * width, values, width, label=runtime)
+    axis.axhline(50, color="grey", linestyle="--", linewidth=1, label="50 ms")
+    axis.set_xticks(np.arange(len(rows)) + 0.4 - width / 2, [row["name"] for row in rows], rotation=25, ha="right",
+                    fontsize=7)
+    axis.set_ylabel("ms per image (LiteRT, 1 thread)")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    main()
