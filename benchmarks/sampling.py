@@ -27,6 +27,8 @@ import keras_gen  # noqa: F401
 from keras_gen import cli, export, models, runtime
 from keras_gen.models.base import pixels_to_levels
 
+from _plots import save_grouped_bars  # noqa: E402  (benchmarks/, beside this script)
+
 KINDS = {
     "pixelcnn": ("pixelcnn", {}),
     "gated_pixelcnn": ("gated_pixelcnn", {}),
@@ -140,26 +142,11 @@ def print_table(result, num):
 
 
 def plot(results, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(8, 4.5))
     samplers = [r["sampler"] for r in results[0]["rows"]]
     labels = [f"{r['model']} {'x'.join(map(str, r['image_shape']))}" for r in results]
-    width = 0.8 / len(samplers)
-    for i, sampler in enumerate(samplers):
-        seconds = [next((row["seconds"] for row in r["rows"] if row["sampler"] == sampler), np.nan)
-                   for r in results]
-        axis.bar(np.arange(len(results)) + i * width, seconds, width, label=sampler)
-    axis.set_xticks(np.arange(len(results)) + 0.4 - width / 2, labels, rotation=20, ha="right")
-    axis.set_yscale("log")
-    axis.set_ylabel("seconds (log)")
-    axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-
+    seconds = {sampler: [next((row["seconds"] for row in r["rows"] if row["sampler"] == sampler), np.nan)
+                         for r in results] for sampler in samplers}
+    save_grouped_bars(path, labels, seconds, "seconds (log)", log=True)
 
 if __name__ == "__main__":
     main()

@@ -18,6 +18,8 @@ import numpy as np
 
 from keras_gen import zoo
 
+from _plots import save_grouped_bars  # noqa: E402  (benchmarks/, beside this script)
+
 RUNTIMES = {"tflite": "model.tflite", "tflite-int8": "model_int8.tflite", "tflite-float16": "model_float16.tflite"}
 
 
@@ -66,24 +68,9 @@ def main():
 
 
 def plot(rows, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(8, 4.5))
-    width = 0.8 / len(RUNTIMES)
-    for i, runtime in enumerate(RUNTIMES):
-        values = [row["ms_per_image"].get(runtime, np.nan) for row in rows]
-        axis.bar(np.arange(len(rows)) + i * width, values, width, label=runtime)
-    axis.axhline(50, color="grey", linestyle="--", linewidth=1, label="50 ms")
-    axis.set_xticks(np.arange(len(rows)) + 0.4 - width / 2, [row["name"] for row in rows], rotation=25, ha="right",
-                    fontsize=7)
-    axis.set_ylabel("ms per image (LiteRT, 1 thread)")
-    axis.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-
+    milliseconds = {runtime: [row["ms_per_image"].get(runtime, np.nan) for row in rows] for runtime in RUNTIMES}
+    save_grouped_bars(path, [row["name"] for row in rows], milliseconds, "ms per image (LiteRT, 1 thread)",
+                      rotation=25, fontsize=7, limit=(50, "50 ms"))
 
 if __name__ == "__main__":
     main()
