@@ -68,9 +68,32 @@ def test_n_critic_steps_per_generator_step_each_on_its_own_slice_of_the_batch():
     assert int(dcgan.d_optimizer.iterations) == int(dcgan.g_optimizer.iterations) == 10
 
 
+def test_generator_average_follows_each_generator_step_and_is_what_samples():
+    model = tiny(DCGAN, ema_decay=0.75)
+    model.compile_for_training()
+    for average, weight in zip(model.ema_generator.get_weights(), model.generator.get_weights()):
+        np.testing.assert_array_equal(average, weight)
+    averages = model.ema_generator.get_weights()
+    model._discriminator_step = lambda real, labels: None  # only generator steps, so each is visible
+    for _ in range(2):
+        model.fit(tiny_images(4), batch_size=4, epochs=1, verbose=0)
+        averages = [0.75 * a + 0.25 * w for a, w in zip(averages, model.generator.get_weights())]
+        for average, expected in zip(model.ema_generator.get_weights(), averages):
+            np.testing.assert_allclose(average, expected, rtol=1e-6, atol=1e-7)
+    assert not model.ema_generator.trainable_weights and len(model.trainable_weights) == len(
+        model.generator.trainable_weights + model.discriminator.trainable_weights)
+    z = model.make_noise(3, seed=0)
+    averaged = np.round((model.ema_generator(z).numpy() + 1) / 2 * 255)
+    np.testing.assert_array_equal(model.sample(z), averaged.astype(np.uint8))
+    assert np.abs(model.generate(z).numpy() - model.generate(z, average=True).numpy()).max() > 1e-4
+    with pytest.raises(ValueError, match="ema_decay"):
+        tiny(DCGAN, ema_decay=1.0)
+
+
 @pytest.mark.parametrize("cls", [DCGAN, WGANGP, ConditionalGAN])
 def test_keras_round_trip_restores_both_optimizers(cls, tmp_path):
-    options = {ConditionalGAN: {"num_classes": 3}, WGANGP: {"discriminator_steps": 2}}.get(cls, {})
+    options = {ConditionalGAN: {"num_classes": 3, "ema_decay": 0.9},
+               WGANGP: {"discriminator_steps": 2}}.get(cls, {})
     model = tiny(cls, **options)
     model.compile_for_training()
     images = tiny_images(20)  # 5 batches of 4
@@ -112,7 +135,7 @@ def test_bad_input_gets_clear_errors():
 @pytest.mark.parametrize("cls", [DCGAN, WGANGP, ConditionalGAN])
 def test_export_parity(cls, tmp_path):
     model = cls(image_shape=(28, 28, 1), latent_dim=4, filters=4, seed=0,
-                **({"num_classes": 10} if cls is ConditionalGAN else {}))
+                **({"num_classes": 10, "ema_decay": 0.9} if cls is ConditionalGAN else {}))
     labels = np.array([0, 5, 9]) if model.num_classes else None
     assert_export_parity(model, str(tmp_path / "export"), labels=labels)
 

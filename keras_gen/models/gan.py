@@ -31,6 +31,10 @@ class AdversarialModel(GenerativeModel):
         latent_dim: size of z.
         filters: channels of the widest discriminator layer's input; the networks scale from it.
         discriminator_steps: discriminator (critic) steps per generator step.
+        ema_decay: decay of an exponential moving average of the generator's weights, batch-norm
+            statistics included, updated after each generator step. When above 0, `sample` and the
+            exports draw from the average (`ema_generator`), which is smoother than the last step's
+            weights (Yazici et al. 2019); training still steps the generator itself. 0 turns it off.
         discriminator_batch_norm: batch norm in the discriminator (not for WGAN-GP's critic).
     """
 
@@ -41,10 +45,13 @@ class AdversarialModel(GenerativeModel):
     discriminator_batch_norm = True
 
     def __init__(self, image_shape=(28, 28, 1), num_levels=256, latent_dim=64, filters=64,
-                 discriminator_steps=1, num_classes=None, **kwargs):
+                 discriminator_steps=1, num_classes=None, ema_decay=0.0, **kwargs):
         super().__init__(image_shape=image_shape, num_levels=num_levels, num_classes=num_classes, **kwargs)
         self.latent_dim, self.filters = int(latent_dim), int(filters)
         self.discriminator_steps = int(discriminator_steps)
+        if not 0.0 <= float(ema_decay) < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}.")
+        self.ema_decay = float(ema_decay)
         height, width, _ = self.image_shape
         self.stages = _upsamplings(height)
         if self.stages == 0 or width != height:
@@ -54,6 +61,12 @@ class AdversarialModel(GenerativeModel):
             )
         self.generator = self._build_generator()
         self.discriminator = self._build_discriminator()
+        self.ema_generator = None
+        if self.ema_decay:
+            self.ema_generator = self._build_generator(name="ema_generator")
+            self.ema_generator.trainable = False
+            for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+                average.assign(weight)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.d_optimizer = self.g_optimizer = None
@@ -77,7 +90,7 @@ class AdversarialModel(GenerativeModel):
         # Synchronized: under tf.distribute, statistics of the global batch, as on one device.
         return layers.BatchNormalization(synchronized=True)
 
-    def _build_generator(self):
+    def _build_generator(self, name="generator"):
         height, _, channels = self.image_shape
         start = height // 2**self.stages
         z, labels = self._inputs((self.latent_dim,), "z")
@@ -92,7 +105,7 @@ class AdversarialModel(GenerativeModel):
             hidden = layers.Conv2DTranspose(widest // 2 ** (stage + 1), 4, 2, "same", use_bias=False)(hidden)
             hidden = layers.ReLU()(self._batch_norm()(hidden))
         images = layers.Conv2DTranspose(channels, 4, 2, "same", activation="tanh", dtype="float32")(hidden)
-        return keras.Model([z, labels] if labels is not None else z, images, name="generator")
+        return keras.Model([z, labels] if labels is not None else z, images, name=name)
 
     def _build_discriminator(self):
         images, labels = self._inputs(self.image_shape, "images")
@@ -114,9 +127,13 @@ class AdversarialModel(GenerativeModel):
     def _with_labels(self, inputs, labels):
         return [inputs, labels] if self.num_classes else inputs
 
-    def generate(self, z, labels=None, training=False):
-        """z (batch, latent_dim) [and labels (batch,)] -> images (batch, H, W, C) float32 in [-1, 1]."""
-        return self.generator(self._with_labels(z, labels), training=training)
+    def generate(self, z, labels=None, training=False, average=False):
+        """z (batch, latent_dim) [and labels (batch,)] -> images (batch, H, W, C) float32 in [-1, 1].
+
+        With `average=True`, through the weight average `ema_generator` (when `ema_decay` > 0).
+        """
+        generator = self.ema_generator if average and self.ema_generator is not None else self.generator
+        return generator(self._with_labels(z, labels), training=training)
 
     def discriminate(self, images, labels=None, training=False):
         """Images in [-1, 1] (batch, H, W, C) -> logits (batch,), float32."""
@@ -126,7 +143,7 @@ class AdversarialModel(GenerativeModel):
         return self.generate(z, labels, training)
 
     def _sample(self, noise, labels):
-        return unit_to_pixels((self.generate(noise, labels) + 1.0) / 2.0)
+        return unit_to_pixels((self.generate(noise, labels, average=True) + 1.0) / 2.0)
 
     # -- compile and save -----------------------------------------------------
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
@@ -208,6 +225,14 @@ class AdversarialModel(GenerativeModel):
             loss = tf.nn.compute_average_loss(loss_per_example)
         self.minimize(tape, loss, self.g_optimizer, self.generator.trainable_variables)
         self.g_loss_tracker.update_state(loss_per_example)
+        if self.ema_generator is not None:
+            self._update_ema_generator()
+
+    def _update_ema_generator(self):
+        # Every replica holds the same generator after the synchronized step, so each updates
+        # its own copy of the average alike.
+        for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+            average.assign(self.ema_decay * average + (1.0 - self.ema_decay) * weight)
 
     def test_step(self, data):
         images, labels = self._unpack_batch(data)
@@ -222,7 +247,7 @@ class AdversarialModel(GenerativeModel):
     def get_config(self):
         config = super().get_config()
         config.update(latent_dim=self.latent_dim, filters=self.filters,
-                      discriminator_steps=self.discriminator_steps)
+                      discriminator_steps=self.discriminator_steps, ema_decay=self.ema_decay)
         return config
 
 
