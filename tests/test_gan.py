@@ -71,15 +71,19 @@ def test_n_critic_steps_per_generator_step_each_on_its_own_slice_of_the_batch():
 def test_generator_average_follows_each_generator_step_and_is_what_samples():
     model = tiny(DCGAN, ema_decay=0.75)
     model.compile_for_training()
-    for average, weight in zip(model.ema_generator.get_weights(), model.generator.get_weights()):
+    for average, weight in zip(model.ema_generator.weights, model.generator.weights):
         np.testing.assert_array_equal(average, weight)
+    trained = [not w.trainable for w in model.generator.weights]  # batch-norm statistics
     averages = model.ema_generator.get_weights()
     model._discriminator_step = lambda real, labels: None  # only generator steps, so each is visible
-    for _ in range(2):
+    for step in (1, 2):
         model.fit(tiny_images(4), batch_size=4, epochs=1, verbose=0)
-        averages = [0.75 * a + 0.25 * w for a, w in zip(averages, model.generator.get_weights())]
-        for average, expected in zip(model.ema_generator.get_weights(), averages):
-            np.testing.assert_allclose(average, expected, rtol=1e-6, atol=1e-7)
+        decay = min(0.75, (1 + step) / (10 + step))  # warm-up
+        averages = [a if statistics else decay * a + (1 - decay) * w
+                    for a, w, statistics in zip(averages, model.generator.get_weights(), trained)]
+        for average, expected, statistics in zip(model.ema_generator.get_weights(), averages, trained):
+            if not statistics:
+                np.testing.assert_allclose(average, expected, rtol=1e-6, atol=1e-7)
     assert not model.ema_generator.trainable_weights and len(model.trainable_weights) == len(
         model.generator.trainable_weights + model.discriminator.trainable_weights)
     z = model.make_noise(3, seed=0)
@@ -88,6 +92,21 @@ def test_generator_average_follows_each_generator_step_and_is_what_samples():
     assert np.abs(model.generate(z).numpy() - model.generate(z, average=True).numpy()).max() > 1e-4
     with pytest.raises(ValueError, match="ema_decay"):
         tiny(DCGAN, ema_decay=1.0)
+
+
+def test_generator_average_keeps_batch_norm_statistics_of_its_own_activations():
+    model = tiny(DCGAN, ema_decay=0.5)
+    model.compile_for_training()
+    dense, norm = model.ema_generator.layers[1], model.ema_generator.layers[2]  # z -> Dense -> BatchNorm
+    assert "dense" in dense.name and "batch_normalization" in norm.name
+    dense.kernel.assign(dense.kernel * 3.0)  # the average's activations differ from the generator's
+    generator_statistics = model.generator.layers[2].moving_mean.numpy()
+    z = model.make_noise(16, seed=1)
+    before = norm.moving_mean.numpy()
+    model._update_ema_generator(z, None)
+    batch_mean = (z @ dense.kernel.numpy()).mean(axis=0)
+    np.testing.assert_allclose(norm.moving_mean, 0.99 * before + 0.01 * batch_mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(model.generator.layers[2].moving_mean, generator_statistics)
 
 
 @pytest.mark.parametrize("cls", [DCGAN, WGANGP, ConditionalGAN])

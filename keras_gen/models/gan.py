@@ -31,10 +31,12 @@ class AdversarialModel(GenerativeModel):
         latent_dim: size of z.
         filters: channels of the widest discriminator layer's input; the networks scale from it.
         discriminator_steps: discriminator (critic) steps per generator step.
-        ema_decay: decay of an exponential moving average of the generator's weights, batch-norm
-            statistics included, updated after each generator step. When above 0, `sample` and the
-            exports draw from the average (`ema_generator`), which is smoother than the last step's
-            weights (Yazici et al. 2019); training still steps the generator itself. 0 turns it off.
+        ema_decay: decay of an exponential moving average of the generator's weights, updated after
+            each generator step (warmed up as min(ema_decay, (1 + t) / (10 + t)) at step t). When
+            above 0, `sample` and the exports draw from the average (`ema_generator`; Yazici et al.
+            2019); training still steps the generator itself. The average keeps batch-norm statistics
+            of its own activations, from a forward pass on each generator step's latents: the
+            trained generator's statistics do not fit the averaged weights. 0 turns it off.
         discriminator_batch_norm: batch norm in the discriminator (not for WGAN-GP's critic).
     """
 
@@ -64,7 +66,12 @@ class AdversarialModel(GenerativeModel):
         self.ema_generator = None
         if self.ema_decay:
             self.ema_generator = self._build_generator(name="ema_generator")
-            self.ema_generator.trainable = False
+            for layer in self.ema_generator.layers:
+                # Frozen weights, but batch norm stays trainable so its training mode uses and tracks
+                # batch statistics (a frozen Keras BatchNormalization always runs in inference mode).
+                layer.trainable = isinstance(layer, layers.BatchNormalization)
+                for variable in layer.weights:
+                    variable.trainable = False
             for average, weight in zip(self.ema_generator.weights, self.generator.weights):
                 average.assign(weight)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
@@ -219,20 +226,27 @@ class AdversarialModel(GenerativeModel):
         self.d_loss_tracker.update_state(loss_per_example)
 
     def _generator_step(self, batch, labels):
+        latents = self._latents(batch)
         with tf.GradientTape() as tape:
-            fake = self.generate(self._latents(batch), labels, training=True)
+            fake = self.generate(latents, labels, training=True)
             loss_per_example = self.generator_loss(self.discriminate(fake, labels, training=True))
             loss = tf.nn.compute_average_loss(loss_per_example)
         self.minimize(tape, loss, self.g_optimizer, self.generator.trainable_variables)
         self.g_loss_tracker.update_state(loss_per_example)
         if self.ema_generator is not None:
-            self._update_ema_generator()
+            self._update_ema_generator(latents, labels)
 
-    def _update_ema_generator(self):
+    def _update_ema_generator(self, latents, labels):
+        """Moves the averaged weights towards the generator's, then updates the average's own
+        batch-norm statistics with a forward pass on `latents` (batch, latent_dim)."""
+        steps = tf.cast(self.g_optimizer.iterations, tf.float32)
+        decay = tf.minimum(self.ema_decay, (1.0 + steps) / (10.0 + steps))
         # Every replica holds the same generator after the synchronized step, so each updates
         # its own copy of the average alike.
         for average, weight in zip(self.ema_generator.weights, self.generator.weights):
-            average.assign(self.ema_decay * average + (1.0 - self.ema_decay) * weight)
+            if weight.trainable:
+                average.assign(decay * average + (1.0 - decay) * weight)
+        self.ema_generator(self._with_labels(latents, labels), training=True)
 
     def test_step(self, data):
         images, labels = self._unpack_batch(data)
