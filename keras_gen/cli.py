@@ -436,18 +436,23 @@ def cmd_train_classifier(args):
 
 
 def evaluate_generator(args, runner):
-    """FCD, classifier score and (conditional) label accuracy against the real test split, with the floor."""
+    """FCD, classifier score and (conditional) label accuracy against the real test split, with the floor.
+
+    A conditional model is asked for the test images' own labels, so its samples follow the test
+    split's class mix, as the real images of the floor do (uniform labels alone add about 0.2 to
+    the FD on logits of real MNIST images).
+    """
     from keras_gen import data, metrics, runtime
 
     classifier = metrics.load_classifier(args.classifier or metrics.DEFAULT_CLASSIFIER)
     count = args.num_samples or 10_000
 
-    def real(split):
+    def real(split, labels=False):
         return data.as_numpy(data.load(args.dataset, split, batch_size=1000, take=count, shuffle=False,
-                                       manual_dir=args.manual_dir, data_dir=args.data_dir))
+                                       labels=labels, manual_dir=args.manual_dir, data_dir=args.data_dir))
 
-    test, train = real("test"), real("train")
-    labels = np.arange(count) % runner.num_classes if runner.num_classes else None
+    (test, test_labels), train = real("test", labels=True), real("train")
+    labels = np.resize(test_labels, count) if runner.num_classes else None
     generated = runtime.sample_in_batches(runner, runner.make_noise(count, seed=0), labels, batch_size=500)
     test_outputs = metrics.classifier_outputs(classifier, test)  # shared by both comparisons
     results = metrics.evaluate_samples(classifier, generated, labels=labels, real_outputs=test_outputs)

@@ -108,8 +108,9 @@ def test_train_on_real_binarized_mnist_files(tmp_path):
     assert os.path.getsize(run / "samples" / "epoch_001.png") > 1000
 
 
-def test_gan_trains_and_evaluate_prints_fcd_score_floor_and_label_accuracy(mock_dataset, tmp_path, capsys):
-    from keras_gen import metrics
+def test_gan_trains_and_evaluate_prints_fcd_score_floor_and_label_accuracy(mock_dataset, tmp_path, capsys,
+                                                                           monkeypatch):
+    from keras_gen import data, metrics, runtime
 
     classifier = str(tmp_path / "classifier.keras")
     metrics.MnistClassifier().save(classifier)  # untrained: the numbers are not meaningful, the plumbing is
@@ -119,9 +120,19 @@ def test_gan_trains_and_evaluate_prints_fcd_score_floor_and_label_accuracy(mock_
                      "--set", "filters=4", "--set", "latent_dim=4"]) == 0
     assert (run / "samples" / "epoch_001.png").is_file()
     capsys.readouterr()
+    asked = []
+    sample_in_batches = runtime.sample_in_batches
+    monkeypatch.setattr(runtime, "sample_in_batches",
+                        lambda runner, noise, labels, **kw: (asked.append(labels),
+                                                             sample_in_batches(runner, noise, labels, **kw))[1])
     assert cli.main(["evaluate", str(run / "model.keras"), "--dataset", "mnist", "--manual-dir", mock_dataset,
                      "--classifier", classifier, "--num-samples", "40"]) == 0
     printed = capsys.readouterr().out
+    _, test_labels = data.as_numpy(data.load("mnist", "test", batch_size=40, take=40, shuffle=False, labels=True,
+                                             manual_dir=mock_dataset))
+    # The test split's class mix, not a uniform one (its 32 labels repeated up to 40 samples).
+    np.testing.assert_array_equal(asked[0], np.resize(test_labels, 40))
+    assert len(set(test_labels)) > 1
     for name in ("fd_logits", "fcd", "classifier_score", "label_accuracy", "fd_logits_real_floor", "fcd_real_floor"):
         assert f"{name}:" in printed, name
     assert cli.main(["sample", str(run / "model.keras"), "--labels", "7", "--num", "3",
