@@ -90,6 +90,10 @@ def test_generator_average_follows_each_generator_step_and_is_what_samples():
     averaged = np.round((model.ema_generator(z).numpy() + 1) / 2 * 255)
     np.testing.assert_array_equal(model.sample(z), averaged.astype(np.uint8))
     assert np.abs(model.generate(z).numpy() - model.generate(z, average=True).numpy()).max() > 1e-4
+    model.sample_from_average = False
+    trained = DCGAN.from_config(model.get_config())
+    trained.set_weights(model.get_weights())
+    np.testing.assert_array_equal(trained.sample(z), np.round((model.generator(z).numpy() + 1) / 2 * 255))
     with pytest.raises(ValueError, match="ema_decay"):
         tiny(DCGAN, ema_decay=1.0)
 

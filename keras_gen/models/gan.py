@@ -37,6 +37,9 @@ class AdversarialModel(GenerativeModel):
             2019); training still steps the generator itself. The average keeps batch-norm statistics
             of its own activations, from a forward pass on each generator step's latents: the
             trained generator's statistics do not fit the averaged weights. 0 turns it off.
+        sample_from_average: with `ema_decay` above 0, whether `sample` and the exports use the
+            average (the default) or the trained generator. The average's samples are smoother but
+            can be less varied, so measure both (the zoo's conditional GAN samples better without).
         discriminator_batch_norm: batch norm in the discriminator (not for WGAN-GP's critic).
     """
 
@@ -47,13 +50,14 @@ class AdversarialModel(GenerativeModel):
     discriminator_batch_norm = True
 
     def __init__(self, image_shape=(28, 28, 1), num_levels=256, latent_dim=64, filters=64,
-                 discriminator_steps=1, num_classes=None, ema_decay=0.0, **kwargs):
+                 discriminator_steps=1, num_classes=None, ema_decay=0.0, sample_from_average=True, **kwargs):
         super().__init__(image_shape=image_shape, num_levels=num_levels, num_classes=num_classes, **kwargs)
         self.latent_dim, self.filters = int(latent_dim), int(filters)
         self.discriminator_steps = int(discriminator_steps)
         if not 0.0 <= float(ema_decay) < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}.")
         self.ema_decay = float(ema_decay)
+        self.sample_from_average = bool(sample_from_average)
         height, width, _ = self.image_shape
         self.stages = _upsamplings(height)
         if self.stages == 0 or width != height:
@@ -150,7 +154,7 @@ class AdversarialModel(GenerativeModel):
         return self.generate(z, labels, training)
 
     def _sample(self, noise, labels):
-        return unit_to_pixels((self.generate(noise, labels, average=True) + 1.0) / 2.0)
+        return unit_to_pixels((self.generate(noise, labels, average=self.sample_from_average) + 1.0) / 2.0)
 
     # -- compile and save -----------------------------------------------------
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
@@ -261,7 +265,8 @@ class AdversarialModel(GenerativeModel):
     def get_config(self):
         config = super().get_config()
         config.update(latent_dim=self.latent_dim, filters=self.filters,
-                      discriminator_steps=self.discriminator_steps, ema_decay=self.ema_decay)
+                      discriminator_steps=self.discriminator_steps, ema_decay=self.ema_decay,
+                      sample_from_average=self.sample_from_average)
         return config
 
 
