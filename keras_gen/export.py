@@ -153,7 +153,8 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
         exported = float32_twin(model)
         endpoints = exported.export_endpoints()
         archive = keras.export.ExportArchive()
-        archive.track(exported)
+        # No archive.track(model): the archive then saves just the variables its endpoints read, once
+        # (tracking the model also saves every variable a second time, through its Keras wrapper).
         saved_model_dir = os.path.join(staging, SAVED_MODEL)
         with unrolled_loops():  # graph loops would need TFLite's Flex ops
             for name, (function, signature) in endpoints.items():

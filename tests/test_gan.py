@@ -161,6 +161,11 @@ def test_export_parity(cls, tmp_path):
                 **({"num_classes": 10, "ema_decay": 0.9} if cls is ConditionalGAN else {}))
     labels = np.array([0, 5, 9]) if model.num_classes else None
     assert_export_parity(model, str(tmp_path / "export"), labels=labels)
+    # Only the sampling generator's variables are saved, not the discriminator's or the other generator's.
+    sampler = model.ema_generator if model.ema_generator is not None else model.generator
+    saved = tf.train.load_checkpoint(str(tmp_path / "export" / "saved_model" / "variables" / "variables"))
+    shapes = [tuple(shape) for name, shape in saved.get_variable_to_shape_map().items() if "VARIABLE_VALUE" in name]
+    assert sorted(shapes) == sorted(tuple(v.shape) for v in sampler.weights)
 
 
 def test_frechet_distance_and_classifier_score():
