@@ -2,6 +2,7 @@
 
     python benchmarks/zoo_latency.py
     python benchmarks/zoo_latency.py --num 16 --repeats 3 --out benchmarks/results/zoo_latency
+    python benchmarks/zoo_latency.py --write-cards    # also records each model.tflite's figure in its card
 
 Each model samples `--num` images one at a time from fixed noise, through each of
 its LiteRT files (model.tflite, and model_int8.tflite / model_float16.tflite where
@@ -52,6 +53,8 @@ def main():
     parser.add_argument("--num", type=int, default=16, help="images, sampled one at a time")
     parser.add_argument("--repeats", type=int, default=3, help="rounds (median)")
     parser.add_argument("--out", default="benchmarks/results/zoo_latency", help="path stem for .json and .png")
+    parser.add_argument("--write-cards", action="store_true",
+                        help="record each model.tflite's ms/image in its card.json and MODEL_CARD.md")
     args = parser.parse_args()
     rows = [dict(name=entry["name"], model=entry["model"], ms_per_image=measure(entry["name"], args.num, args.repeats))
             for entry in zoo.list()]
@@ -60,6 +63,10 @@ def main():
     for row in rows:
         cells = [f"{row['ms_per_image'][r]:.1f}" if r in row["ms_per_image"] else "" for r in RUNTIMES]
         print(f"| {row['name']} | " + " | ".join(cells) + " |")
+    if args.write_cards:
+        for row in rows:
+            milliseconds = row["ms_per_image"]["tflite"]
+            zoo.update_card(row["name"], litert_ms_per_image=round(milliseconds, 1 if milliseconds < 10 else None))
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".json", "w") as file:
         json.dump(dict(num_images=args.num, repeats=args.repeats, rows=rows), file, indent=1)

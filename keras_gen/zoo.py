@@ -112,12 +112,23 @@ def load(source):
     return runtime.load_keras(keras_path(source))
 
 
+def update_card(name, **fields):
+    """Sets `fields` in the zoo model's card.json, then re-renders MODEL_CARD.md; returns the card."""
+    info = card(name)
+    info.update(fields)
+    with builtins.open(os.path.join(folder(name), CARD), "w") as file:
+        json.dump(info, file, indent=1)
+        file.write("\n")
+    write_card(name)
+    return info
+
+
 def write_card(name):
     """Renders `card.json` and the folder's files into MODEL_CARD.md; returns its path.
 
     card.json keys: model, dataset, status, figures, published, epochs, training
     (command, data, batch_size, precision, optimizer, wall_time), evaluation,
-    export, limits. The card lists every file of the folder with its size and sha256.
+    export, litert_ms_per_image, limits. The card lists every file of the folder with its size and sha256.
     """
     from keras_gen.export import sha256
 
@@ -133,6 +144,9 @@ def write_card(name):
     lines += [f"- {key.replace('_', ' ')}: {value}" for key, value in training.items() if key != "command"]
     if info.get("epochs") is not None:
         lines.append(f"- epochs: {info['epochs']}")
+    if info.get("litert_ms_per_image") is not None:
+        lines.append(f"- LiteRT sampling: {info['litert_ms_per_image']} ms per image (model.tflite, 1 thread, "
+                     "one image at a time; benchmarks/zoo_latency.py)")
     for title, command in (("Trained with", training.get("command")), ("Evaluated with", info.get("evaluation")),
                            ("Exported with", info.get("export"))):
         if command:

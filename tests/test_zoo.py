@@ -94,6 +94,26 @@ def test_model_card_lists_figures_commands_and_every_file_with_its_sha256(tiny_z
         assert f"| {name} | " in text and sha256(f"{folder}/{name}") in text, name
 
 
+def test_update_card_keeps_the_other_fields_and_renders_the_latency(tiny_zoo):
+    before = zoo.card("tiny_pixelcnn")
+    zoo.update_card("tiny_pixelcnn", litert_ms_per_image=2.5)
+    assert zoo.card("tiny_pixelcnn") == dict(before, litert_ms_per_image=2.5)
+    assert [entry["litert_ms_per_image"] for entry in zoo.list()] == [2.5]
+    assert "- LiteRT sampling: 2.5 ms per image" in open(zoo.folder("tiny_pixelcnn") + "/MODEL_CARD.md").read()
+
+
+def test_latency_benchmark_records_each_models_figure_in_its_card(tiny_zoo, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "zoo_latency.py")
+    subprocess.run([sys.executable, script, "--num", "1", "--repeats", "1", "--write-cards",
+                    "--out", str(tmp_path / "latency")], check=True, capture_output=True)
+    milliseconds = zoo.card("tiny_pixelcnn")["litert_ms_per_image"]
+    assert json.load(open(tmp_path / "latency.json"))["rows"][0]["ms_per_image"]["tflite"] > 0 < milliseconds
+
+
 def test_zoo_command_draws_every_model_and_writes_cards(tiny_zoo, tmp_path):
     picture = tmp_path / "zoo.png"
     assert cli.main(["zoo", "--picture", str(picture), "--write-cards"]) == 0
