@@ -531,7 +531,7 @@ def cmd_zoo(args):
         latency = entry["litert_ms_per_image"]
         print(f"| {entry['name']} | {entry['model']} | {_figures(entry['figures'])} | "
               f"{_figures(entry['published'])} | {entry['size_mb']:.1f} | "
-              f"{'' if latency is None else f'{latency:.0f}'} |")
+              f"{'' if latency is None else f'{latency:g}'} |")
     return entries
 
 
