@@ -71,6 +71,52 @@ class SaveEachEpoch(keras.callbacks.Callback):
             self.model.save(temporary)
 
 
+class SampleQuality(keras.callbacks.Callback):
+    """After each epoch, scores samples from fixed noise with an MNIST classifier and logs the figures.
+
+    Adds `sample_fd_logits`, `sample_fcd`, `sample_classifier_score` (and, for a conditional model,
+    `sample_label_accuracy`) to the epoch's logs, so history.json, loss.png and TensorBoard get a
+    learning curve of sample quality (see `metrics.evaluate_samples`). GAN figures swing from
+    epoch to epoch, so with `best_path` it also saves the model whenever `sample_fd_logits` is the
+    lowest so far.
+
+    Args:
+        classifier: an `metrics.MnistClassifier`.
+        reference_pixels: (n, H, W, C) uint8 real images to compare with; keep the test split out
+            of them, so choosing the best epoch does not tune on the test figure.
+        reference_labels: (n,) int labels of those images; a conditional model is asked for them.
+        best_so_far: the lowest `sample_fd_logits` of the epochs before (a resumed run's history).
+        seed: noise seed; each epoch draws from the same noise.
+    """
+
+    def __init__(self, classifier, reference_pixels, reference_labels=None, best_path=None,
+                 best_so_far=float("inf"), batch_size=500, seed=0):
+        super().__init__()
+        from keras_gen import metrics
+
+        self.classifier, self.labels = classifier, reference_labels
+        self.reference_outputs = metrics.classifier_outputs(classifier, reference_pixels)
+        self.count, self.batch_size, self.seed = len(reference_pixels), batch_size, seed
+        self.best_path, self.best = best_path, best_so_far
+
+    def on_epoch_end(self, epoch, logs=None):
+        from keras_gen import metrics
+
+        noise = self.model.make_noise(self.count, seed=self.seed)
+        pixels = np.concatenate([
+            np.asarray(self.model.sample(noise[start : start + self.batch_size],
+                                         None if self.labels is None else self.labels[start : start + self.batch_size]))
+            for start in range(0, self.count, self.batch_size)])
+        results = metrics.evaluate_samples(self.classifier, pixels, labels=self.labels,
+                                           real_outputs=self.reference_outputs)
+        if logs is not None:
+            logs.update({f"sample_{name}": value for name, value in results.items()})
+        if self.best_path and results["fd_logits"] < self.best:
+            self.best = results["fd_logits"]
+            with atomic_path(self.best_path) as temporary:
+                self.model.save(temporary)
+
+
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss."""
 

@@ -124,6 +124,13 @@ def build_parser():
                        help="tf.distribute strategy: default (one device), mirrored (every local GPU, or CPU), "
                             "multi_worker (MultiWorkerMirroredStrategy; the cluster comes from $TF_CONFIG, "
                             "see the README). --batch-size is the global batch.")
+    train.add_argument("--sample-quality", type=positive_int, nargs="?", const=10_000, default=None, metavar="N",
+                       help="GANs on mnist: after each epoch, score N (default 10,000) samples against "
+                            "the first N train images with the MNIST classifier (logged as sample_fd_logits, "
+                            "sample_fcd, ...; the test split stays out), and keep the epoch with the lowest "
+                            "sample_fd_logits in best.keras.")
+    train.add_argument("--classifier", default=None,
+                       help="--sample-quality: the MNIST classifier (default saved_models/mnist_classifier.keras).")
     train.add_argument("--seed", type=int, default=0, help="seed for weights and the sample grid noise.")
     train.add_argument("--out", required=True, help="run directory to write.")
     train.add_argument("--resume", action="store_true",
@@ -290,6 +297,24 @@ def _resumed_model(args, model_class, saved, done_epochs):
     return model
 
 
+def _sample_quality_callback(args, model, out, history_path):
+    """[callbacks.SampleQuality] for --sample-quality: reference images from the train split."""
+    from keras_gen import callbacks, data, metrics
+
+    if model.has_log_prob or args.dataset != "mnist":
+        raise ArgumentError(f"--sample-quality scores GANs trained on mnist with the MNIST classifier, not "
+                            f"{args.model} on {args.dataset}.")
+    conditional = model.num_classes is not None
+    reference = data.as_numpy(data.load(args.dataset, "train", batch_size=1000, take=args.sample_quality,
+                                        shuffle=False, labels=conditional, manual_dir=args.manual_dir,
+                                        data_dir=args.data_dir))
+    pixels, labels = reference if conditional else (reference, None)
+    earlier = callbacks.read_history(history_path).get("sample_fd_logits", []) if args.resume else []
+    classifier = metrics.load_classifier(args.classifier or metrics.DEFAULT_CLASSIFIER)
+    return [callbacks.SampleQuality(classifier, pixels, labels, best_path=os.path.join(out, "best.keras"),
+                                    best_so_far=min(earlier, default=float("inf")))]
+
+
 def _drop_stale_backup(backup_dir, done_epochs):
     """Removes a BackupAndRestore backup older than model.keras (a crash between the two saves)."""
     metadata = os.path.join(backup_dir, "training_metadata.json")
@@ -329,6 +354,7 @@ def cmd_train(args):
         validation_data = _load(args, args.validation_split, labels=conditional, shuffle=False)
     noise = model.make_noise(64, seed=args.seed)
     labels = np.arange(64) % model.num_classes if conditional else None
+    quality = _sample_quality_callback(args, model, out, history_path) if args.sample_quality else []
     backup_dir = os.path.join(out, "backup")
     _drop_stale_backup(backup_dir, done_epochs)
     new_folder = not os.path.exists(out)
@@ -340,6 +366,7 @@ def cmd_train(args):
                 callbacks.StopOnNonFiniteLoss(),
                 callbacks.SampleGrid(os.path.join(out, "samples"), noise, labels),
                 callbacks.SaveEachEpoch(saved),  # before the history, so the history never runs ahead of it
+                *quality,  # before the history and TensorBoard, which log its figures
                 callbacks.LossCurves(os.path.join(out, "loss.png"), f"{args.model} on {args.dataset}",
                                      history_path),
                 keras.callbacks.TensorBoard(os.path.join(out, "logs")),

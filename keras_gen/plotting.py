@@ -52,13 +52,17 @@ def _write_png(figure, path, **savefig_options):
 
 
 def save_curves(history, path, title="training"):
-    """Writes one panel per metric ({name: [value per epoch]}) to a PNG; val_ pairs share a panel."""
+    """Writes one panel per metric ({name: [value per epoch]}) to a PNG; val_ pairs share a panel.
+
+    A series shorter than the longest (a metric added when a run was resumed) ends at the last epoch.
+    """
+    epochs = max((len(values) for values in history.values()), default=0)
     names = list(dict.fromkeys(n[4:] if n.startswith("val_") else n for n in history))
     figure, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
     for axis, name in zip(axes[0], names):
         for key, label, color in ((name, "train", "C0"), (f"val_{name}", "validation", "C1")):
             if key in history:
-                axis.plot(np.arange(1, len(history[key]) + 1), history[key], marker="o", label=label, color=color)
+                axis.plot(np.arange(epochs - len(history[key]) + 1, epochs + 1), history[key], marker="o", label=label, color=color)
         axis.legend()
         axis.set_title(f"{name} (nats)" if name in ("loss", "reconstruction", "kl", "nll") else name)
         axis.set_xlabel("epoch")

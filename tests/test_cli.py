@@ -97,6 +97,27 @@ def test_resume_counts_a_gans_epochs(mock_dataset, tmp_path, capsys):
     assert "trained 2 epochs already" in capsys.readouterr().err
 
 
+def test_sample_quality_learning_curve_from_a_resumed_gan_run(mock_dataset, tmp_path, capsys):
+    from keras_gen import metrics
+
+    classifier = str(tmp_path / "classifier.keras")
+    metrics.MnistClassifier().save(classifier)
+    run = tmp_path / "run"
+    argv = ["train", "dcgan", "--dataset", "mnist", "--validation-split", "none", "--batch-size", "16",
+            "--steps-per-epoch", "1", "--manual-dir", mock_dataset, "--out", str(run)]
+    assert cli.main(argv + ["--epochs", "1", "--set", "filters=4", "--set", "latent_dim=4"]) == 0
+    quality = ["--sample-quality", "24", "--classifier", classifier]
+    assert cli.main(argv + ["--epochs", "3", "--resume"] + quality) == 0
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["d_loss"]) == 3 and len(history["sample_fd_logits"]) == 2  # scored from epoch 2 on
+    assert keras.saving.load_model(run / "best.keras", safe_mode=True).latent_dim == 4
+    capsys.readouterr()
+    assert cli.main(["train", "vae", "--dataset", "mnist", "--preprocessing", "dynamic_binarize", "--epochs", "1",
+                     "--manual-dir", mock_dataset, "--out", str(tmp_path / "vae")] + quality + TINY_VAE) == 2
+    assert "--sample-quality scores GANs trained on mnist" in capsys.readouterr().err
+    assert not (tmp_path / "vae").exists()
+
+
 def test_train_on_real_binarized_mnist_files(tmp_path):
     manual = shared_data("binarized_mnist")
     run = tmp_path / "run"

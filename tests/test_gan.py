@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -214,3 +215,40 @@ def test_gradient_penalty_is_float32_under_mixed_precision(policy):
     penalty = mixed.gradient_penalty(real, fake, None, weights)
     assert penalty.dtype == tf.float32
     np.testing.assert_allclose(penalty, exact.gradient_penalty(real, fake, None, weights), rtol=0.05, atol=0.02)
+
+
+def test_sample_quality_logs_the_figures_of_the_models_own_samples_and_keeps_the_best_epoch(tmp_path):
+    from keras_gen import callbacks
+
+    classifier = metrics.MnistClassifier()  # untrained: any fixed features will do
+    rng = np.random.default_rng(0)
+    reference = rng.integers(0, 256, (40, 28, 28, 1)).astype(np.uint8)
+    labels = np.arange(40) % 10
+    model = ConditionalGAN(image_shape=(28, 28, 1), latent_dim=4, filters=4, num_classes=10, seed=0)
+    model.compile_for_training()
+    best = tmp_path / "best.keras"
+    quality = callbacks.SampleQuality(classifier, reference, labels, best_path=str(best), batch_size=16, seed=3)
+    history = model.fit(tiny_mnist_batches(), epochs=2, verbose=0, callbacks=[quality]).history
+    assert len(history["sample_fd_logits"]) == 2 and len(history["sample_label_accuracy"]) == 2
+    # The last epoch's figures are those of the model's own samples from the callback's noise and labels.
+    pixels = model.sample(model.make_noise(40, seed=3), labels)
+    expected = metrics.evaluate_samples(classifier, np.asarray(pixels), reference, labels=labels)
+    for name, value in expected.items():
+        np.testing.assert_allclose(history[f"sample_{name}"][-1], value, rtol=1e-5)
+    # best.keras is the epoch with the lowest FD.
+    best_epoch = int(np.argmin(history["sample_fd_logits"]))
+    restored = keras.saving.load_model(best, safe_mode=True)
+    fd_of_best = metrics.evaluate_samples(classifier, np.asarray(restored.sample(model.make_noise(40, seed=3), labels)),
+                                          reference, labels=labels)["fd_logits"]
+    np.testing.assert_allclose(fd_of_best, history["sample_fd_logits"][best_epoch], rtol=1e-5)
+
+    # A resumed run that scored better before never overwrites that epoch's best.keras.
+    best.unlink()
+    beaten = callbacks.SampleQuality(classifier, reference, labels, best_path=str(best), best_so_far=-1.0)
+    model.fit(tiny_mnist_batches(), epochs=1, verbose=0, callbacks=[beaten])
+    assert not best.exists()
+
+
+def tiny_mnist_batches():
+    images = (np.arange(16 * 784).reshape(16, 28, 28, 1) * 37 % 256).astype(np.uint8)
+    return tf.data.Dataset.from_tensor_slices((images, np.arange(16) % 10)).batch(8)
