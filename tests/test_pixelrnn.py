@@ -168,18 +168,15 @@ def test_diagonal_graph_loop_equals_the_unrolled_loop_with_gradients(shape):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["pixelrnn_row_lstm_binarized_mnist", "pixelrnn_diagonal_bilstm_binarized_mnist"])
-def test_a_zoo_export_scores_as_the_current_layers_with_its_weights(name):
-    """These zoo models were first exported from the layers before their speed-ups; their weights, taken
-    from the export into today's layers, give the export's log_prob (and the folders were re-exported so)."""
+@pytest.mark.parametrize("name", ["pixelrnn_row_lstm_binarized_mnist", "pixelrnn_diagonal_bilstm_binarized_mnist",
+                                  "gated_pixelcnn_binarized_mnist", "pixelcnn_binarized_mnist"])
+def test_a_zoo_folders_export_scores_as_its_model_keras(name):
+    """The folder's SavedModel is the export of the folder's model.keras, run through today's layers."""
+    from keras_gen import export, runtime
+
     directory = os.path.join(REPO, "saved_models", name)
-    with open(os.path.join(directory, "export.json")) as file:
-        config = json.load(file)["config"]
-    model = PixelRNN.from_config(dict(config, dtype="float32"))
+    model = export.float32_twin(runtime.load_keras(os.path.join(directory, "model.keras")))
     exported = tf.saved_model.load(os.path.join(directory, "saved_model"))
-    by_path = {variable.name.split(":")[0]: variable for variable in exported.variables}
-    for weight in model.weights:
-        weight.assign(by_path[weight.path])
     images = (np.random.default_rng(0).random((4, 28, 28, 1)) < 0.15).astype(np.uint8)
     expected = exported.signatures["log_prob"](images=tf.constant(images))["log_prob"]
     np.testing.assert_allclose(model.log_prob(images), expected, rtol=1e-5)
