@@ -102,11 +102,10 @@ class SampleQuality(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         from keras_gen import metrics
 
+        from keras_gen import runtime
+
         noise = self.model.make_noise(self.count, seed=self.seed)
-        pixels = np.concatenate([
-            np.asarray(self.model.sample(noise[start : start + self.batch_size],
-                                         None if self.labels is None else self.labels[start : start + self.batch_size]))
-            for start in range(0, self.count, self.batch_size)])
+        pixels = runtime.sample_in_batches(self.model, noise, self.labels, self.batch_size, progress=False)
         results = metrics.evaluate_samples(self.classifier, pixels, labels=self.labels,
                                            real_outputs=self.reference_outputs)
         if logs is not None:

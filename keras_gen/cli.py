@@ -299,18 +299,16 @@ def _resumed_model(args, model_class, saved, done_epochs):
 
 def _sample_quality_callback(args, model, out, history_path):
     """[callbacks.SampleQuality] for --sample-quality: reference images from the train split."""
-    from keras_gen import callbacks, data, metrics
+    from keras_gen import callbacks, metrics
 
     if model.has_log_prob or args.dataset != "mnist":
         raise ArgumentError(f"--sample-quality scores GANs trained on mnist with the MNIST classifier, not "
                             f"{args.model} on {args.dataset}.")
     conditional = model.num_classes is not None
-    reference = data.as_numpy(data.load(args.dataset, "train", batch_size=1000, take=args.sample_quality,
-                                        shuffle=False, labels=conditional, manual_dir=args.manual_dir,
-                                        data_dir=args.data_dir))
+    reference = _real_images(args, "train", args.sample_quality, labels=conditional)
     pixels, labels = reference if conditional else (reference, None)
     earlier = callbacks.read_history(history_path).get("sample_fd_logits", []) if args.resume else []
-    classifier = metrics.load_classifier(args.classifier or metrics.DEFAULT_CLASSIFIER)
+    classifier = metrics.load_classifier(args.classifier)
     return [callbacks.SampleQuality(classifier, pixels, labels, best_path=os.path.join(out, "best.keras"),
                                     best_so_far=min(earlier, default=float("inf")))]
 
@@ -462,6 +460,14 @@ def cmd_train_classifier(args):
     print(f"test accuracy {accuracy:.4f} -> {out}")
 
 
+def _real_images(args, split, count, labels=False):
+    """The first `count` images of --dataset's `split` as uint8 pixels (and their labels), unshuffled."""
+    from keras_gen import data
+
+    return data.as_numpy(data.load(args.dataset, split, batch_size=1000, take=count, shuffle=False,
+                                   labels=labels, manual_dir=args.manual_dir, data_dir=args.data_dir))
+
+
 def evaluate_generator(args, runner):
     """FCD, classifier score and (conditional) label accuracy against the real test split, with the floor.
 
@@ -469,16 +475,11 @@ def evaluate_generator(args, runner):
     split's class mix, as the real images of the floor do (uniform labels alone add about 0.2 to
     the FD on logits of real MNIST images).
     """
-    from keras_gen import data, metrics, runtime
+    from keras_gen import metrics, runtime
 
-    classifier = metrics.load_classifier(args.classifier or metrics.DEFAULT_CLASSIFIER)
+    classifier = metrics.load_classifier(args.classifier)
     count = args.num_samples or 10_000
-
-    def real(split, labels=False):
-        return data.as_numpy(data.load(args.dataset, split, batch_size=1000, take=count, shuffle=False,
-                                       labels=labels, manual_dir=args.manual_dir, data_dir=args.data_dir))
-
-    (test, test_labels), train = real("test", labels=True), real("train")
+    (test, test_labels), train = _real_images(args, "test", count, labels=True), _real_images(args, "train", count)
     labels = np.resize(test_labels, count) if runner.num_classes else None
     generated = runtime.sample_in_batches(runner, runner.make_noise(count, seed=0), labels, batch_size=500)
     test_outputs = metrics.classifier_outputs(classifier, test)  # shared by both comparisons

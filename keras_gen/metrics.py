@@ -70,7 +70,9 @@ def train_classifier(out=DEFAULT_CLASSIFIER, epochs=4, manual_dir=None, data_dir
     return model, accuracy
 
 
-def load_classifier(path=DEFAULT_CLASSIFIER):
+def load_classifier(path=None):
+    """The MNIST classifier at `path` (None: saved_models/mnist_classifier.keras)."""
+    path = path or DEFAULT_CLASSIFIER
     if not os.path.exists(path):
         raise FileNotFoundError(
             f"No MNIST classifier at {path}; train one with `python -m keras_gen train-classifier`.")

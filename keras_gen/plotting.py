@@ -62,7 +62,8 @@ def save_curves(history, path, title="training"):
     for axis, name in zip(axes[0], names):
         for key, label, color in ((name, "train", "C0"), (f"val_{name}", "validation", "C1")):
             if key in history:
-                axis.plot(np.arange(epochs - len(history[key]) + 1, epochs + 1), history[key], marker="o", label=label, color=color)
+                first = epochs - len(history[key]) + 1
+                axis.plot(np.arange(first, epochs + 1), history[key], marker="o", label=label, color=color)
         axis.legend()
         axis.set_title(f"{name} (nats)" if name in ("loss", "reconstruction", "kl", "nll") else name)
         axis.set_xlabel("epoch")

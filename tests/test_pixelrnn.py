@@ -1,6 +1,4 @@
 import itertools
-import json
-import os
 
 import keras
 import numpy as np
@@ -10,7 +8,6 @@ import tensorflow as tf
 from keras_gen.layers import DiagonalBiLSTM, skew, unskew
 from keras_gen.layers.recurrent import diagonal_order, unrolled_loops
 from keras_gen.models import PixelRNN
-from tests.conftest import REPO
 from tests.helpers import assert_causal, assert_export_parity, assert_keras_round_trip, subpixel_jacobian
 
 KINDS = ["row_lstm", "diagonal_bilstm", "complete_context"]  # diagonal_bilstm: the paper's; complete_context: ours
@@ -167,16 +164,3 @@ def test_diagonal_graph_loop_equals_the_unrolled_loop_with_gradients(shape):
     for a, b in zip(graph_loop, unrolled):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
-
-@pytest.mark.parametrize("name", ["pixelrnn_row_lstm_binarized_mnist", "pixelrnn_diagonal_bilstm_binarized_mnist",
-                                  "gated_pixelcnn_binarized_mnist", "pixelcnn_binarized_mnist"])
-def test_a_zoo_folders_export_scores_as_its_model_keras(name):
-    """The folder's SavedModel is the export of the folder's model.keras, run through today's layers."""
-    from keras_gen import export, runtime
-
-    directory = os.path.join(REPO, "saved_models", name)
-    model = export.float32_twin(runtime.load_keras(os.path.join(directory, "model.keras")))
-    exported = tf.saved_model.load(os.path.join(directory, "saved_model"))
-    images = (np.random.default_rng(0).random((4, 28, 28, 1)) < 0.15).astype(np.uint8)
-    expected = exported.signatures["log_prob"](images=tf.constant(images))["log_prob"]
-    np.testing.assert_allclose(model.log_prob(images), expected, rtol=1e-5)

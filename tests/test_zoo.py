@@ -1,13 +1,16 @@
 """The zoo: listing, opening by name in every runtime, presets, and the CLI's zoo names."""
 
 import json
+import os
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_gen import cli, export, zoo
 from keras_gen.models import VAE, PixelCNN
+from tests.conftest import REPO
 
 EXPECTED = {"vae_binarized_mnist", "pixelcnn_binarized_mnist", "gated_pixelcnn_binarized_mnist",
             "pixelrnn_row_lstm_binarized_mnist", "pixelrnn_diagonal_bilstm_binarized_mnist",
@@ -119,3 +122,17 @@ def test_zoo_command_draws_every_model_and_writes_cards(tiny_zoo, tmp_path):
     assert cli.main(["zoo", "--picture", str(picture), "--write-cards"]) == 0
     assert picture.stat().st_size > 1000
     assert open(zoo.folder("tiny_pixelcnn") + "/MODEL_CARD.md").read().startswith("# tiny_pixelcnn")
+
+
+@pytest.mark.parametrize("name", ["pixelrnn_row_lstm_binarized_mnist", "pixelrnn_diagonal_bilstm_binarized_mnist",
+                                  "gated_pixelcnn_binarized_mnist", "pixelcnn_binarized_mnist"])
+def test_a_zoo_folders_export_scores_as_its_model_keras(name):
+    """The folder's SavedModel is the export of the folder's model.keras, run through today's layers."""
+    from keras_gen import runtime
+
+    directory = os.path.join(REPO, "saved_models", name)
+    model = export.float32_twin(runtime.load_keras(os.path.join(directory, "model.keras")))
+    exported = tf.saved_model.load(os.path.join(directory, "saved_model"))
+    images = (np.random.default_rng(0).random((4, 28, 28, 1)) < 0.15).astype(np.uint8)
+    expected = exported.signatures["log_prob"](images=tf.constant(images))["log_prob"]
+    np.testing.assert_allclose(model.log_prob(images), expected, rtol=1e-5)
