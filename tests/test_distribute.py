@@ -15,11 +15,12 @@ from keras_gen import models
 from tests.conftest import REPO
 
 # Tiny configurations of the 8 models. WGAN-GP takes 2 critic steps per batch, so its critic and
-# generator steps are both compared.
+# generator steps are both compared, and has a categorical latent code.
 CONFIGS = {
     "vae": ("vae", dict(image_shape=(8, 8, 1), latent_dim=4, widths=(4, 8), eval_num_samples=3)),
     "dcgan": ("dcgan", dict(image_shape=(8, 8, 1), latent_dim=4, filters=4)),
-    "wgan_gp": ("wgan_gp", dict(image_shape=(8, 8, 1), latent_dim=4, filters=4, discriminator_steps=2)),
+    "wgan_gp": ("wgan_gp", dict(image_shape=(8, 8, 1), latent_dim=4, filters=4, discriminator_steps=2,
+                                code_categories=3)),
     "conditional_gan": ("conditional_gan", dict(image_shape=(8, 8, 1), latent_dim=4, filters=4, num_classes=3,
                                                 ema_decay=0.5)),
     "pixelcnn": ("pixelcnn", dict(image_shape=(6, 6, 1), filters=4, num_blocks=1, head_filters=4)),

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from keras_gen import metrics
+from keras_gen.layers import CategoricalCode
 from keras_gen.models import DCGAN, WGANGP, ConditionalGAN
 from keras_gen.validation import InputError
 from tests.helpers import assert_export_parity, assert_keras_round_trip
@@ -117,7 +118,7 @@ def test_generator_average_keeps_batch_norm_statistics_of_its_own_activations():
 @pytest.mark.parametrize("cls", [DCGAN, WGANGP, ConditionalGAN])
 def test_keras_round_trip_restores_both_optimizers(cls, tmp_path):
     options = {ConditionalGAN: {"num_classes": 3, "ema_decay": 0.9},
-               WGANGP: {"discriminator_steps": 2}}.get(cls, {})
+               WGANGP: {"discriminator_steps": 2, "code_categories": 3}}.get(cls, {})
     model = tiny(cls, **options)
     model.compile_for_training()
     images = tiny_images(20)  # 5 batches of 4
@@ -131,6 +132,38 @@ def test_dcgan_training_moves_both_losses_and_label_smoothing_is_serialized():
     model.compile_for_training()
     history = model.fit(tiny_images(16), batch_size=4, epochs=2, verbose=0).history
     assert set(history) == {"d_loss", "g_loss"} and np.isfinite(history["d_loss"]).all()
+
+
+def test_categorical_code_is_uniform_and_read_from_the_noise():
+    latents = np.random.default_rng(0).standard_normal((30000, 5)).astype(np.float32)
+    codes = CategoricalCode(3)(latents).numpy()
+    np.testing.assert_array_equal(codes, np.argmax(latents[:, :3], axis=1))
+    np.testing.assert_allclose(np.bincount(codes) / len(codes), [1 / 3] * 3, atol=0.01)
+    model = tiny(DCGAN, code_categories=3)
+    # Same z but the largest of the first 3 entries moved: a different code, a different image.
+    z = np.array([[2.0, 0.0, 0.0, 0.5], [0.0, 2.0, 0.0, 0.5]], np.float32)
+    other = z.copy()
+    other[:, 3] = 0.6
+    images = model.generate(z).numpy()
+    assert np.abs(images[0] - images[1]).max() > 10 * np.abs(images[1] - model.generate(other).numpy()[1]).max()
+
+
+def test_code_loss_is_the_cross_entropy_of_the_latents_code_and_training_learns_it():
+    model = tiny(DCGAN, code_categories=3)
+    latents = np.random.default_rng(1).standard_normal((6, 4)).astype(np.float32)
+    code_logits = np.random.default_rng(2).standard_normal((6, 3)).astype(np.float32)
+    codes = np.argmax(latents[:, :3], axis=1)
+    log_softmax = code_logits - np.log(np.exp(code_logits).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(model.code_loss(latents, code_logits), -log_softmax[np.arange(6), codes], rtol=1e-5)
+    np.testing.assert_array_equal(tiny(DCGAN).code_loss(latents, None), np.zeros(6))
+
+    model.compile_for_training(learning_rate=2e-3)
+    history = model.fit(tiny_images(64), batch_size=16, epochs=8, verbose=0).history
+    assert set(history) == {"d_loss", "g_loss", "code_loss"}
+    # Chance is log 3 = 1.10 nats: the discriminator's head reads the code back from the images.
+    assert history["code_loss"][0] > 0.9 and history["code_loss"][-1] < 0.5, history["code_loss"]
+    with pytest.raises(ValueError, match=r"code_categories must be 0 or in \[2, latent_dim = 4\]"):
+        tiny(DCGAN, code_categories=5)
 
 
 def test_conditional_generator_obeys_its_labels():
@@ -158,8 +191,8 @@ def test_bad_input_gets_clear_errors():
 
 @pytest.mark.parametrize("cls", [DCGAN, WGANGP, ConditionalGAN])
 def test_export_parity(cls, tmp_path):
-    model = cls(image_shape=(28, 28, 1), latent_dim=4, filters=4, seed=0,
-                **({"num_classes": 10, "ema_decay": 0.9} if cls is ConditionalGAN else {}))
+    options = {ConditionalGAN: {"num_classes": 10, "ema_decay": 0.9}, WGANGP: {"code_categories": 3}}
+    model = cls(image_shape=(28, 28, 1), latent_dim=4, filters=4, seed=0, **options.get(cls, {}))
     labels = np.array([0, 5, 9]) if model.num_classes else None
     assert_export_parity(model, str(tmp_path / "export"), labels=labels)
     # Only the sampling generator's variables are saved, not the discriminator's or the other generator's.

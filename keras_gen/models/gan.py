@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
+from keras_gen.layers import CategoricalCode
 from keras_gen.models.base import GenerativeModel, unit_to_pixels
 from keras_gen.registry import register
 
@@ -40,6 +41,15 @@ class AdversarialModel(GenerativeModel):
         sample_from_average: with `ema_decay` above 0, whether `sample` and the exports use the
             average (the default) or the trained generator. The average's samples are smoother but
             can be less varied, so measure both (the zoo's conditional GAN samples better without).
+        code_categories: size of a categorical latent code (InfoGAN, Chen et al. 2016), 0 for none.
+            The code is the index of the largest of z's first `code_categories` entries (uniform),
+            so noise and exports stay as they are. The generator also sees it as an embedding,
+            and a head on the discriminator's features learns to read it back from generated
+            images; both networks add `code_weight` times that head's cross-entropy (a bound on
+            the mutual information between code and image) to their losses. Without labels, this
+            lets the generator put separate modes, such as digit classes, on separate codes
+            instead of spreading one connected latent space across them.
+        code_weight: weight of the code's cross-entropy (InfoGAN's lambda).
         discriminator_batch_norm: batch norm in the discriminator (not for WGAN-GP's critic).
     """
 
@@ -50,7 +60,8 @@ class AdversarialModel(GenerativeModel):
     discriminator_batch_norm = True
 
     def __init__(self, image_shape=(28, 28, 1), num_levels=256, latent_dim=64, filters=64,
-                 discriminator_steps=1, num_classes=None, ema_decay=0.0, sample_from_average=True, **kwargs):
+                 discriminator_steps=1, num_classes=None, ema_decay=0.0, sample_from_average=True,
+                 code_categories=0, code_weight=1.0, **kwargs):
         super().__init__(image_shape=image_shape, num_levels=num_levels, num_classes=num_classes, **kwargs)
         self.latent_dim, self.filters = int(latent_dim), int(filters)
         self.discriminator_steps = int(discriminator_steps)
@@ -58,6 +69,10 @@ class AdversarialModel(GenerativeModel):
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}.")
         self.ema_decay = float(ema_decay)
         self.sample_from_average = bool(sample_from_average)
+        self.code_categories, self.code_weight = int(code_categories), float(code_weight)
+        if self.code_categories and not 2 <= self.code_categories <= self.latent_dim:
+            raise ValueError(f"code_categories must be 0 or in [2, latent_dim = {self.latent_dim}], "
+                             f"got {code_categories}.")
         height, width, _ = self.image_shape
         self.stages = _upsamplings(height)
         if self.stages == 0 or width != height:
@@ -80,6 +95,8 @@ class AdversarialModel(GenerativeModel):
                 average.assign(weight)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        # Cross-entropy of the code read back from generated images (nats; log(categories) is chance).
+        self.code_loss_tracker = keras.metrics.Mean(name="code_loss") if self.code_categories else None
         self.d_optimizer = self.g_optimizer = None
         self.built = True
 
@@ -89,7 +106,8 @@ class AdversarialModel(GenerativeModel):
 
     @property
     def metrics(self):
-        return [self.d_loss_tracker, self.g_loss_tracker]
+        trackers = [self.d_loss_tracker, self.g_loss_tracker, self.code_loss_tracker]
+        return [tracker for tracker in trackers if tracker is not None]
 
     # -- networks -----------------------------------------------------------
     def _inputs(self, shape, name):
@@ -107,7 +125,10 @@ class AdversarialModel(GenerativeModel):
         z, labels = self._inputs((self.latent_dim,), "z")
         hidden = z
         if labels is not None:
-            hidden = layers.Concatenate()([z, layers.Embedding(self.num_classes, self.latent_dim)(labels)])
+            hidden = layers.Concatenate()([hidden, layers.Embedding(self.num_classes, self.latent_dim)(labels)])
+        if self.code_categories:
+            code = CategoricalCode(self.code_categories)(z)
+            hidden = layers.Concatenate()([hidden, layers.Embedding(self.code_categories, self.latent_dim)(code)])
         widest = self.filters * 2 ** (self.stages - 1)
         hidden = layers.Dense(start * start * widest, use_bias=False)(hidden)
         hidden = layers.ReLU()(self._batch_norm()(hidden))
@@ -133,7 +154,11 @@ class AdversarialModel(GenerativeModel):
             embedded = layers.Embedding(self.num_classes, features.shape[-1])(labels)
             projection = layers.Dot(axes=1, dtype="float32")([embedded, features])
             logits = layers.Add(dtype="float32")([logits, projection])
-        return keras.Model([images, labels] if labels is not None else images, logits, name="discriminator")
+        outputs = logits
+        if self.code_categories:
+            hidden = layers.LeakyReLU(0.2)(layers.Dense(128)(features))
+            outputs = [logits, layers.Dense(self.code_categories, dtype="float32", name="code_logits")(hidden)]
+        return keras.Model([images, labels] if labels is not None else images, outputs, name="discriminator")
 
     def _with_labels(self, inputs, labels):
         return [inputs, labels] if self.num_classes else inputs
@@ -148,7 +173,13 @@ class AdversarialModel(GenerativeModel):
 
     def discriminate(self, images, labels=None, training=False):
         """Images in [-1, 1] (batch, H, W, C) -> logits (batch,), float32."""
-        return tf.reshape(self.discriminator(self._with_labels(images, labels), training=training), [-1])
+        return self.discriminate_with_code(images, labels, training)[0]
+
+    def discriminate_with_code(self, images, labels=None, training=False):
+        """Images in [-1, 1] -> (logits (batch,), code logits (batch, code_categories) or None), float32."""
+        outputs = self.discriminator(self._with_labels(images, labels), training=training)
+        logits, code_logits = outputs if self.code_categories else (outputs, None)
+        return tf.reshape(logits, [-1]), code_logits
 
     def call(self, z, labels=None, training=False):
         return self.generate(z, labels, training)
@@ -202,6 +233,14 @@ class AdversarialModel(GenerativeModel):
     def _latents(self, batch):
         return self.replica_random(keras.random.normal, (batch, self.latent_dim))
 
+    def code_loss(self, latents, code_logits):
+        """(batch,) cross-entropy in nats of the code in `latents` (batch, latent_dim) under
+        `code_logits` (batch, code_categories); zeros without a code."""
+        if not self.code_categories:
+            return tf.zeros(tf.shape(latents)[:1])
+        codes = tf.argmax(latents[:, : self.code_categories], axis=-1)
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=codes, logits=code_logits)
+
     def _real(self, images):
         # float32 like the generator's output, so real and fake mix in one dtype under mixed precision
         return tf.cast(self.to_symmetric_interval(images), tf.float32)
@@ -219,13 +258,14 @@ class AdversarialModel(GenerativeModel):
         return self.step_logs(self.metrics)
 
     def _discriminator_step(self, real, labels):
+        latents = self._latents(tf.shape(real)[0])
         with tf.GradientTape() as tape:
-            fake = self.generate(self._latents(tf.shape(real)[0]), labels, training=True)
+            fake = self.generate(latents, labels, training=True)
+            fake_logits, code_logits = self.discriminate_with_code(fake, labels, training=True)
             loss_per_example = self.discriminator_loss(
-                real, fake, labels,
-                self.discriminate(real, labels, training=True), self.discriminate(fake, labels, training=True),
-            )
-            loss = tf.nn.compute_average_loss(loss_per_example)
+                real, fake, labels, self.discriminate(real, labels, training=True), fake_logits)
+            loss = tf.nn.compute_average_loss(
+                loss_per_example + self.code_weight * self.code_loss(latents, code_logits))
         self.minimize(tape, loss, self.d_optimizer, self.discriminator.trainable_variables)
         self.d_loss_tracker.update_state(loss_per_example)
 
@@ -233,10 +273,14 @@ class AdversarialModel(GenerativeModel):
         latents = self._latents(batch)
         with tf.GradientTape() as tape:
             fake = self.generate(latents, labels, training=True)
-            loss_per_example = self.generator_loss(self.discriminate(fake, labels, training=True))
-            loss = tf.nn.compute_average_loss(loss_per_example)
+            fake_logits, code_logits = self.discriminate_with_code(fake, labels, training=True)
+            loss_per_example = self.generator_loss(fake_logits)
+            code_loss = self.code_loss(latents, code_logits)
+            loss = tf.nn.compute_average_loss(loss_per_example + self.code_weight * code_loss)
         self.minimize(tape, loss, self.g_optimizer, self.generator.trainable_variables)
         self.g_loss_tracker.update_state(loss_per_example)
+        if self.code_loss_tracker is not None:
+            self.code_loss_tracker.update_state(code_loss)
         if self.ema_generator is not None:
             self._update_ema_generator(latents, labels)
 
@@ -255,18 +299,22 @@ class AdversarialModel(GenerativeModel):
     def test_step(self, data):
         images, labels = self._unpack_batch(data)
         real = self._real(images)
-        fake = self.generate(self._latents(tf.shape(real)[0]), labels)
-        fake_logits = self.discriminate(fake, labels)
+        latents = self._latents(tf.shape(real)[0])
+        fake = self.generate(latents, labels)
+        fake_logits, code_logits = self.discriminate_with_code(fake, labels)
         self.d_loss_tracker.update_state(
             self.discriminator_loss(real, fake, labels, self.discriminate(real, labels), fake_logits))
         self.g_loss_tracker.update_state(self.generator_loss(fake_logits))
+        if self.code_loss_tracker is not None:
+            self.code_loss_tracker.update_state(self.code_loss(latents, code_logits))
         return self.step_logs(self.metrics)
 
     def get_config(self):
         config = super().get_config()
         config.update(latent_dim=self.latent_dim, filters=self.filters,
                       discriminator_steps=self.discriminator_steps, ema_decay=self.ema_decay,
-                      sample_from_average=self.sample_from_average)
+                      sample_from_average=self.sample_from_average, code_categories=self.code_categories,
+                      code_weight=self.code_weight)
         return config
 
 
