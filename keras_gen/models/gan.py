@@ -43,9 +43,10 @@ class AdversarialModel(GenerativeModel):
             can be less varied, so measure both (the zoo's conditional GAN samples better without).
         code_categories: size of a categorical latent code (InfoGAN, Chen et al. 2016), 0 for none.
             The code is the index of the largest of z's first `code_categories` entries (uniform),
-            so noise and exports stay as they are. The generator also sees it as an embedding,
-            and a head on the discriminator's features learns to read it back from generated
-            images; both networks add `code_weight` times that head's cross-entropy (a bound on
+            so noise and exports stay as they are. The generator also sees it as a small embedding,
+            and a small head on the discriminator's features learns to read it back from
+            generated images (both small because checkpoints carry Adam state and a weight
+            average); both networks add `code_weight` times that head's cross-entropy (a bound on
             the mutual information between code and image) to their losses. Without labels, this
             lets the generator put separate modes, such as digit classes, on separate codes
             instead of spreading one connected latent space across them.
@@ -124,11 +125,13 @@ class AdversarialModel(GenerativeModel):
         start = height // 2**self.stages
         z, labels = self._inputs((self.latent_dim,), "z")
         hidden = z
-        if labels is not None:
-            hidden = layers.Concatenate()([hidden, layers.Embedding(self.num_classes, self.latent_dim)(labels)])
         if self.code_categories:
             code = CategoricalCode(self.code_categories)(z)
-            hidden = layers.Concatenate()([hidden, layers.Embedding(self.code_categories, self.latent_dim)(code)])
+            # code_categories entries are enough for a separate shift of the next layer per code.
+            embedded = layers.Embedding(self.code_categories, self.code_categories)(code)
+            hidden = layers.Concatenate()([hidden, embedded])
+        if labels is not None:
+            hidden = layers.Concatenate()([hidden, layers.Embedding(self.num_classes, self.latent_dim)(labels)])
         widest = self.filters * 2 ** (self.stages - 1)
         hidden = layers.Dense(start * start * widest, use_bias=False)(hidden)
         hidden = layers.ReLU()(self._batch_norm()(hidden))
@@ -156,7 +159,8 @@ class AdversarialModel(GenerativeModel):
             logits = layers.Add(dtype="float32")([logits, projection])
         outputs = logits
         if self.code_categories:
-            hidden = layers.LeakyReLU(0.2)(layers.Dense(128)(features))
+            # InfoGAN's 128 units here, on 7x7x128 features, made a zoo checkpoint of 27 MB.
+            hidden = layers.LeakyReLU(0.2)(layers.Dense(32)(features))
             outputs = [logits, layers.Dense(self.code_categories, dtype="float32", name="code_logits")(hidden)]
         return keras.Model([images, labels] if labels is not None else images, outputs, name="discriminator")
 
