@@ -14,3 +14,7 @@ if keras.backend.backend() != "tensorflow":
     )
 
 __version__ = "0.1.0"
+
+# Importing the package registers every layer and model with Keras, so `import keras_gen` is
+# enough before `keras.saving.load_model`, as with `import keras_hub`.
+from keras_gen import layers, models, zoo  # noqa: E402, F401

@@ -86,6 +86,19 @@ def test_the_shipped_pixelcnn_is_a_preset_with_a_quantized_copy(monkeypatch):
     assert sizes["model_int8.tflite"] <= 0.4 * sizes["model.tflite"]  # issue G's target
 
 
+def test_importing_keras_gen_is_enough_to_load_a_zoo_model_keras():
+    """A user's fresh interpreter: `import keras_gen`, then plain Keras loading, in safe mode."""
+    import subprocess
+    import sys
+
+    path = os.path.join(REPO, "saved_models", "dcgan_mnist", "model.keras")
+    code = ("import sys, keras, keras_gen; "
+            "model = keras.saving.load_model(sys.argv[1], safe_mode=True); print(type(model).__name__)")
+    result = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-1] == "DCGAN"
+
+
 def test_model_card_lists_figures_commands_and_every_file_with_its_sha256(tiny_zoo):
     from keras_gen.export import sha256
 
