@@ -1,17 +1,19 @@
-"""Training throughput of every model in float32, mixed_bfloat16 and mixed_float16, side by side in one run,
-and the same PixelCNN written the tutorial way.
+"""Training throughput of every model in float32 and mixed_bfloat16 (optionally mixed_float16), side by
+side in one process, and the same PixelCNN written the tutorial way.
 
     python benchmarks/training.py                       # every model, 28x28 MNIST shapes, batch 64
-    python benchmarks/training.py --models pixelcnn,vae --steps 20
+    python benchmarks/training.py --models pixelcnn,vae --rounds 8
 
-Each configuration trains a fresh model (same seed) with `fit` on a prefetched
-tf.data pipeline of uint8 batches (as `data.load` gives), first for --warmup
-steps (tracing), then for --steps timed steps; the figure is images per second.
-"Tutorial PixelCNN" is the same architecture as `PixelCNN()` written as the
-common keras-io tutorial does: the mask multiplied into the kernel in Python on
-every call, float inputs from NumPy arrays (no tf.data prefetch), float32,
-binary cross-entropy through `compile(loss=...)`.
-Results go to --out as JSON and a plot.
+Every configuration is built first (same seed), on a prefetched tf.data pipeline of uint8 batches
+(as `data.load` gives) and traced by a warm-up `fit`. Then the configurations take turns, round
+after round, each training --steps steps in one `fit` call per round, the order rotating; a
+callback times each step from its batch's start to its end, so `fit`'s own start-up (seconds of
+it) is not counted. Each figure is the median step, with the middle half of the steps as its
+spread, turned into images per second. "Tutorial PixelCNN" is `PixelCNN()`'s architecture written
+as the common keras-io tutorial does: the mask multiplied into the kernel in Python on every
+call, float inputs from NumPy arrays, float32, binary cross-entropy through `compile(loss=...)`.
+The CPU's flags that decide bfloat16's speed are printed beside the table. Results go to --out
+as JSON and a plot.
 """
 
 import argparse
@@ -24,7 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 import keras_gen  # noqa: F401
-from keras_gen import data, models
+from keras_gen import models, precision
 
 MODELS = {  # name: (registered model, options, levels of its data)
     "pixelcnn": ("pixelcnn", {}, 2),
@@ -48,19 +50,39 @@ def batches(levels, batch_size, count, labels):
         tf.data.AUTOTUNE)
 
 
-def images_per_second(model, dataset, batch_size, warmup, steps):
-    model.fit(dataset, steps_per_epoch=warmup, epochs=1, verbose=0)
-    start = time.perf_counter()
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
-    return steps * batch_size / (time.perf_counter() - start)
+class StepTimer(keras.callbacks.Callback):
+    """Seconds of each training step, from its batch's start to its end."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
 
 
-def measure(name, policy, batch_size, warmup, steps):
+class Contestant:
+    """One configuration: a model, its data and the step times it has collected."""
+
+    def __init__(self, name, policy, model, fit_data):
+        self.name, self.policy, self.model, self.fit_data = name, policy, model, fit_data
+        self.timer = StepTimer()
+
+    def train(self, steps, timed=True):
+        args, kwargs = self.fit_data(steps)
+        self.model.fit(*args, **kwargs, epochs=1, verbose=0, callbacks=[self.timer] if timed else [])
+
+
+def keras_gen_contestant(name, policy, batch_size):
     registered, options, levels = MODELS[name]
     keras.utils.set_random_seed(0)
     model = models.get(registered)(num_levels=levels, dtype=policy, seed=0, **options)
     model.compile_for_training()
-    return images_per_second(model, batches(levels, batch_size, 4, model.num_classes), batch_size, warmup, steps)
+    dataset = batches(levels, batch_size, 4, model.num_classes)
+    return Contestant(name, policy, model, lambda steps: ((dataset,), dict(steps_per_epoch=steps)))
 
 
 class TutorialMaskedConv(keras.layers.Layer):
@@ -99,14 +121,21 @@ def tutorial_pixelcnn(filters=64, num_blocks=5, head_filters=64):
     return model
 
 
-def measure_tutorial(batch_size, warmup, steps):
+def tutorial_contestant(batch_size):
     keras.utils.set_random_seed(0)
     model = tutorial_pixelcnn()
-    images = np.random.default_rng(0).integers(0, 2, (batch_size * max(warmup, steps), 28, 28, 1)).astype(np.float32)
-    model.fit(images[: batch_size * warmup], images[: batch_size * warmup], batch_size=batch_size, verbose=0)
-    start = time.perf_counter()
-    model.fit(images[: batch_size * steps], images[: batch_size * steps], batch_size=batch_size, verbose=0)
-    return steps * batch_size / (time.perf_counter() - start)
+    images = np.random.default_rng(0).integers(0, 2, (batch_size * 4, 28, 28, 1)).astype(np.float32)
+    return Contestant("tutorial_pixelcnn", "float32", model,
+                      lambda steps: ((np.resize(images, (batch_size * steps,) + images.shape[1:]),) * 2,
+                                     dict(batch_size=batch_size)))
+
+
+def summary(contestant, batch_size):
+    """{median step (s), its quartiles, images/s}, from the timed steps."""
+    seconds = np.asarray(contestant.timer.seconds)
+    low, median, high = np.percentile(seconds, [25, 50, 75])
+    return dict(model=contestant.name, policy=contestant.policy, steps=len(seconds), median_step_s=median,
+                quartiles_s=[low, high], images_per_second=batch_size / median)
 
 
 def plot(rows, path):
@@ -133,41 +162,60 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default=",".join(MODELS), help="comma list of " + ", ".join(MODELS))
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per configuration (tracing).")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per configuration and round.")
+    parser.add_argument("--rounds", type=int, default=5, help="turns each configuration takes.")
     parser.add_argument("--policies", default="float32,mixed_bfloat16",
                         help="comma list of " + ", ".join(POLICIES) + "; mixed_float16 is very slow on CPUs, "
                              "whose float16 convolution gradients have no fast kernel")
     parser.add_argument("--out", default="benchmarks/results/training", help="path stem for .json, .png")
     args = parser.parse_args()
-    rows = []
-    for name in args.models.split(","):
-        for policy in args.policies.split(","):
-            speed = measure(name, policy, args.batch_size, args.warmup, args.steps)
-            rows.append(dict(model=name, policy=policy, images_per_second=speed))
-            print(f"{name:>16} {policy:>15} {speed:9.1f} images/s", flush=True)
-        if name == "pixelcnn" and "float32" in args.policies:
-            speed = measure_tutorial(args.batch_size, args.warmup, args.steps)
-            rows.append(dict(model="tutorial_pixelcnn", policy="float32", images_per_second=speed))
-            print(f"{'tutorial_pixelcnn':>16} {'float32':>15} {speed:9.1f} images/s", flush=True)
+    policies = args.policies.split(",")
+    contestants = [keras_gen_contestant(name, policy, args.batch_size)
+                   for name in args.models.split(",") for policy in policies]
+    if "pixelcnn" in args.models.split(",") and "float32" in policies:
+        contestants.append(tutorial_contestant(args.batch_size))
+    for contestant in contestants:
+        contestant.train(args.warmup, timed=False)
+        print(f"warmed up {contestant.name} {contestant.policy}", flush=True)
+    for turn in range(args.rounds):
+        shift = turn % len(contestants)
+        for contestant in contestants[shift:] + contestants[:shift]:
+            contestant.train(args.steps)
+        print(f"round {turn + 1}/{args.rounds} done", flush=True)
+    rows = [summary(contestant, args.batch_size) for contestant in contestants]
 
-    print(f"\nTraining throughput, batch {args.batch_size}, 28x28x1, {args.steps} timed steps after "
-          f"{args.warmup} warm-up steps (images/s; speed-up against float32)\n")
-    print("| model | float32 | mixed_bfloat16 | mixed_float16 |")
-    print("|---|---:|---:|---:|")
+    print(f"\nCPU: {os.cpu_count()} cores; flags: {precision.speed_flags()}; bfloat16 native: "
+          f"{precision.native_bfloat16()[0]}")
+    print(f"Training throughput, batch {args.batch_size}, 28x28x1: images/s from the median of "
+          f"{args.rounds} x {args.steps} steps taken in turns (middle half of the steps in brackets); "
+          "speed-up against float32\n")
+    print("| model | " + " | ".join(policies) + " |")
+    print("|---|" + "---:|" * len(policies))
     for name in dict.fromkeys(row["model"] for row in rows):
-        speeds = {r["policy"]: r["images_per_second"] for r in rows if r["model"] == name}
-        cells = [f"{speeds[p]:.0f}" + ("" if p == "float32" else f" ({speeds[p] / speeds['float32']:.2f}x)")
-                 if p in speeds else "" for p in POLICIES]
+        found = {r["policy"]: r for r in rows if r["model"] == name}
+        cells = []
+        for policy in policies:
+            row = found.get(policy)
+            if row is None:
+                cells.append("")
+                continue
+            low, high = (args.batch_size / q for q in reversed(row["quartiles_s"]))
+            cell = f"{row['images_per_second']:.0f} ({low:.0f}-{high:.0f})"
+            if policy != "float32" and "float32" in found:
+                cell += f", {row['images_per_second'] / found['float32']['images_per_second']:.2f}x"
+            cells.append(cell)
         print(f"| {name} | {' | '.join(cells)} |")
-    if any(r["model"] == "tutorial_pixelcnn" for r in rows):
-        ours = next(r for r in rows if r["model"] == "pixelcnn" and r["policy"] == "mixed_bfloat16")
-        tutorial = next(r for r in rows if r["model"] == "tutorial_pixelcnn")
-        print(f"\nPixelCNN, keras_gen in mixed_bfloat16 against the tutorial way: "
-              f"{ours['images_per_second'] / tutorial['images_per_second']:.2f}x")
+    by_key = {(r["model"], r["policy"]): r["images_per_second"] for r in rows}
+    if ("tutorial_pixelcnn", "float32") in by_key:
+        print()
+        for policy in policies:
+            if ("pixelcnn", policy) in by_key:
+                print(f"PixelCNN, keras_gen in {policy} against the tutorial way: "
+                      f"{by_key[('pixelcnn', policy)] / by_key[('tutorial_pixelcnn', 'float32')]:.2f}x")
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out + ".json", "w") as file:
-        json.dump(dict(vars(args), rows=rows), file, indent=1)
+        json.dump(dict(vars(args), cpu_flags=precision.speed_flags(), rows=rows), file, indent=1)
     plot(rows, args.out + ".png")
 
 

@@ -117,9 +117,11 @@ def build_parser():
                        help="split evaluated after each epoch (default test[:1000]; 'none' to skip).")
     train.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="model option, JSON value, e.g. --set latent_dim=32 --set widths=[32,64].")
-    train.add_argument("--mixed-precision", nargs="?", const="bfloat16", choices=["bfloat16", "float16"],
-                       help="compute in bfloat16 (the default; mixed_bfloat16 policy) or float16 (mixed_float16, "
-                            "with loss scaling); variables stay float32.")
+    train.add_argument("--mixed-precision", nargs="?", const="auto", choices=["auto", "bfloat16", "float16"],
+                       help="auto (the default): bfloat16 (mixed_bfloat16 policy) where the CPU or GPU computes "
+                            "it natively (avx512_bf16 or AMX; compute capability 8.0), else float32, which is "
+                            "faster there; bfloat16 or float16 (mixed_float16, with loss scaling): as asked. "
+                            "Variables stay float32. The decision is printed.")
     train.add_argument("--strategy", default="default", choices=["default", "mirrored", "multi_worker"],
                        help="tf.distribute strategy: default (one device), mirrored (every local GPU, or CPU), "
                             "multi_worker (MultiWorkerMirroredStrategy; the cluster comes from $TF_CONFIG, "
@@ -235,8 +237,12 @@ def _new_model(args, model_class, saved, history_path):
     options = parse_model_options(args.set)
     options.setdefault("image_shape", data.image_shape_of(args.dataset, args.manual_dir, args.data_dir))
     options.setdefault("num_levels", data.num_levels_for(args.dataset, args.preprocessing, args.bits))
-    if args.mixed_precision:
-        options.setdefault("dtype", f"mixed_{args.mixed_precision}")
+    from keras_gen import precision
+
+    policy, decision = precision.resolve(args.mixed_precision)
+    print(decision)
+    if policy:
+        options.setdefault("dtype", policy)
     keras.utils.set_random_seed(args.seed)
     unknown = sorted(set(options) - model_options(model_class))
     if unknown:
@@ -291,6 +297,7 @@ def _resumed_model(args, model_class, saved, done_epochs):
     if not isinstance(model, model_class):
         raise ValueError(f"--resume: {saved} holds a {type(model).__name__}, not a {args.model}.")
     check_data_matches(args, model.image_shape, model.num_levels, f"--resume: {saved}")
+    print(f"precision: {model.dtype_policy.name} (from {saved})")
     if args.learning_rate:
         model.set_learning_rate(args.learning_rate)
     keras.utils.set_random_seed(args.seed + done_epochs)  # shuffle afresh, not replay the first epochs

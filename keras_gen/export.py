@@ -2,8 +2,11 @@
 
 Layout of an export directory:
     saved_model/   signatures "sample" (noise [, labels] -> uint8 images) and,
-                   for models with a likelihood, "log_prob" (images -> nats per image)
-    model.tflite   the same signatures, built-in ops only
+                   for models with a likelihood, "log_prob" (images -> nats per image);
+                   an autoregressive model's "sample" is XLA-compiled (`jit_compile`), so
+                   TensorFlow clients (TF Serving, tf.saved_model.load) run its fast
+                   sampler as one fused loop
+    model.tflite   the same signatures, built-in ops only, converted from the plain graph
     model_int8.tflite, model_float16.tflite
                    optional quantized copies (`quantize=`): int8 weights with
                    float activations (dynamic range), or float16 weights
@@ -128,6 +131,25 @@ def quantization_quality(model, manifest, float_path, quantized_path):
     return quality
 
 
+def _write_saved_model(endpoints, directory, loops_unrolled_for=None):
+    """Writes `endpoints` ({name: (function, input signature)}) as a SavedModel's signatures.
+
+    Endpoints in `loops_unrolled_for` (default: all) are traced with the recurrent layers' loops
+    unrolled, as LiteRT's built-in ops need; the others keep their graph loops.
+    """
+    archive = keras.export.ExportArchive()
+    # No archive.track(model): the archive then saves just the variables its endpoints read, once
+    # (tracking the model also saves every variable a second time, through its Keras wrapper).
+    unrolled = set(endpoints) if loops_unrolled_for is None else loops_unrolled_for
+    for name, (function, signature) in endpoints.items():
+        traced = tf.function(function, input_signature=signature, autograph=False)
+        if name in unrolled:
+            with unrolled_loops():  # graph loops would need TFLite's Flex ops
+                traced.get_concrete_function()  # traced now, in the context; write_out reuses it
+        archive.add_endpoint(name, traced)
+    archive.write_out(directory, verbose=False)
+
+
 def export(model, directory, overwrite=False, verbose=True, quantize=()):
     """Writes `model` to `directory` as SavedModel + TFLite + export.json.
 
@@ -152,16 +174,18 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
     try:
         exported = float32_twin(model)
         endpoints = exported.export_endpoints()
-        archive = keras.export.ExportArchive()
-        # No archive.track(model): the archive then saves just the variables its endpoints read, once
-        # (tracking the model also saves every variable a second time, through its Keras wrapper).
         saved_model_dir = os.path.join(staging, SAVED_MODEL)
-        with unrolled_loops():  # graph loops would need TFLite's Flex ops
-            for name, (function, signature) in endpoints.items():
-                archive.add_endpoint(name, function, input_signature=signature)
-            archive.write_out(saved_model_dir, verbose=False)
+        # LiteRT converts a plain graph; TensorFlow clients get an XLA-compiled `sample` where the
+        # model asks for one, in a SavedModel of its own (the plain one is removed after converting).
+        compile_sample = exported.xla_served_sample
+        plain_dir = os.path.join(staging, ".plain_saved_model") if compile_sample else saved_model_dir
+        _write_saved_model(endpoints, plain_dir)
         with open(os.path.join(staging, TFLITE), "wb") as file:
-            file.write(to_tflite(saved_model_dir, list(endpoints)))
+            file.write(to_tflite(plain_dir, list(endpoints)))
+        if compile_sample:
+            function, signature = endpoints["sample"]
+            _write_saved_model({**endpoints, "sample": (tf.function(function, jit_compile=True), signature)},
+                               saved_model_dir, loops_unrolled_for=set(endpoints) - {"sample"})
         manifest = {
             "format_version": FORMAT_VERSION,
             "class_name": type(model).__name__,
@@ -176,13 +200,16 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
                 for name, (_, signature) in endpoints.items()
             },
         }
+        manifest["saved_model_sample"] = "xla" if compile_sample else "graph"
         manifest["quantized"] = {}
         for name in quantize:
             path = os.path.join(staging, QUANTIZED_TFLITE[name])
             with open(path, "wb") as file:
-                file.write(to_tflite(saved_model_dir, list(endpoints), quantize=name))
+                file.write(to_tflite(plain_dir, list(endpoints), quantize=name))
             quality = quantization_quality(exported, manifest, os.path.join(staging, TFLITE), path)
             manifest["quantized"][name] = dict(file=QUANTIZED_TFLITE[name], batch=QUALITY_BATCH, **quality)
+        if compile_sample:
+            shutil.rmtree(plain_dir)
         files = _files(staging)
         manifest["files"] = {relative: sha256(os.path.join(staging, relative)) for relative in files}
         manifest["file_sizes"] = {relative: os.path.getsize(os.path.join(staging, relative)) for relative in files}

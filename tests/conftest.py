@@ -50,3 +50,14 @@ def mock_dataset(tmp_path):
             (manual / file).write_bytes(b"")
     with tfds.testing.mock_data(num_examples=32):
         yield str(manual)
+
+
+@pytest.fixture(scope="session")
+def two_replicas():
+    """MirroredStrategy over the 2 logical CPU devices."""
+    devices = tf.config.list_logical_devices("CPU")
+    assert len(devices) >= 2, "conftest splits the CPU into 2 logical devices"
+    # Reduction through one device, not collective ops: those number their instances per process,
+    # so another MirroredStrategy earlier in the same pytest process would collide with this one.
+    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]],
+                                          cross_device_ops=tf.distribute.ReductionToOneDevice())

@@ -48,16 +48,6 @@ def make_data(model, steps=2):
     return tf.data.Dataset.from_tensor_slices(features).batch(GLOBAL_BATCH)
 
 
-@pytest.fixture(scope="module")
-def two_replicas():
-    devices = tf.config.list_logical_devices("CPU")
-    assert len(devices) >= 2, "conftest splits the CPU into 2 logical devices"
-    # Reduction through one device, not collective ops: those number their instances per process,
-    # so another MirroredStrategy earlier in the same pytest process would collide with this one.
-    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]],
-                                          cross_device_ops=tf.distribute.ReductionToOneDevice())
-
-
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_two_replicas_train_and_evaluate_exactly_like_one_device(name, two_replicas):
     single = make_model(name)
@@ -88,7 +78,7 @@ def test_replicas_draw_different_noise(two_replicas):
     with two_replicas.scope():
         model = make_model("vae")
 
-    @tf.function
+    @tf.function(autograph=False)  # autograph's lambda cache once handed this lambda another function's code
     def draw():
         return two_replicas.run(lambda: model.replica_random(keras.random.normal, (4, 3)))
 

@@ -154,3 +154,25 @@ def test_fast_samplers_hold_one_columns_ops_whatever_the_width(name, options):
     sizes = [_graph_size(models.get(name)(image_shape=(4, width, 3), num_levels=4, seed=0, **options))
              for width in (5, 9)]
     assert sizes[0] == sizes[1], sizes
+
+
+@pytest.mark.parametrize("name, options", [
+    ("pixelcnn", dict(image_shape=(6, 5, 3), num_levels=4, filters=6, num_blocks=1, head_filters=6, num_classes=3)),
+    ("pixelrnn", dict(kind="diagonal_bilstm", image_shape=(5, 4, 1), units=4, num_layers=1)),
+])
+def test_savedmodel_sample_is_xla_compiled_and_equals_the_plain_loop(name, options, tmp_path):
+    from keras_gen import models
+
+    model = models.get(name)(seed=0, **options)
+    manifest = export.export(model, tmp_path / "export", verbose=False)
+    assert manifest["saved_model_sample"] == "xla"
+    graph = (tmp_path / "export" / "saved_model" / "saved_model.pb").read_bytes()
+    assert b"_XlaMustCompile" in graph
+    labels = np.arange(4, dtype=np.int32) % 3 if model.num_classes else None
+    noise = model.make_noise(4, seed=1)
+    plain = model.levels_to_pixels(model.sample_levels(noise, labels, method="plain")).numpy()
+    for source in ("export", "export/model.tflite"):
+        runner = runtime.open_artifact(str(tmp_path / source))
+        np.testing.assert_array_equal(runner.sample(noise, labels), plain, err_msg=source)
+    # A model without a fast sampler's loop keeps a plain graph.
+    assert VAE(image_shape=(8, 8, 1), latent_dim=2, widths=(4, 8)).xla_served_sample is False

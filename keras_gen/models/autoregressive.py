@@ -156,6 +156,11 @@ class AutoregressiveModel(GenerativeModel):
     has_log_prob = True
     has_fast_sampler = False
 
+    @property
+    def xla_served_sample(self):
+        # A fast sampler's many small per-step ops run far faster fused by XLA (benchmarks/sampling.py).
+        return self.has_fast_sampler
+
     def __init__(self, likelihood=None, **kwargs):
         super().__init__(**kwargs)
         if likelihood is None:
@@ -191,7 +196,7 @@ class AutoregressiveModel(GenerativeModel):
         images, labels = self._unpack_batch(data)
         with tf.GradientTape() as tape:
             nll = -self.likelihood.log_prob(self(images, labels, training=True), images)
-            loss = tf.nn.compute_average_loss(nll)
+            loss = self.global_mean(nll)
             if self.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
         self.minimize(tape, loss, self.optimizer, self.trainable_variables)

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_gen import validation
+from keras_gen import precision, validation
 from keras_gen.registry import register
 
 
@@ -22,6 +22,15 @@ def unpack_batch(data):
             return unpack_batch(data[0])
         return data[0], data[1]
     return data, None
+
+
+def repeat_rows_to(batch, rows):
+    """A batch (a tensor or a nest of them, batch-major) with its rows repeated cyclically up to
+    at least `rows` rows; a batch that already has them is returned unchanged."""
+    flat = tf.nest.flatten(batch)
+    count = tf.shape(flat[0])[0]
+    index = tf.range(tf.maximum(count, rows)) % count
+    return tf.nest.map_structure(lambda tensor: tf.gather(tensor, index), batch)
 
 
 def draw_noise(batch_size, noise_shape, noise_kind, seed=None):
@@ -43,6 +52,15 @@ def pixels_to_levels(pixels, num_levels):
     return np.round(np.asarray(pixels, np.float32) * (num_levels - 1) / 255.0).astype(np.uint8)
 
 
+class _BatchCounter(keras.callbacks.Callback):
+    """Counts the batches `fit` trains on (a skipped float16 step still counts)."""
+
+    batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+
 @register
 class GenerativeModel(keras.Model):
     """Base of every zoo model.
@@ -59,6 +77,8 @@ class GenerativeModel(keras.Model):
     noise_kind = "normal"
     has_log_prob = False
     default_learning_rate = 1e-3
+    # Whether an export's SavedModel compiles `sample` with XLA (LiteRT always gets the plain graph).
+    xla_served_sample = False
 
     def __init_subclass__(cls, **kwargs):
         # Sublayers built in __init__ take the global dtype policy. Build them under the model's
@@ -161,6 +181,83 @@ class GenerativeModel(keras.Model):
                 if optimizer is not None and not optimizer.built:
                     optimizer.build(variables)
 
+    # -- data checks shared by fit and evaluate ----------------------------------
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`, with two checks and one guarantee.
+
+        An empty dataset raises `InputError` before training (or, when its size cannot be known
+        up front, after an epoch without steps) instead of training nothing. Under a strategy with
+        R replicas, a batch with fewer than R images (an epoch's last partial batch) repeats its
+        images up to R, so every replica gets at least one: TensorFlow's convolutions fail on an
+        empty replica batch. A first batch below R is refused. Training in bfloat16 on hardware
+        without native bfloat16 warns once (`keras_gen.precision`).
+        """
+        x, y, kwargs = self._checked_data(x, y, kwargs, "fit")
+        if self.dtype_policy.compute_dtype == "bfloat16":
+            precision.warn_if_bfloat16_is_slow()
+        counter = _BatchCounter()
+        kwargs["callbacks"] = [*(kwargs.get("callbacks") or []), counter]
+        history = super().fit(x, y, *args, **kwargs)
+        if counter.batches == 0 and kwargs.get("epochs", 1) > kwargs.get("initial_epoch", 0):
+            raise validation.InputError(self._empty_data_message("fit"))
+        return history
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.evaluate`, with `fit`'s checks of the data."""
+        x, y, kwargs = self._checked_data(x, y, kwargs, "evaluate")
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def _empty_data_message(self, method):
+        return (f"{type(self).__name__}.{method}: the data holds no images (an empty dataset, or a take, "
+                "filter or split that keeps nothing); nothing was done.")
+
+    def _checked_data(self, x, y, kwargs, method):
+        """(x, y, kwargs) for Keras, after refusing empty data and padding batches for replicas."""
+        replicas = self.distribute_strategy.num_replicas_in_sync
+        if isinstance(x, tf.data.Dataset):
+            cardinality = int(x.cardinality())
+            if cardinality == 0:
+                raise validation.InputError(self._empty_data_message(method))
+            if cardinality == tf.data.UNKNOWN_CARDINALITY or replicas > 1:
+                first = next(iter(x.take(1)), None)  # only here: it may fill a shuffle buffer
+                if first is None:
+                    raise validation.InputError(self._empty_data_message(method))
+                self._check_replica_batch(int(tf.shape(tf.nest.flatten(first)[0])[0]), replicas)
+            x = self._padded_for_replicas(x, replicas)
+            if isinstance(kwargs.get("validation_data"), tf.data.Dataset):
+                kwargs = {**kwargs, "validation_data": self._padded_for_replicas(kwargs["validation_data"], replicas)}
+        elif x is not None and not callable(getattr(x, "__next__", None)):
+            first = tf.nest.flatten(x)[0]
+            if hasattr(first, "shape") and len(first.shape) and first.shape[0] == 0:
+                raise validation.InputError(self._empty_data_message(method))
+        return x, y, kwargs
+
+    @staticmethod
+    def _padded_for_replicas(dataset, replicas):
+        if replicas == 1:
+            return dataset
+        return dataset.map(lambda *batch: repeat_rows_to(batch if len(batch) > 1 else batch[0], replicas))
+
+    def _check_replica_batch(self, batch, replicas):
+        if batch < replicas:
+            raise validation.InputError(
+                f"{type(self).__name__}: a global batch of {batch} on {replicas} replicas leaves "
+                f"{batch // replicas} images per replica; the smallest global batch that works is "
+                f"{replicas} (one image per replica).")
+
+    def global_mean(self, per_example):
+        """The mean of `per_example` (batch,) over the global batch, as this replica's share.
+
+        The replicas' shares sum to the exact mean even when they hold different numbers of
+        examples (a partial last batch); `tf.nn.compute_average_loss` assumes equal ones.
+        """
+        per_example = tf.cast(per_example, tf.float32)
+        count = tf.cast(tf.shape(per_example)[0], tf.float32)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            count = context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+        return tf.math.divide_no_nan(tf.reduce_sum(per_example), count)
+
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras averages the first batch over all replicas to build a model symbolically; under
         # MultiWorkerMirroredStrategy that all-reduce has no uint8 kernel (tensorflow#72388). These
@@ -185,7 +282,7 @@ class GenerativeModel(keras.Model):
     def minimize(self, tape, loss, optimizer, variables):
         """One optimizer step on d loss / d variables; the loss was computed under `tape`.
 
-        The loss is a replica's share of the global-batch mean (`tf.nn.compute_average_loss`);
+        The loss is a replica's share of the global-batch mean (`global_mean`);
         the optimizer sums the replicas' gradients. A float16 loss scale is applied through
         the tape's output gradient and undone by the `LossScaleOptimizer`.
         """

@@ -26,7 +26,9 @@ class AdversarialModel(GenerativeModel):
     trackers and the train step. Each batch feeds `discriminator_steps`
     discriminator (critic) steps, on its interleaved slices so that each sees
     fresh real images, then one generator step. So with n critic steps, a batch
-    of n * m images gives critic batches of m. Subclasses define the two losses.
+    of n * m images gives critic batches of m; any other batch of at least one image gives
+    critic batches of ceil(batch / n), reusing a few of its rows (`critic_rows`). Subclasses
+    define the two losses.
 
     Args:
         latent_dim: size of z.
@@ -250,16 +252,29 @@ class AdversarialModel(GenerativeModel):
         return tf.cast(self.to_symmetric_interval(images), tf.float32)
 
     def train_step(self, data):
-        """`discriminator_steps` critic steps, each on its own interleaved slice of the batch, then one
-        generator step with the batch's size. A Python loop, not a tf.cond: a conditional optimizer
+        """`discriminator_steps` critic steps, each on its own interleaved slice of the batch
+        (`critic_rows`), then one generator step with the batch's size. A Python loop, not a tf.cond: a conditional optimizer
         step cannot synchronize replicas under tf.distribute."""
         images, labels = self._unpack_batch(data)
         real = self._real(images)
-        steps = self.discriminator_steps
-        for step in range(steps):
-            self._discriminator_step(real[step::steps], None if labels is None else labels[step::steps])
+        for step in range(self.discriminator_steps):
+            rows = self.critic_rows(step, tf.shape(real)[0])
+            self._discriminator_step(tf.gather(real, rows), None if labels is None else tf.gather(labels, rows))
         self._generator_step(tf.shape(real)[0], labels)
         return self.step_logs(self.metrics)
+
+    def critic_rows(self, step, batch):
+        """(ceil(batch / n),) indices of the rows critic step `step` of n = `discriminator_steps` reads.
+
+        Rows step, step + n, step + 2n, ... of the batch, wrapping round to its start: a batch of
+        n * m rows gives each critic step its own m rows (every row once), and any other batch of
+        at least one row gives every step ceil(batch / n) rows, reusing a few (all of them when
+        the batch has fewer than n rows). So small and ragged batches train, with critic batches
+        of equal size.
+        """
+        steps = self.discriminator_steps
+        size = (batch + steps - 1) // steps
+        return (step + steps * tf.range(size)) % batch
 
     def _discriminator_step(self, real, labels):
         latents = self._latents(tf.shape(real)[0])
@@ -268,7 +283,7 @@ class AdversarialModel(GenerativeModel):
             fake_logits, code_logits = self.discriminate_with_code(fake, labels, training=True)
             loss_per_example = self.discriminator_loss(
                 real, fake, labels, self.discriminate(real, labels, training=True), fake_logits)
-            loss = tf.nn.compute_average_loss(
+            loss = self.global_mean(
                 loss_per_example + self.code_weight * self.code_loss(latents, code_logits))
         self.minimize(tape, loss, self.d_optimizer, self.discriminator.trainable_variables)
         self.d_loss_tracker.update_state(loss_per_example)
@@ -280,7 +295,7 @@ class AdversarialModel(GenerativeModel):
             fake_logits, code_logits = self.discriminate_with_code(fake, labels, training=True)
             loss_per_example = self.generator_loss(fake_logits)
             code_loss = self.code_loss(latents, code_logits)
-            loss = tf.nn.compute_average_loss(loss_per_example + self.code_weight * code_loss)
+            loss = self.global_mean(loss_per_example + self.code_weight * code_loss)
         self.minimize(tape, loss, self.g_optimizer, self.generator.trainable_variables)
         self.g_loss_tracker.update_state(loss_per_example)
         if self.code_loss_tracker is not None:

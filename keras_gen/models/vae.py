@@ -202,7 +202,7 @@ class VAE(LatentVariableModel):
         with tf.GradientTape() as tape:
             reconstruction, kl = self.negative_elbo_terms(images, training=True)
             per_image = reconstruction + self.kl_weight() * kl
-            loss = tf.nn.compute_average_loss(per_image)
+            loss = self.global_mean(per_image)
             if self.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
         self.minimize(tape, loss, self.optimizer, self.trainable_variables)
