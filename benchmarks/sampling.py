@@ -24,8 +24,8 @@ import time
 import numpy as np
 
 import keras_gen  # noqa: F401
-from keras_gen import cli, export, models, runtime
-from keras_gen.models.base import pixels_to_levels
+from keras_gen import cli, export, models, precision, runtime
+from keras_gen.conventions import pixels_to_levels
 
 from _plots import save_grouped_bars  # noqa: E402  (benchmarks/, beside this script)
 
@@ -92,7 +92,7 @@ def measure(model, num, repeats, skip_predict_loop):
 
 def build(name, size, options):
     if name.endswith(".keras"):
-        return export.float32_twin(runtime.load_keras(name))  # as `sample` runs it
+        return precision.float32_twin(runtime.load_keras(name))  # as `sample` runs it
     model_name, kind_options = KINDS.get(name, (name, {}))
     extra = {} if size is None else {"image_shape": (size, size, 1)}
     return models.get(model_name)(seed=0, **kind_options, **extra, **options)

@@ -18,7 +18,7 @@ import numpy as np
 import keras_gen  # noqa: F401  selects the TensorFlow backend
 from keras_gen import data, plotting
 from keras_gen.models import VAE
-from keras_gen.models.base import unit_to_pixels
+from keras_gen.conventions import unit_to_pixels
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--manual-dir", help="folder with MNIST's raw files, for offline use")

@@ -90,15 +90,6 @@ def _add_data_options(parser, split):
                              "~/tensorflow_datasets.")
 
 
-def _load(args, split, labels, shuffle=None):
-    from keras_gen import data
-
-    return data.load(args.dataset, split=split, batch_size=args.batch_size,
-                     preprocessing=args.preprocessing, bits=args.bits, labels=labels,
-                     take=args.take, shuffle=shuffle, manual_dir=args.manual_dir,
-                     data_dir=args.data_dir)
-
-
 def build_parser():
     parser = Parser(prog="python -m keras_gen", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -196,201 +187,34 @@ def build_parser():
     quickstart.add_argument("--manual-dir", default=None,
                             help="folder with the 4 MNIST .gz files, for offline use.")
     quickstart.add_argument("--data-dir", default=None, help="where tfds keeps prepared datasets.")
-    quickstart.add_argument("--epochs", type=positive_int, default=3, help="training epochs.")
+    quickstart.add_argument("--epochs", type=positive_int, default=2, help="training epochs.")
+    quickstart.add_argument("--learning-rate", type=positive_float, default=1e-3,
+                            help="Adam's learning rate.")
     quickstart.add_argument("--out", default="runs/quickstart", help="where to write everything.")
     return parser
 
 
-def make_strategy(name):
-    """The tf.distribute strategy of --strategy."""
-    import tensorflow as tf
-
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        if not os.environ.get("TF_CONFIG"):
-            raise ArgumentError("--strategy multi_worker needs $TF_CONFIG naming the cluster and this task "
-                                "(see the README's distributed training section).")
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def is_chief(strategy):
-    """True for the one process that writes the run's files: the chief, or worker 0 without one."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True
-    return resolver.task_type == "chief" or (
-        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
-
-
-def _new_model(args, model_class, saved, history_path):
-    import keras
-
+def data_source(args):
+    """The `keras_gen.data.Source` of the data flags."""
     from keras_gen import data
 
-    if os.path.exists(saved):
-        raise FileExistsError(f"{os.path.dirname(saved)} already holds a trained model; choose another --out, "
-                              "or pass --resume to continue training it.")
-    if os.path.exists(history_path):  # left by a run that stopped before its first epoch was saved
-        os.remove(history_path)
-    options = parse_model_options(args.set)
-    options.setdefault("image_shape", data.image_shape_of(args.dataset, args.manual_dir, args.data_dir))
-    options.setdefault("num_levels", data.num_levels_for(args.dataset, args.preprocessing, args.bits))
-    from keras_gen import precision
-
-    policy, decision = precision.resolve(args.mixed_precision)
-    print(decision)
-    if policy:
-        options.setdefault("dtype", policy)
-    keras.utils.set_random_seed(args.seed)
-    unknown = sorted(set(options) - model_options(model_class))
-    if unknown:
-        raise ArgumentError(f"--set: {args.model} has no option {', '.join(unknown)}; its options are "
-                            f"{', '.join(sorted(model_options(model_class)))}.")
-    model = model_class(**options)
-    model.compile_for_training(args.learning_rate)
-    return model
-
-
-def model_options(model_class):
-    """The keyword arguments a model class and its bases take."""
-    import inspect
-
-    names = set()
-    for cls in model_class.__mro__:
-        if "__init__" in vars(cls) and cls.__module__.startswith("keras_gen"):
-            names |= {name for name, parameter in inspect.signature(cls.__init__).parameters.items()
-                      if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and name != "self"}
-    return names | {"dtype", "name"}
-
-
-def check_data_matches(args, image_shape, num_levels, what):
-    """Refuses a dataset whose images differ from the model's in shape or levels."""
-    from keras_gen import data
-
-    data_shape = tuple(data.image_shape_of(args.dataset, args.manual_dir, args.data_dir))
-    data_levels = data.num_levels_for(args.dataset, args.preprocessing, args.bits)
-    if data_shape != tuple(image_shape) or data_levels != num_levels:
-        preprocessing = "" if args.dataset == "binarized_mnist" else f" with --preprocessing {args.preprocessing}"
-        raise ArgumentError(
-            f"{what} takes {'x'.join(map(str, image_shape))} images with {num_levels} levels; "
-            f"{args.dataset}{preprocessing} gives {'x'.join(map(str, data_shape))} images with {data_levels} levels."
-            + (" Pass --preprocessing dynamic_binarize (or threshold_binarize) for a binary model."
-               if num_levels == 2 and data_levels != 2 else ""))
-
-
-def _resumed_model(args, model_class, saved, done_epochs):
-    import keras
-
-    from keras_gen import runtime
-
-    for flag, value in (("--set", args.set), ("--mixed-precision", args.mixed_precision)):
-        if value:
-            raise ValueError(f"{flag} does not apply with --resume: the model and its precision come from {saved}.")
-    if not os.path.exists(saved):
-        raise FileNotFoundError(f"--resume: {os.path.dirname(saved)} holds no model.keras to continue from.")
-    if done_epochs >= args.epochs:
-        raise ValueError(f"--resume: {os.path.dirname(saved)} has trained {done_epochs} epochs already; "
-                         f"--epochs is the total to reach, so pass more than {done_epochs}.")
-    model = runtime.load_keras(saved)
-    if not isinstance(model, model_class):
-        raise ValueError(f"--resume: {saved} holds a {type(model).__name__}, not a {args.model}.")
-    check_data_matches(args, model.image_shape, model.num_levels, f"--resume: {saved}")
-    print(f"precision: {model.dtype_policy.name} (from {saved})")
-    if args.learning_rate:
-        model.set_learning_rate(args.learning_rate)
-    keras.utils.set_random_seed(args.seed + done_epochs)  # shuffle afresh, not replay the first epochs
-    return model
-
-
-def _sample_quality_callback(args, model, out, history_path):
-    """[callbacks.SampleQuality] for --sample-quality: reference images from the train split."""
-    from keras_gen import callbacks, metrics
-
-    if model.has_log_prob or args.dataset != "mnist":
-        raise ArgumentError(f"--sample-quality scores GANs trained on mnist with the MNIST classifier, not "
-                            f"{args.model} on {args.dataset}.")
-    conditional = model.num_classes is not None
-    reference = _real_images(args, "train", args.sample_quality, labels=conditional)
-    pixels, labels = reference if conditional else (reference, None)
-    earlier = callbacks.read_history(history_path).get("sample_fd_logits", []) if args.resume else []
-    classifier = metrics.load_classifier(args.classifier)
-    return [callbacks.SampleQuality(classifier, pixels, labels, best_path=os.path.join(out, "best.keras"),
-                                    best_so_far=min(earlier, default=float("inf")))]
-
-
-def _drop_stale_backup(backup_dir, done_epochs):
-    """Removes a BackupAndRestore backup older than model.keras (a crash between the two saves)."""
-    metadata = os.path.join(backup_dir, "training_metadata.json")
-    if os.path.exists(metadata):
-        with open(metadata) as file:
-            if json.load(file).get("epoch", 0) != done_epochs:
-                import shutil
-
-                shutil.rmtree(backup_dir)
+    return data.Source(args.dataset, preprocessing=args.preprocessing, bits=args.bits, batch_size=args.batch_size,
+                       take=args.take, manual_dir=args.manual_dir, data_dir=args.data_dir)
 
 
 def cmd_train(args):
-    import shutil
-    import tempfile
+    from keras_gen import training
 
-    import keras
-
-    from keras_gen import callbacks, models
-
-    model_class = models.get(args.model)
     check_writable(os.path.join(args.out, "model.keras"))
-    strategy = make_strategy(args.strategy)
-    out, scratch = os.path.abspath(args.out), None
-    if not is_chief(strategy):  # other workers run the same callbacks, into a scratch folder removed at the end
-        out = scratch = tempfile.mkdtemp(prefix="keras_gen_worker_")
-    saved, history_path = os.path.join(out, "model.keras"), os.path.join(out, "history.json")
-    done_epochs = callbacks.epochs_done(callbacks.read_history(history_path)) if args.resume else 0
-    with strategy.scope():
-        if args.resume:
-            model = _resumed_model(args, model_class, saved, done_epochs)
-        else:
-            model = _new_model(args, model_class, saved, history_path)
-    conditional = model.num_classes is not None
-    train_data = _load(args, args.split, labels=conditional)
-    validation_data = None
-    if args.validation_split != "none":
-        validation_data = _load(args, args.validation_split, labels=conditional, shuffle=False)
-    noise = model.make_noise(64, seed=args.seed)
-    labels = np.arange(64) % model.num_classes if conditional else None
-    quality = _sample_quality_callback(args, model, out, history_path) if args.sample_quality else []
-    backup_dir = os.path.join(out, "backup")
-    _drop_stale_backup(backup_dir, done_epochs)
-    new_folder = not os.path.exists(out)
-    try:
-        model.fit(
-            train_data, epochs=args.epochs, initial_epoch=done_epochs, steps_per_epoch=args.steps_per_epoch,
-            validation_data=validation_data, verbose=_verbosity(),
-            callbacks=[
-                callbacks.StopOnNonFiniteLoss(),
-                callbacks.SampleGrid(os.path.join(out, "samples"), noise, labels),
-                callbacks.SaveEachEpoch(saved),  # before the history, so the history never runs ahead of it
-                *quality,  # before the history and TensorBoard, which log its figures
-                callbacks.LossCurves(os.path.join(out, "loss.png"), f"{args.model} on {args.dataset}",
-                                     history_path),
-                keras.callbacks.TensorBoard(os.path.join(out, "logs")),
-                # Last, so its backup never runs ahead of model.keras; deleted when fit ends well.
-                keras.callbacks.BackupAndRestore(backup_dir),
-            ],
-        )
-    except BaseException as error:
-        if new_folder and not os.path.exists(saved):  # nothing worth keeping was written
-            shutil.rmtree(out, ignore_errors=True)
-        if isinstance(error, callbacks.NonFiniteLossError):
-            kept = f"{saved} keeps the last good epoch" if os.path.exists(saved) else "no epoch finished"
-            raise callbacks.NonFiniteLossError(f"{error} {kept}.") from None
-        raise
-    finally:
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
-    if not scratch:
-        print(f"model:   {saved}\nsamples: {os.path.join(out, 'samples')}/"
+    model = training.train(
+        args.model, data_source(args), args.out, epochs=args.epochs, split=args.split,
+        validation_split=args.validation_split, steps_per_epoch=args.steps_per_epoch,
+        learning_rate=args.learning_rate, options=parse_model_options(args.set),
+        mixed_precision=args.mixed_precision, strategy=args.strategy, sample_quality=args.sample_quality,
+        classifier=args.classifier, seed=args.seed, resume=args.resume, verbose=_verbosity())
+    if training.is_chief(model.distribute_strategy):
+        out = os.path.abspath(args.out)
+        print(f"model:   {os.path.join(out, 'model.keras')}\nsamples: {os.path.join(out, 'samples')}/"
               f"\ncurves:  {os.path.join(out, 'loss.png')}\nlogs:    {os.path.join(out, 'logs')}")
     return model
 
@@ -467,83 +291,11 @@ def cmd_train_classifier(args):
     print(f"test accuracy {accuracy:.4f} -> {out}")
 
 
-def _real_images(args, split, count, labels=False):
-    """The first `count` images of --dataset's `split` as uint8 pixels (and their labels), unshuffled."""
-    from keras_gen import data
-
-    return data.as_numpy(data.load(args.dataset, split, batch_size=1000, take=count, shuffle=False,
-                                   labels=labels, manual_dir=args.manual_dir, data_dir=args.data_dir))
-
-
-def evaluate_generator(args, runner):
-    """FCD, classifier score and (conditional) label accuracy against the real test split, with the floor.
-
-    A conditional model is asked for the test images' own labels, so its samples follow the test
-    split's class mix, as the real images of the floor do (uniform labels alone add about 0.2 to
-    the FD on logits of real MNIST images).
-    """
-    from keras_gen import metrics, runtime
-
-    classifier = metrics.load_classifier(args.classifier)
-    count = args.num_samples or 10_000
-    (test, test_labels), train = _real_images(args, "test", count, labels=True), _real_images(args, "train", count)
-    labels = np.resize(test_labels, count) if runner.num_classes else None
-    generated = runtime.sample_in_batches(runner, runner.make_noise(count, seed=0), labels, batch_size=500)
-    test_outputs = metrics.classifier_outputs(classifier, test)  # shared by both comparisons
-    results = metrics.evaluate_samples(classifier, generated, labels=labels, real_outputs=test_outputs)
-    floor = metrics.evaluate_samples(classifier, train, real_outputs=test_outputs)
-    results["fd_logits_real_floor"] = floor["fd_logits"]
-    results["fcd_real_floor"] = floor["fcd"]
-    results["classifier_score_real"] = floor["classifier_score"]
-    print(f"{count} generated vs {len(test)} real test images; floor: {len(train)} train vs test images")
-    return results
-
-
-def evaluate_likelihood(args, model=None, runner=None):
-    """Test NLL in nats per image: `model.evaluate` for a .keras model, else the export's log_prob."""
-    import keras
-
-    from keras_gen import export
-
-    if model is not None:
-        model = export.float32_twin(model)  # score in float32 after bf16 training
-        model.compile()
-        if args.num_samples is not None and hasattr(model, "eval_num_samples"):
-            model.eval_num_samples = args.num_samples
-        dataset = _load(args, args.split, labels=model.num_classes is not None, shuffle=False)
-        results = model.evaluate(dataset, return_dict=True, verbose=_verbosity())
-        subpixels = model.num_subpixels
-    else:
-        dataset = _load(args, args.split, labels=runner.num_classes is not None, shuffle=False)
-        total, count = 0.0, 0
-        bar = keras.utils.Progbar(None, unit_name="image")
-        for batch in dataset:
-            images, labels = batch if isinstance(batch, tuple) else (batch, None)
-            total -= float(np.sum(runner.log_prob(images.numpy(), labels)))
-            count += len(images)
-            bar.add(len(images))
-        results = {"nll": total / count}
-        subpixels = int(np.prod(runner.image_shape))
-    results["bits_per_dim"] = results["nll"] / (subpixels * math.log(2))
-    return results
-
-
 def cmd_evaluate(args):
-    from keras_gen import runtime, zoo
+    from keras_gen import evaluation
 
-    start = time.time()
-    source = zoo.resolve(args.source)
-    if source.endswith(".keras"):
-        model = runtime.load_keras(source)
-        runner = runtime.KerasRunner(model)
-    else:
-        model, runner = None, runtime.open_artifact(source, args.runtime)
-    check_data_matches(args, runner.image_shape, runner.num_levels, args.source)
-    if runner.has_log_prob:
-        results = evaluate_likelihood(args, model, None if model is not None else runner)
-    else:
-        results = evaluate_generator(args, runner)
-    results["seconds"] = time.time() - start
+    results = evaluation.evaluate(args.source, data_source(args), split=args.split, runtime_name=args.runtime,
+                                  num_samples=args.num_samples, classifier=args.classifier, verbose=_verbosity())
     for name, value in results.items():
         print(f"{name:>22}: {value:.4f}")
     return results
@@ -589,25 +341,22 @@ def _figures(figures):
 
 
 def cmd_quickstart(args):
-    from keras_gen import runtime
+    from keras_gen import data, export, runtime, training
 
     out = os.path.abspath(args.out)
     if os.path.exists(out):
         raise FileExistsError(f"{out} exists; remove it or pass another --out.")
-    print("1/4 training a VAE on MNIST (dynamically binarized)")
-    train_args = build_parser().parse_args(
-        ["train", "vae", "--dataset", "mnist", "--preprocessing", "dynamic_binarize",
-         "--epochs", str(args.epochs), "--out", os.path.join(out, "vae")]
-        + (["--manual-dir", args.manual_dir] if args.manual_dir else [])
-        + (["--data-dir", args.data_dir] if args.data_dir else [])
-    )
-    model = cmd_train(train_args)
+    print(f"1/4 training a VAE on MNIST (dynamically binarized), {args.epochs} epochs of batches of 64")
+
+    source = data.Source("mnist", preprocessing="dynamic_binarize", batch_size=64, manual_dir=args.manual_dir,
+                         data_dir=args.data_dir)
+    model = training.train("vae", source, os.path.join(out, "vae"), epochs=args.epochs,
+                           learning_rate=args.learning_rate, mixed_precision="auto", verbose=_verbosity())
     print("2/4 sample grid from the trained model")
     grid_path = os.path.join(out, "samples_keras.png")
     write_samples(model.sample(model.make_noise(64, seed=1)), grid_path)
     print(f"    {grid_path}")
     print("3/4 export to SavedModel + TFLite")
-    from keras_gen import export
 
     export_dir = os.path.join(out, "export")
     export.export(model, export_dir)
@@ -630,10 +379,10 @@ def main(argv=None):
     except ArgumentError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from keras_gen import callbacks, data, export, runtime, zoo
+    from keras_gen import callbacks, data, export, runtime, training, zoo
 
     expected = (validation.InputError, data.DatasetError, runtime.ArtifactError, zoo.ZooError,
-                export.ExportError, callbacks.NonFiniteLossError, ValueError, OSError)
+                export.ExportError, callbacks.NonFiniteLossError, training.TrainingError, ValueError, OSError)
     try:
         COMMANDS[args.command](args)
     except expected as error:

@@ -5,6 +5,7 @@ variable KERAS_GEN_MANUAL_DIR) at a folder of the dataset's raw files, either
 the folder itself or a parent holding a sub-folder named after the dataset.
 """
 
+import dataclasses
 import os
 import shutil
 import socket
@@ -251,3 +252,55 @@ def as_numpy(dataset, limit=None):
             break
     images = np.concatenate(images)[:limit]
     return (images, np.concatenate(labels)[:limit]) if labels else images
+
+
+@dataclasses.dataclass
+class Source:
+    """A tfds image dataset and how to read it: what `keras_gen.training.train` and
+    `keras_gen.evaluation.evaluate` take (the CLI's data flags).
+
+    Example:
+
+    ```python
+    source = data.Source("mnist", preprocessing="dynamic_binarize", manual_dir="../shared/data")
+    train = source.load("train", labels=False)       # batches of uint8 levels
+    source.image_shape(), source.num_levels()        # ((28, 28, 1), 2)
+    ```
+    """
+
+    dataset: str
+    preprocessing: str = "none"
+    bits: int = 8
+    batch_size: int = 128
+    take: int = None
+    manual_dir: str = None
+    data_dir: str = None
+
+    def load(self, split, labels=False, shuffle=None):
+        """`load` of `split` with this source's settings."""
+        return load(self.dataset, split=split, batch_size=self.batch_size, preprocessing=self.preprocessing,
+                    bits=self.bits, labels=labels, take=self.take, shuffle=shuffle, manual_dir=self.manual_dir,
+                    data_dir=self.data_dir)
+
+    def image_shape(self):
+        return tuple(image_shape_of(self.dataset, self.manual_dir, self.data_dir))
+
+    def num_levels(self):
+        return num_levels_for(self.dataset, self.preprocessing, self.bits)
+
+    def real_images(self, split, count, labels=False):
+        """The first `count` images of `split` as uint8 pixels (and their labels), unshuffled."""
+        return as_numpy(load(self.dataset, split, batch_size=1000, take=count, shuffle=False, labels=labels,
+                             manual_dir=self.manual_dir, data_dir=self.data_dir))
+
+    def check_matches(self, image_shape, num_levels, what):
+        """Refuses this source for a model whose images differ from it in shape or levels."""
+        data_shape, data_levels = self.image_shape(), self.num_levels()
+        if data_shape != tuple(image_shape) or data_levels != num_levels:
+            preprocessing = "" if self.dataset == "binarized_mnist" else f" with --preprocessing {self.preprocessing}"
+            raise DatasetError(
+                f"{what} takes {'x'.join(map(str, image_shape))} images with {num_levels} levels; "
+                f"{self.dataset}{preprocessing} gives {'x'.join(map(str, data_shape))} images with "
+                f"{data_levels} levels."
+                + (" Pass --preprocessing dynamic_binarize (or threshold_binarize) for a binary model."
+                   if num_levels == 2 and data_levels != 2 else ""))

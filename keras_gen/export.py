@@ -14,7 +14,6 @@ Layout of an export directory:
                    size, and how closely each quantized copy follows the float model
 """
 
-import hashlib
 import json
 import os
 import shutil
@@ -24,53 +23,18 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_gen import formats
+from keras_gen.conventions import pixels_to_levels
 from keras_gen.files import give_default_permissions
+from keras_gen.formats import FORMAT_VERSION, MANIFEST, QUANTIZED_TFLITE, SAVED_MODEL, TFLITE, sha256  # noqa: F401
 from keras_gen.layers.recurrent import unrolled_loops
-from keras_gen.models.base import pixels_to_levels
+from keras_gen.precision import float32_twin
 
-FORMAT_VERSION = 1
-MANIFEST = "export.json"
-SAVED_MODEL = "saved_model"
-TFLITE = "model.tflite"
-QUANTIZED_TFLITE = {"int8": "model_int8.tflite", "float16": "model_float16.tflite"}
 QUALITY_BATCH = 8  # images in the fixed batch on which quantized copies are compared
 
 
 class ExportError(RuntimeError):
     """An export could not be written."""
-
-
-def float32_twin(model):
-    """The model itself if it computes in float32, else a float32 copy with the same weights.
-
-    TFLite has no bfloat16 kernels, so mixed-precision models export as float32.
-    """
-    if model.dtype_policy.compute_dtype == "float32":
-        return model
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        config = {**model.get_config(), "dtype": "float32"}
-        twin = type(model).from_config(config)
-    finally:
-        keras.config.set_dtype_policy(previous)
-    twin.set_weights(model.get_weights())
-    return twin
-
-
-def sha256(path):
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _files(directory):
-    """Paths of every file below `directory`, relative to it, in a fixed order."""
-    return sorted(os.path.relpath(os.path.join(root, f), directory)
-                  for root, _, files in os.walk(directory) for f in files)
 
 
 def _spec_json(spec):
@@ -210,7 +174,7 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
             manifest["quantized"][name] = dict(file=QUANTIZED_TFLITE[name], batch=QUALITY_BATCH, **quality)
         if compile_sample:
             shutil.rmtree(plain_dir)
-        files = _files(staging)
+        files = formats.files_below(staging)
         manifest["files"] = {relative: sha256(os.path.join(staging, relative)) for relative in files}
         manifest["file_sizes"] = {relative: os.path.getsize(os.path.join(staging, relative)) for relative in files}
         with open(os.path.join(staging, MANIFEST), "w") as file:

@@ -94,3 +94,23 @@ def warn_if_bfloat16_is_slow():
     if not native:
         warnings.warn(f"mixed_bfloat16 will train slower than float32 here: {why}. Use float32, or "
                       "--mixed-precision auto.", RuntimeWarning, stacklevel=3)
+
+
+def float32_twin(model):
+    """The model itself if it computes in float32, else a float32 copy with the same weights.
+
+    TFLite has no bfloat16 kernels, so mixed-precision models export, sample and score as float32.
+    """
+    import keras
+
+    if model.dtype_policy.compute_dtype == "float32":
+        return model
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        config = {**model.get_config(), "dtype": "float32"}
+        twin = type(model).from_config(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    twin.set_weights(model.get_weights())
+    return twin

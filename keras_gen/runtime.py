@@ -12,8 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_gen import export as export_lib
-from keras_gen import validation
+from keras_gen import conventions, formats, precision, validation
 
 
 class ArtifactError(ValueError):
@@ -59,9 +58,7 @@ class Runner:
 
     def make_noise(self, batch_size, seed=None):
         """The noise the model's own `make_noise` would draw for the same seed."""
-        from keras_gen.models.base import draw_noise
-
-        return draw_noise(batch_size, self.noise_shape, self.noise_kind, seed)
+        return conventions.draw_noise(batch_size, self.noise_shape, self.noise_kind, seed)
 
     def sample(self, noise, labels=None):
         noise = np.asarray(validation.check_noise(noise, self.noise_shape, self.noise_kind))
@@ -126,12 +123,11 @@ def _spec_from_manifest(manifest):
 
 
 def _read_manifest(export_dir):
-    path = os.path.join(export_dir, export_lib.MANIFEST)
+    path = os.path.join(export_dir, formats.MANIFEST)
     if not os.path.exists(path):
-        raise ArtifactError(f"{export_dir}: no {export_lib.MANIFEST}; not a keras_gen export directory.")
+        raise ArtifactError(f"{export_dir}: no {formats.MANIFEST}; not a keras_gen export directory.")
     try:
-        with open(path) as file:
-            return json.load(file)
+        return formats.read_manifest(export_dir)
     except json.JSONDecodeError as error:
         raise ArtifactError(f"{path}: corrupt ({error}).") from None
 
@@ -146,14 +142,14 @@ def verify_files(export_dir, manifest, relative):
     wanted = {name: digest for name, digest in listed.items()
               if name == relative or name.startswith(relative.rstrip("/") + "/")}
     if not wanted:
-        raise ArtifactError(f"{export_dir}: {export_lib.MANIFEST} lists no sha256 for {relative}; "
+        raise ArtifactError(f"{export_dir}: {formats.MANIFEST} lists no sha256 for {relative}; "
                             "re-export the model.")
     for name, digest in wanted.items():
         path = os.path.join(export_dir, name)
         if not os.path.exists(path):
-            raise ArtifactError(f"{path}: missing; {export_lib.MANIFEST} lists it. The export is incomplete.")
-        if export_lib.sha256(path) != digest:
-            raise ArtifactError(f"{path}: its sha256 does not match {export_lib.MANIFEST}; the file was changed "
+            raise ArtifactError(f"{path}: missing; {formats.MANIFEST} lists it. The export is incomplete.")
+        if formats.sha256(path) != digest:
+            raise ArtifactError(f"{path}: its sha256 does not match {formats.MANIFEST}; the file was changed "
                                 "or damaged after export. Re-export or copy the export again.")
 
 
@@ -165,12 +161,12 @@ def _verified_manifest(path):
     return manifest
 
 
-RUNTIMES = ("savedmodel", "tflite") + tuple(f"tflite-{name}" for name in export_lib.QUANTIZED_TFLITE)
+RUNTIMES = ("savedmodel", "tflite") + tuple(f"tflite-{name}" for name in formats.QUANTIZED_TFLITE)
 
 
 def _tflite_file(runtime):
     """The file in an export directory that a "tflite[-quantization]" runtime runs."""
-    return export_lib.QUANTIZED_TFLITE[runtime.split("-", 1)[1]] if "-" in runtime else export_lib.TFLITE
+    return formats.QUANTIZED_TFLITE[runtime.split("-", 1)[1]] if "-" in runtime else formats.TFLITE
 
 
 def open_artifact(path, runtime=None, num_threads=None):
@@ -186,7 +182,7 @@ def open_artifact(path, runtime=None, num_threads=None):
     """
     path = os.path.abspath(path)
     if path.endswith(".keras"):
-        return KerasRunner(export_lib.float32_twin(load_keras(path)))
+        return KerasRunner(precision.float32_twin(load_keras(path)))
     if path.endswith(".tflite"):
         if not os.path.exists(path):
             raise ArtifactError(f"{path}: no such file.")
@@ -196,12 +192,12 @@ def open_artifact(path, runtime=None, num_threads=None):
     if os.path.isdir(path):
         manifest = _read_manifest(path)
         if runtime in (None, "savedmodel"):
-            verify_files(path, manifest, export_lib.SAVED_MODEL)
-            return SavedModelRunner(os.path.join(path, export_lib.SAVED_MODEL), manifest)
+            verify_files(path, manifest, formats.SAVED_MODEL)
+            return SavedModelRunner(os.path.join(path, formats.SAVED_MODEL), manifest)
         if runtime not in RUNTIMES:
             raise ArtifactError(f"Unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}.")
         tflite = _tflite_file(runtime)
-        if tflite != export_lib.TFLITE and not os.path.exists(os.path.join(path, tflite)):
+        if tflite != formats.TFLITE and not os.path.exists(os.path.join(path, tflite)):
             raise ArtifactError(f"{path} has no {tflite}; export it with --quantize "
                                 f"{runtime.split('-', 1)[1]} (python -m keras_gen export ... --quantize).")
         verify_files(path, manifest, tflite)  # also says when model.tflite is missing

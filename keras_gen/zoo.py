@@ -14,12 +14,14 @@ import builtins
 import json
 import os
 
+from keras_gen import formats, registry
+
 ZOO_DIR_ENV = "KERAS_GEN_ZOO_DIR"
 CARD = "card.json"
 KERAS_FILE = "model.keras"
 
 
-class ZooError(ValueError):
+class ZooError(registry.PresetError):
     """A zoo name that does not exist, or a zoo folder without the file asked for."""
 
 
@@ -105,6 +107,7 @@ def open(name, runtime=None, num_threads=None):  # noqa: A001  (the runners' cou
     return runtimes.open_artifact(folder(name), runtime, num_threads=num_threads)
 
 
+@registry.register_preset_loader
 def load(source):
     """The trained Keras model of a zoo name or a folder holding model.keras, ready to `fit` further."""
     from keras_gen import runtime
@@ -130,8 +133,7 @@ def write_card(name):
     (command, data, batch_size, precision, optimizer, wall_time), evaluation,
     export, litert_ms_per_image, limits. The card lists every file of the folder with its size and sha256.
     """
-    from keras_gen.export import sha256
-
+    sha256 = formats.sha256
     path, info = folder(name), card(name)
     training = info.get("training", {})
     lines = [f"# {name}", "", f"{info.get('model', '?')} trained on {info.get('dataset', '?')}."]

@@ -285,3 +285,43 @@ def test_sample_quality_logs_the_figures_of_the_models_own_samples_and_keeps_the
 def tiny_mnist_batches():
     images = (np.arange(16 * 784).reshape(16, 28, 28, 1) * 37 % 256).astype(np.uint8)
     return tf.data.Dataset.from_tensor_slices((images, np.arange(16) % 10)).batch(8)
+
+
+def user_networks(latent_dim=4, code_categories=0):
+    """A small generator and discriminator built the keras-io way, for 8x8 grey images."""
+    generator = keras.Sequential([
+        keras.Input((latent_dim,)), keras.layers.Dense(4 * 4 * 8, activation="relu"), keras.layers.Reshape((4, 4, 8)),
+        keras.layers.Conv2DTranspose(1, 4, 2, "same", activation="tanh")], name="my_generator")
+    images = keras.Input((8, 8, 1))
+    features = keras.layers.Flatten()(keras.layers.LeakyReLU(0.2)(keras.layers.Conv2D(8, 4, 2, "same")(images)))
+    outputs = keras.layers.Dense(1)(features)
+    if code_categories:
+        outputs = [outputs, keras.layers.Dense(code_categories)(features)]
+    return generator, keras.Model(images, outputs, name="my_discriminator")
+
+
+@pytest.mark.parametrize("cls, options", [(DCGAN, {"ema_decay": 0.9}), (WGANGP, {"code_categories": 3,
+                                                                                   "discriminator_steps": 2})])
+def test_gans_take_user_built_networks(cls, options, tmp_path):
+    keras.utils.set_random_seed(0)
+    generator, discriminator = user_networks(code_categories=options.get("code_categories", 0))
+    model = cls(image_shape=(8, 8, 1), latent_dim=4, generator=generator, discriminator=discriminator, seed=0,
+                **options)
+    assert model.generator is generator and model.discriminator is discriminator
+    model.compile_for_training()
+    before = [w.numpy() for w in generator.trainable_weights]
+    loaded = assert_keras_round_trip(model, tiny_images(8), str(tmp_path / "model.keras"))
+    assert loaded.generator.name == "my_generator" and loaded.get_config()["generator"]["class_name"] == "Sequential"
+    assert any(np.abs(b - w.numpy()).max() > 0 for b, w in zip(before, generator.trainable_weights))
+    if options.get("ema_decay"):
+        assert loaded.ema_generator is not None and not loaded.ema_generator.trainable_weights
+    assert_export_parity(model, str(tmp_path / "export"))
+
+
+def test_user_networks_come_in_pairs_and_built():
+    generator, discriminator = user_networks()
+    with pytest.raises(ValueError, match="both a generator and a discriminator, or neither"):
+        DCGAN(image_shape=(8, 8, 1), latent_dim=4, generator=generator)
+    with pytest.raises(ValueError, match="is not built; give it an Input"):
+        DCGAN(image_shape=(8, 8, 1), latent_dim=4, generator=generator,
+              discriminator=keras.Sequential([keras.layers.Dense(1)], name="unbuilt"))

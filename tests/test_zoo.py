@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_gen import cli, export, zoo
+from keras_gen import cli, export, precision, registry, zoo
 from keras_gen.models import VAE, PixelCNN
 from tests.conftest import REPO
 
@@ -51,7 +51,7 @@ def test_list_open_and_from_preset(tiny_zoo):
 def test_wrong_names_and_classes_say_what_is_there(tiny_zoo):
     with pytest.raises(zoo.ZooError, match="No zoo model named 'pixelcnn'. The zoo has: tiny_pixelcnn"):
         zoo.open("pixelcnn")
-    with pytest.raises(zoo.ZooError, match="holds a PixelCNN, not a VAE; use PixelCNN.from_preset"):
+    with pytest.raises(registry.PresetError, match="holds a PixelCNN, not a VAE; use PixelCNN.from_preset"):
         VAE.from_preset("tiny_pixelcnn")
 
 
@@ -144,8 +144,20 @@ def test_a_zoo_folders_export_scores_as_its_model_keras(name):
     from keras_gen import runtime
 
     directory = os.path.join(REPO, "saved_models", name)
-    model = export.float32_twin(runtime.load_keras(os.path.join(directory, "model.keras")))
+    model = precision.float32_twin(runtime.load_keras(os.path.join(directory, "model.keras")))
     exported = tf.saved_model.load(os.path.join(directory, "saved_model"))
     images = (np.random.default_rng(0).random((4, 28, 28, 1)) < 0.15).astype(np.uint8)
     expected = exported.signatures["log_prob"](images=tf.constant(images))["log_prob"]
     np.testing.assert_allclose(model.log_prob(images), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_every_zoo_model_keras_samples_and_scores_as_recorded(name):
+    """Refactors keep every zoo file loading (safe_mode) and giving the recorded samples and log_prob."""
+    from tests import zoo_reference
+
+    recorded = json.load(open(zoo_reference.REFERENCE))[name]
+    today = zoo_reference.figures(name)
+    assert today["samples_sha256"] == recorded["samples_sha256"]
+    if "log_prob" in recorded:
+        np.testing.assert_allclose(today["log_prob"], recorded["log_prob"], atol=1e-4, rtol=0)

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gen import precision, validation
+from keras_gen.conventions import draw_noise, pixels_to_levels, unit_to_pixels  # noqa: F401  (their old home)
 from keras_gen.registry import register
 
 
@@ -31,25 +32,6 @@ def repeat_rows_to(batch, rows):
     count = tf.shape(flat[0])[0]
     index = tf.range(tf.maximum(count, rows)) % count
     return tf.nest.map_structure(lambda tensor: tf.gather(tensor, index), batch)
-
-
-def draw_noise(batch_size, noise_shape, noise_kind, seed=None):
-    """(batch_size, *noise_shape) float32: standard normal, or uniform in [0, 1) for noise_kind="uniform"."""
-    rng = np.random.default_rng(seed)
-    shape = (int(batch_size),) + tuple(noise_shape)
-    if noise_kind == "uniform":
-        return rng.random(shape, dtype=np.float32)
-    return rng.standard_normal(shape, dtype=np.float32)
-
-
-def unit_to_pixels(images):
-    """Float images in [0, 1] -> uint8 pixels in [0, 255]."""
-    return tf.cast(tf.round(tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0) * 255.0), tf.uint8)
-
-
-def pixels_to_levels(pixels, num_levels):
-    """uint8 pixels in [0, 255] -> uint8 levels in [0, num_levels - 1]; inverts `levels_to_pixels`. NumPy."""
-    return np.round(np.asarray(pixels, np.float32) * (num_levels - 1) / 255.0).astype(np.uint8)
 
 
 class _BatchCounter(keras.callbacks.Callback):
@@ -125,12 +107,12 @@ class GenerativeModel(keras.Model):
             preset: a zoo name (see `keras_gen.zoo.names()`, e.g. "pixelcnn_binarized_mnist")
                 or a folder holding a model.keras.
         """
-        from keras_gen import zoo
+        from keras_gen import registry
 
-        model = zoo.load(preset)
+        model = registry.load_preset(preset)
         if not isinstance(model, cls):
-            raise zoo.ZooError(f"{preset} holds a {type(model).__name__}, not a {cls.__name__}; "
-                               f"use {type(model).__name__}.from_preset.")
+            raise registry.PresetError(f"{preset} holds a {type(model).__name__}, not a {cls.__name__}; "
+                                       f"use {type(model).__name__}.from_preset.")
         return model
 
     def compile(self, optimizer="rmsprop", **kwargs):

@@ -1,11 +1,14 @@
 """Adversarial models: DCGAN (Radford et al. 2016), WGAN-GP (Gulrajani et al. 2017) and a conditional GAN."""
 
+import json
+
 import keras
 import tensorflow as tf
 from keras import layers
 
-from keras_gen.layers import CategoricalCode
-from keras_gen.models.base import GenerativeModel, unit_to_pixels
+from keras_gen.conventions import unit_to_pixels
+from keras_gen.models.base import GenerativeModel
+from keras_gen.models.gan_parts import GeneratorAverage, InfoGANCode, copy_network
 from keras_gen.registry import register
 
 
@@ -16,6 +19,15 @@ def _upsamplings(size):
         size //= 2
         count += 1
     return count
+
+
+def _as_network(network):
+    """A user's network, as a Keras model (built, so its weights exist before training)."""
+    if not isinstance(network, keras.Model):
+        raise ValueError(f"generator and discriminator must be Keras models, got {type(network).__name__}.")
+    if not network.built:
+        raise ValueError(f"{network.name} is not built; give it an Input (keras.Input) or call build() first.")
+    return network
 
 
 @register
@@ -54,6 +66,26 @@ class AdversarialModel(GenerativeModel):
             instead of spreading one connected latent space across them.
         code_weight: weight of the code's cross-entropy (InfoGAN's lambda).
         discriminator_batch_norm: batch norm in the discriminator (not for WGAN-GP's critic).
+        generator, discriminator: your own networks instead of the built-in DCGAN ones (keras-io's
+            `GAN(discriminator, generator, latent_dim)`). The generator maps z (batch, latent_dim)
+            [and labels (batch,)] to float32 images (batch, H, W, C) in [-1, 1]; the discriminator
+            maps images [and labels] to logits (batch, 1), or to [logits, code logits (batch,
+            code_categories)] with a code. They are saved inside the model's config. `filters` then
+            has no effect.
+
+    Example:
+
+    ```python
+    generator = keras.Sequential([keras.Input((64,)), layers.Dense(7 * 7 * 64, activation="relu"),
+                                  layers.Reshape((7, 7, 64)),
+                                  layers.Conv2DTranspose(32, 4, 2, "same", activation="relu"),
+                                  layers.Conv2DTranspose(1, 4, 2, "same", activation="tanh")])
+    discriminator = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(32, 4, 2, "same"),
+                                      layers.LeakyReLU(0.2), layers.Flatten(), layers.Dense(1)])
+    model = DCGAN(latent_dim=64, generator=generator, discriminator=discriminator)
+    model.compile_for_training()
+    model.fit(data.load("mnist", "train", batch_size=128), epochs=1)
+    ```
     """
 
     noise_kind = "normal"
@@ -64,7 +96,7 @@ class AdversarialModel(GenerativeModel):
 
     def __init__(self, image_shape=(28, 28, 1), num_levels=256, latent_dim=64, filters=64,
                  discriminator_steps=1, num_classes=None, ema_decay=0.0, sample_from_average=True,
-                 code_categories=0, code_weight=1.0, **kwargs):
+                 code_categories=0, code_weight=1.0, generator=None, discriminator=None, **kwargs):
         super().__init__(image_shape=image_shape, num_levels=num_levels, num_classes=num_classes, **kwargs)
         self.latent_dim, self.filters = int(latent_dim), int(filters)
         self.discriminator_steps = int(discriminator_steps)
@@ -73,29 +105,29 @@ class AdversarialModel(GenerativeModel):
         self.ema_decay = float(ema_decay)
         self.sample_from_average = bool(sample_from_average)
         self.code_categories, self.code_weight = int(code_categories), float(code_weight)
-        if self.code_categories and not 2 <= self.code_categories <= self.latent_dim:
-            raise ValueError(f"code_categories must be 0 or in [2, latent_dim = {self.latent_dim}], "
-                             f"got {code_categories}.")
+        self.code = None
+        if self.code_categories:
+            self.code = InfoGANCode(self.code_categories, self.code_weight, self.latent_dim)
+        self.own_networks = generator is not None or discriminator is not None
+        if self.own_networks and (generator is None or discriminator is None):
+            raise ValueError(f"{type(self).__name__} takes both a generator and a discriminator, or neither.")
         height, width, _ = self.image_shape
         self.stages = _upsamplings(height)
-        if self.stages == 0 or width != height:
+        if not self.own_networks and (self.stages == 0 or width != height):
             raise ValueError(
                 f"{type(self).__name__} needs square images with an even side of at least 8 "
                 f"(28, 32, 64, ...); got image_shape {self.image_shape}."
             )
-        self.generator = self._build_generator()
-        self.discriminator = self._build_discriminator()
-        self.ema_generator = None
+        if self.own_networks:
+            self.generator, self.discriminator = _as_network(generator), _as_network(discriminator)
+        else:
+            self.generator, self.discriminator = self._build_generator(), self._build_discriminator()
+        self.ema_generator, self.average = None, None
         if self.ema_decay:
-            self.ema_generator = self._build_generator(name="ema_generator")
-            for layer in self.ema_generator.layers:
-                # Frozen weights, but batch norm stays trainable so its training mode uses and tracks
-                # batch statistics (a frozen Keras BatchNormalization always runs in inference mode).
-                layer.trainable = isinstance(layer, layers.BatchNormalization)
-                for variable in layer.weights:
-                    variable.trainable = False
-            for average, weight in zip(self.ema_generator.weights, self.generator.weights):
-                average.assign(weight)
+            self.average = GeneratorAverage(self.ema_decay)
+            copy = (copy_network(self.generator) if self.own_networks
+                    else self._build_generator(name="ema_generator"))
+            self.ema_generator = self.average.frozen_copy(copy, self.generator)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         # Cross-entropy of the code read back from generated images (nats; log(categories) is chance).
@@ -127,11 +159,8 @@ class AdversarialModel(GenerativeModel):
         start = height // 2**self.stages
         z, labels = self._inputs((self.latent_dim,), "z")
         hidden = z
-        if self.code_categories:
-            code = CategoricalCode(self.code_categories)(z)
-            # code_categories entries are enough for a separate shift of the next layer per code.
-            embedded = layers.Embedding(self.code_categories, self.code_categories)(code)
-            hidden = layers.Concatenate()([hidden, embedded])
+        if self.code is not None:
+            hidden = layers.Concatenate()([hidden, self.code.generator_input(z)])
         if labels is not None:
             hidden = layers.Concatenate()([hidden, layers.Embedding(self.num_classes, self.latent_dim)(labels)])
         widest = self.filters * 2 ** (self.stages - 1)
@@ -160,10 +189,8 @@ class AdversarialModel(GenerativeModel):
             projection = layers.Dot(axes=1, dtype="float32")([embedded, features])
             logits = layers.Add(dtype="float32")([logits, projection])
         outputs = logits
-        if self.code_categories:
-            # InfoGAN's 128 units here, on 7x7x128 features, made a zoo checkpoint of 27 MB.
-            hidden = layers.LeakyReLU(0.2)(layers.Dense(32)(features))
-            outputs = [logits, layers.Dense(self.code_categories, dtype="float32", name="code_logits")(hidden)]
+        if self.code is not None:
+            outputs = [logits, self.code.discriminator_head(features)]
         return keras.Model([images, labels] if labels is not None else images, outputs, name="discriminator")
 
     def _with_labels(self, inputs, labels):
@@ -175,7 +202,7 @@ class AdversarialModel(GenerativeModel):
         With `average=True`, through the weight average `ema_generator` (when `ema_decay` > 0).
         """
         generator = self.ema_generator if average and self.ema_generator is not None else self.generator
-        return generator(self._with_labels(z, labels), training=training)
+        return tf.cast(generator(self._with_labels(z, labels), training=training), tf.float32)
 
     def discriminate(self, images, labels=None, training=False):
         """Images in [-1, 1] (batch, H, W, C) -> logits (batch,), float32."""
@@ -184,8 +211,10 @@ class AdversarialModel(GenerativeModel):
     def discriminate_with_code(self, images, labels=None, training=False):
         """Images in [-1, 1] -> (logits (batch,), code logits (batch, code_categories) or None), float32."""
         outputs = self.discriminator(self._with_labels(images, labels), training=training)
-        logits, code_logits = outputs if self.code_categories else (outputs, None)
-        return tf.reshape(logits, [-1]), code_logits
+        logits, code_logits = outputs if self.code is not None else (outputs, None)
+        if code_logits is not None:
+            code_logits = tf.cast(code_logits, tf.float32)
+        return tf.cast(tf.reshape(logits, [-1]), tf.float32), code_logits
 
     def call(self, z, labels=None, training=False):
         return self.generate(z, labels, training)
@@ -242,10 +271,9 @@ class AdversarialModel(GenerativeModel):
     def code_loss(self, latents, code_logits):
         """(batch,) cross-entropy in nats of the code in `latents` (batch, latent_dim) under
         `code_logits` (batch, code_categories); zeros without a code."""
-        if not self.code_categories:
+        if self.code is None:
             return tf.zeros(tf.shape(latents)[:1])
-        codes = tf.argmax(latents[:, : self.code_categories], axis=-1)
-        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=codes, logits=code_logits)
+        return self.code.loss(latents, code_logits)
 
     def _real(self, images):
         # float32 like the generator's output, so real and fake mix in one dtype under mixed precision
@@ -304,16 +332,9 @@ class AdversarialModel(GenerativeModel):
             self._update_ema_generator(latents, labels)
 
     def _update_ema_generator(self, latents, labels):
-        """Moves the averaged weights towards the generator's, then updates the average's own
-        batch-norm statistics with a forward pass on `latents` (batch, latent_dim)."""
-        steps = tf.cast(self.g_optimizer.iterations, tf.float32)
-        decay = tf.minimum(self.ema_decay, (1.0 + steps) / (10.0 + steps))
-        # Every replica holds the same generator after the synchronized step, so each updates
-        # its own copy of the average alike.
-        for average, weight in zip(self.ema_generator.weights, self.generator.weights):
-            if weight.trainable:
-                average.assign(decay * average + (1.0 - decay) * weight)
-        self.ema_generator(self._with_labels(latents, labels), training=True)
+        """`GeneratorAverage.update` after a generator step on `latents` (batch, latent_dim)."""
+        self.average.update(self.ema_generator, self.generator, self.g_optimizer.iterations,
+                            self._with_labels(latents, labels))
 
     def test_step(self, data):
         images, labels = self._unpack_batch(data)
@@ -334,7 +355,20 @@ class AdversarialModel(GenerativeModel):
                       discriminator_steps=self.discriminator_steps, ema_decay=self.ema_decay,
                       sample_from_average=self.sample_from_average, code_categories=self.code_categories,
                       code_weight=self.code_weight)
+        if self.own_networks:  # built-in networks follow from the options; a user's are saved whole
+            # Through JSON, as a .keras file holds it (tuples become lists), so a reload's config is equal.
+            config.update({name: json.loads(json.dumps(keras.saving.serialize_keras_object(network)))
+                           for name, network in (("generator", self.generator),
+                                                 ("discriminator", self.discriminator))})
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for name in ("generator", "discriminator"):
+            if isinstance(config.get(name), dict):
+                config[name] = keras.saving.deserialize_keras_object(config[name])
+        return cls(**config)
 
 
 @register

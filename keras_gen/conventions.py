@@ -1,0 +1,34 @@
+"""Conventions at every boundary of keras_gen: noise, levels and pixels.
+
+- Data images (what `fit` and `log_prob` take) are uint8 **levels** in [0, num_levels - 1].
+- Sampled images (what `sample` returns) are uint8 **pixels** in [0, 255].
+- Noise is an input, drawn with NumPy from a seed, so the same noise gives the same images in
+  Keras, SavedModel and LiteRT: standard normal (VAE, GANs) or uniform in [0, 1) (one value per
+  sub-pixel, for the autoregressive models' inverse-CDF sampling).
+
+This module imports nothing from keras_gen, so every other module may use it.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+NOISE_KINDS = ("normal", "uniform")
+
+
+def draw_noise(batch_size, noise_shape, noise_kind, seed=None):
+    """(batch_size, *noise_shape) float32: standard normal, or uniform in [0, 1) for noise_kind="uniform"."""
+    rng = np.random.default_rng(seed)
+    shape = (int(batch_size),) + tuple(noise_shape)
+    if noise_kind == "uniform":
+        return rng.random(shape, dtype=np.float32)
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
+def unit_to_pixels(images):
+    """Float images in [0, 1] -> uint8 pixels in [0, 255]."""
+    return tf.cast(tf.round(tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0) * 255.0), tf.uint8)
+
+
+def pixels_to_levels(pixels, num_levels):
+    """uint8 pixels in [0, 255] -> uint8 levels in [0, num_levels - 1]; inverts levels -> pixels. NumPy."""
+    return np.round(np.asarray(pixels, np.float32) * (num_levels - 1) / 255.0).astype(np.uint8)

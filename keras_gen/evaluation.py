@@ -1,0 +1,103 @@
+"""Test figures from Python: what `python -m keras_gen evaluate` prints, as a dict.
+
+Models with a likelihood get their test NLL (nats per image) and bits per dimension; GANs get
+Fréchet distances on the MNIST classifier's logits and features, its score and, for conditional
+models, label accuracy, each beside the real-data floor (train against test images).
+"""
+
+import math
+import time
+
+import keras
+import numpy as np
+
+from keras_gen import metrics, precision, runtime, zoo
+
+
+def generator_figures(runner, source, count=10_000, classifier=None):
+    """{fd_logits, fcd, classifier_score[, label_accuracy], and the real-data floors} of `count`
+    samples against the first `count` test images of `source` (mnist).
+
+    A conditional model is asked for the test images' own labels, so its samples follow the test
+    split's class mix, as the real images of the floor do (uniform labels alone add about 0.2 to
+    the FD on logits of real MNIST images).
+    """
+    classifier = metrics.load_classifier(classifier)
+    (test, test_labels), train = source.real_images("test", count, labels=True), source.real_images("train", count)
+    labels = np.resize(test_labels, count) if runner.num_classes else None
+    generated = runtime.sample_in_batches(runner, runner.make_noise(count, seed=0), labels, batch_size=500)
+    test_outputs = metrics.classifier_outputs(classifier, test)  # shared by both comparisons
+    results = metrics.evaluate_samples(classifier, generated, labels=labels, real_outputs=test_outputs)
+    floor = metrics.evaluate_samples(classifier, train, real_outputs=test_outputs)
+    results["fd_logits_real_floor"] = floor["fd_logits"]
+    results["fcd_real_floor"] = floor["fcd"]
+    results["classifier_score_real"] = floor["classifier_score"]
+    print(f"{count} generated vs {len(test)} real test images; floor: {len(train)} train vs test images")
+    return results
+
+
+def likelihood_figures(source, split="test", model=None, runner=None, num_samples=None, verbose=2):
+    """{nll (nats per image), bits_per_dim, ...}: `model.evaluate` for a Keras model, else the
+    export `runner`'s log_prob, over `split` of `source`.
+
+    Args:
+        num_samples: a VAE's importance samples k (default: the model's `eval_num_samples`).
+    """
+    if model is not None:
+        model = precision.float32_twin(model)  # score in float32 after bf16 training
+        model.compile()
+        if num_samples is not None and hasattr(model, "eval_num_samples"):
+            model.eval_num_samples = num_samples
+        dataset = source.load(split, labels=model.num_classes is not None, shuffle=False)
+        results = model.evaluate(dataset, return_dict=True, verbose=verbose)
+        subpixels = model.num_subpixels
+    else:
+        dataset = source.load(split, labels=runner.num_classes is not None, shuffle=False)
+        total, count = 0.0, 0
+        bar = keras.utils.Progbar(None, unit_name="image")
+        for batch in dataset:
+            images, labels = batch if isinstance(batch, tuple) else (batch, None)
+            total -= float(np.sum(runner.log_prob(images.numpy(), labels)))
+            count += len(images)
+            bar.add(len(images))
+        results = {"nll": total / count}
+        subpixels = int(np.prod(runner.image_shape))
+    results["bits_per_dim"] = results["nll"] / (subpixels * math.log(2))
+    return results
+
+
+def evaluate(artifact, source, *, split="test", runtime_name=None, num_samples=None, classifier=None, verbose=2):
+    """Test figures of a zoo name (through its export), a .keras file or an export directory.
+
+    Args:
+        artifact: e.g. "pixelcnn_binarized_mnist", "runs/vae/model.keras", "exports/vae".
+        source: a `keras_gen.data.Source` with the model's data (e.g. binarized_mnist, or mnist).
+        runtime_name: for an export: "savedmodel" (default), "tflite", "tflite-int8", "tflite-float16".
+        num_samples: a VAE's importance samples k; a GAN's number of samples (default 10,000).
+    Returns:
+        {figure: value}, with "seconds".
+
+    Example:
+
+    ```python
+    from keras_gen import data, evaluation
+
+    source = data.Source("binarized_mnist", manual_dir="../shared/data")
+    evaluation.evaluate("pixelcnn_binarized_mnist", source)["nll"]          # 84.92 nats
+    ```
+    """
+    start = time.time()
+    path = zoo.resolve(artifact)
+    if path.endswith(".keras"):
+        model = runtime.load_keras(path)
+        runner = runtime.KerasRunner(model)
+    else:
+        model, runner = None, runtime.open_artifact(path, runtime_name)
+    source.check_matches(runner.image_shape, runner.num_levels, artifact)
+    if runner.has_log_prob:
+        results = likelihood_figures(source, split, model, None if model is not None else runner, num_samples,
+                                     verbose)
+    else:
+        results = generator_figures(runner, source, num_samples or 10_000, classifier)
+    results["seconds"] = time.time() - start
+    return results

@@ -1,0 +1,52 @@
+"""Figures of every zoo model.keras, recorded before issue I moved the networks into backbones.
+
+    python tests/zoo_reference.py      # rewrites tests/zoo_reference.json (only with a reason)
+
+For each zoo folder: the sha256 of `sample(make_noise(4, seed=0))` (labels 0..3 for conditional
+models) through the float32 Keras model, and for models with a likelihood the exported `log_prob`
+in nats of 4 fixed binary images, computed by the Keras model. tests/test_zoo.py checks today's code against them.
+"""
+
+import hashlib
+import json
+import os
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REFERENCE = os.path.join(HERE, "zoo_reference.json")
+
+
+def reference_images():
+    """4 deterministic binary 28x28 images."""
+    return (np.random.default_rng(0).random((4, 28, 28, 1)) < 0.15).astype(np.uint8)
+
+
+def figures(name):
+    """{"samples_sha256", ["log_prob"]} of zoo model `name` through today's code."""
+    from keras_gen import runtime, zoo
+
+    try:
+        from keras_gen.precision import float32_twin
+    except ImportError:  # the code before issue I, where the reference was recorded
+        from keras_gen.export import float32_twin
+    model = float32_twin(runtime.load_keras(zoo.keras_path(name)))
+    labels = np.arange(4, dtype=np.int32) % model.num_classes if model.num_classes else None
+    samples = np.ascontiguousarray(np.asarray(model.sample(model.make_noise(4, seed=0), labels)))
+    result = {"samples_sha256": hashlib.sha256(samples.tobytes()).hexdigest()}
+    if model.has_log_prob:  # as exported: a VAE's with its fixed importance draws, so deterministic
+        log_prob = runtime.KerasRunner(model).log_prob(reference_images(), labels)
+        result["log_prob"] = [float(v) for v in np.asarray(log_prob)]
+    return result
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, os.path.dirname(HERE))
+    from keras_gen import zoo
+
+    recorded = {name: figures(name) for name in zoo.names()}
+    with open(REFERENCE, "w") as file:
+        json.dump(recorded, file, indent=1)
+        file.write("\n")
+    print(json.dumps(recorded, indent=1))
