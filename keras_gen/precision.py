@@ -2,10 +2,11 @@
 
 On an x86 CPU, TensorFlow's oneDNN kernels run bfloat16 natively only with the AVX-512 BF16 or
 AMX instructions; elsewhere they convert to float32 and back around every op, which is slower
-than float32 alone. Measured on 2-core machines of this project (one training step, batch 64):
+than float32 alone. Measured on 2-core machines of this project (one training step):
 
-- without `avx512_bf16` or AMX: PixelCNN 0.19 s in float32, 0.56 s in mixed_bfloat16 (2.9x slower);
-- with `avx512_bf16`: DCGAN 0.20 s in float32, 0.11 s in mixed_bfloat16 (1.8x faster).
+- without `avx512_bf16` or AMX: PixelCNN (batch 64) 0.19 s in float32, 0.56 s in mixed_bfloat16 (2.9x slower);
+- with `avx512_bf16`: DCGAN (InfoGAN code, weight average, batch 128) 0.20 s in float32, 0.11 s in
+  mixed_bfloat16 (1.8x faster).
 
 GPUs compute bfloat16 natively from compute capability 8.0 (Ampere) on.
 """

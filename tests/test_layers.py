@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from keras.src.testing import TestCase
 
-from keras_gen.layers import (CategoricalCode, ClassBias, DiagonalBiLSTM, DiagonalLSTM, GatedBlock,
-                              MaskedConv2D, MaskedResidualBlock, RowLSTM)
+from keras_gen.layers import (AutoregressiveHead, CategoricalCode, ClassBias, DiagonalBiLSTM, DiagonalLSTM,
+                              GatedBlock, MaskedConv2D, MaskedResidualBlock, RowLSTM)
 
 FEATURES = (2, 4, 5, 6)  # batch, H, W, channels
 LAYERS = {
@@ -16,6 +16,8 @@ LAYERS = {
     "diagonal_bilstm": (DiagonalBiLSTM, dict(units=6, color_channels=3), FEATURES),
     "gated_block": (GatedBlock, dict(filters=6, kernel_size=3, color_channels=3), (FEATURES, FEATURES)),
     "categorical_code": (CategoricalCode, dict(categories=3), (2, 5)),
+    "autoregressive_head": (AutoregressiveHead, dict(hidden_filters=6, output_channels=12, color_channels=3),
+                            FEATURES),
 }
 
 
@@ -36,3 +38,17 @@ def test_class_bias_follows_its_layer_policy():
     output = layer(np.array([0, 2]))
     assert output.shape == (2, 1, 1, 4) and output.dtype == "float16"
     assert layer.embedding.dtype_policy.name == "mixed_float16"
+
+
+def test_head_stepper_is_the_head_at_one_position():
+    head = AutoregressiveHead(hidden_filters=6, output_channels=12, color_channels=3)
+    features = np.random.default_rng(0).normal(size=FEATURES).astype(np.float32)
+    full = np.asarray(head(features))
+    step = head.stepper()
+    for row, col in [(0, 0), (2, 3), (3, 4)]:
+        np.testing.assert_allclose(np.asarray(step(features[:, row, col])), full[:, row, col], rtol=1e-5, atol=1e-6)
+
+
+def test_head_sublayers_follow_its_policy():
+    head = AutoregressiveHead(hidden_filters=6, output_channels=3, color_channels=3, dtype="mixed_bfloat16")
+    assert head.hidden.dtype_policy.name == head.out.dtype_policy.name == "mixed_bfloat16"

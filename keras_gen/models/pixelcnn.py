@@ -1,9 +1,8 @@
 """PixelCNN (van den Oord et al. 2016a) and Gated PixelCNN (van den Oord et al. 2016b)."""
 
 import tensorflow as tf
-from keras import ops
 
-from keras_gen.layers import GatedBlock, MaskedConv2D, MaskedResidualBlock, gated_activation
+from keras_gen.layers import AutoregressiveHead, GatedBlock, MaskedConv2D, MaskedResidualBlock, gated_activation
 from keras_gen.models.autoregressive import (
     AutoregressiveModel,
     Window,
@@ -62,14 +61,12 @@ class PixelCNN(AutoregressiveModel):
             MaskedResidualBlock(self.filters, self.kernel_size, colors, self.num_classes, name=f"block_{i}")
             for i in range(self.num_blocks)
         ]
-        self.head_hidden = MaskedConv2D(self.head_filters, 1, "B", colors, activation="relu", name="head_hidden")
-        self.head_out = MaskedConv2D(self.output_channels, 1, "B", colors, name="head_out")
+        self.output_head = AutoregressiveHead(self.head_filters, self.output_channels, colors, name="output_head")
         feature_shape = (None,) + self.image_shape[:2] + (self.filters,)
         self.input_conv.build((None,) + self.image_shape)
         for block in self.blocks:
             block.build(feature_shape)
-        self.head_hidden.build(feature_shape)
-        self.head_out.build(feature_shape[:-1] + (self.head_filters,))
+        self.output_head.build(feature_shape)
         self.built = True
 
     def call(self, images, labels=None, training=False):
@@ -77,7 +74,7 @@ class PixelCNN(AutoregressiveModel):
         hidden = self.input_conv(self.to_symmetric_interval(images))
         for block in self.blocks:
             hidden = block(hidden, labels)
-        return self.head_out(self.head_hidden(ops.relu(hidden)))
+        return self.output_head(hidden)
 
     def _fast_sample_levels(self, noise, labels, known, known_mask):
         """Cached sampling (Ramachandran et al. 2017): each step computes every layer at one position only.
@@ -94,7 +91,7 @@ class PixelCNN(AutoregressiveModel):
         input_conv = split_causal_kernel(self.input_conv)
         blocks = [(float32_matrix(b.reduce), split_causal_kernel(b.spatial), float32_matrix(b.expand),
                    _class_bias(b.class_bias, labels)) for b in self.blocks]
-        (hidden_kernel, hidden_bias), (out_kernel, out_bias) = map(float32_matrix, (self.head_hidden, self.head_out))
+        head_step = self.output_head.stepper()
 
         def begin_row(state):
             image_rows, reduced_rows = state
@@ -115,8 +112,7 @@ class PixelCNN(AutoregressiveModel):
                 spatial = read_column(from_above, col) + tf.matmul(window.flat(), sk)
                 hidden = hidden + dense(tf.nn.relu(spatial), ek, eb)
                 reduced.append(window)
-            head = dense(tf.nn.relu(hidden), hidden_kernel, hidden_bias, tf.nn.relu)
-            return dense(head, out_kernel, out_bias), {**now, "reduced": reduced}
+            return head_step(hidden), {**now, "reduced": reduced}
 
         def end_column(col, now):
             return {"reduced": [window.advance() for window in now["reduced"]],
@@ -170,14 +166,12 @@ class GatedPixelCNN(AutoregressiveModel):
                        first=i == 0, num_classes=self.num_classes, name=f"gated_{i}")
             for i in range(self.num_layers)
         ]
-        self.head_hidden = MaskedConv2D(self.head_filters, 1, "B", colors, activation="relu", name="head_hidden")
-        self.head_out = MaskedConv2D(self.output_channels, 1, "B", colors, name="head_out")
+        self.output_head = AutoregressiveHead(self.head_filters, self.output_channels, colors, name="output_head")
         image_shape = (None,) + self.image_shape
         feature_shape = image_shape[:-1] + (self.filters,)
         for i, layer in enumerate(self.gated_layers):
             layer.build((image_shape, image_shape) if i == 0 else (feature_shape, feature_shape))
-        self.head_hidden.build(feature_shape)
-        self.head_out.build(feature_shape[:-1] + (self.head_filters,))
+        self.output_head.build(feature_shape)
         self.built = True
 
     def features(self, images, labels=None):
@@ -189,7 +183,7 @@ class GatedPixelCNN(AutoregressiveModel):
 
     def call(self, images, labels=None, training=False):
         """(batch, H, W, C) integer levels -> (batch, H, W, C * num_params) likelihood params."""
-        return self.head_out(self.head_hidden(ops.relu(self.features(images, labels))))
+        return self.output_head(self.features(images, labels))
 
     def _fast_sample_levels(self, noise, labels, known, known_mask):
         """Cached sampling: the vertical stack once per finished row, the horizontal stack per position.
@@ -211,7 +205,7 @@ class GatedPixelCNN(AutoregressiveModel):
                         vertical_bias=_class_bias(layer.vertical_bias, labels),
                         horizontal_bias=_class_bias(layer.horizontal_bias, labels))
                    for layer in self.gated_layers]
-        (hidden_kernel, hidden_bias), (out_kernel, out_bias) = map(float32_matrix, (self.head_hidden, self.head_out))
+        head_step = self.output_head.stepper()
 
         def vertical_to_horizontal(vertical, weights):  # the 1 x 1 conv on (batch, W, 2f)
             kernel, bias = weights["vertical_to_horizontal"]
@@ -233,8 +227,7 @@ class GatedPixelCNN(AutoregressiveModel):
                          + weights_i["horizontal_bias"])
                 output = dense(gated_activation(gates, layer.color_channels), *weights_i["horizontal_out"])
                 horizontal = output if layer.first else horizontal + output
-            head = dense(tf.nn.relu(horizontal), hidden_kernel, hidden_bias, tf.nn.relu)
-            return dense(head, out_kernel, out_bias), new_windows
+            return head_step(horizontal), new_windows
 
         def end_column(col, windows):
             return [window.advance() for window in windows]

@@ -1,9 +1,8 @@
 """PixelRNN (van den Oord, Kalchbrenner & Kavukcuoglu 2016): Row LSTM and Diagonal BiLSTM."""
 
 import tensorflow as tf
-from keras import ops
 
-from keras_gen.layers import DiagonalBiLSTM, MaskedConv2D, RowLSTM
+from keras_gen.layers import AutoregressiveHead, DiagonalBiLSTM, MaskedConv2D, RowLSTM
 from keras_gen.layers.recurrent import lstm_update
 from keras_gen.models.autoregressive import (
     AutoregressiveModel,
@@ -65,19 +64,14 @@ class PixelRNN(AutoregressiveModel):
         ]
         self.residual_convs = [MaskedConv2D(self.units, 1, "B", colors, name=f"residual_{i}")
                                for i in range(self.num_layers)]
-        self.head_hidden = MaskedConv2D(self.head_filters, 1, "B", colors, activation="relu", name="head_hidden")
-        self.head_out = MaskedConv2D(self.output_channels, 1, "B", colors, name="head_out")
+        self.output_head = AutoregressiveHead(self.head_filters, self.output_channels, colors, name="output_head")
         features = (None,) + self.image_shape[:2] + (self.units,)
         self.input_conv.build((None,) + self.image_shape)
         for recurrent, residual in zip(self.recurrent_layers, self.residual_convs):
             recurrent.build(features)
             residual.build(features)
-        self.head_hidden.build(features)
-        self.head_out.build(features[:-1] + (self.head_filters,))
+        self.output_head.build(features)
         self.built = True
-
-    def _head(self, features):
-        return self.head_out(self.head_hidden(ops.relu(features)))
 
     def features(self, images):
         """(batch, H, W, C) levels -> (batch, H, W, units): the recurrent stack's output, before the 1 x 1 head."""
@@ -90,7 +84,7 @@ class PixelRNN(AutoregressiveModel):
 
     def call(self, images, labels=None, training=False):
         """(batch, H, W, C) integer levels -> (batch, H, W, C * num_params) likelihood params."""
-        return self._head(self.features(images))
+        return self.output_head(self.features(images))
 
     def _fast_sample_levels(self, noise, labels, known, known_mask):
         """Carried-state sampling: each sub-pixel step computes every layer at one pixel only.
@@ -105,7 +99,7 @@ class PixelRNN(AutoregressiveModel):
         pad = self.input_conv.kernel_size[0] // 2
         input_conv = split_causal_kernel(self.input_conv)
         residuals = [float32_matrix(conv) for conv in self.residual_convs]
-        (hidden_kernel, hidden_bias), (out_kernel, out_bias) = map(float32_matrix, (self.head_hidden, self.head_out))
+        head_step = self.output_head.stepper()
         cells = self._row_lstm_cells(batch) if self.kind == "row_lstm" else self._diagonal_bilstm_cells(batch)
         begin_cells, cell_at, end_column_cells, end_row_cells, initial_cells = cells
 
@@ -124,8 +118,7 @@ class PixelRNN(AutoregressiveModel):
                 outputs, layer_now = cell_at(layer, col, features, layer_fixed, layer_now)
                 features = features + dense(outputs, kernel, bias)
                 new_carried.append(layer_now)
-            head = dense(tf.nn.relu(features), hidden_kernel, hidden_bias, tf.nn.relu)
-            return dense(head, out_kernel, out_bias), new_carried
+            return head_step(features), new_carried
 
         def end_column(col, carried):
             return [end_column_cells(layer_now) for layer_now in carried]
