@@ -3,7 +3,9 @@
 import numpy as np
 
 
-def save_grouped_bars(path, group_labels, series, ylabel, log=False, rotation=20, fontsize=None, limit=None):
+def save_grouped_bars(
+    path, group_labels, series, ylabel, log=False, rotation=20, fontsize=None, limit=None
+):
     """Writes a PNG with one bar per series in each group.
 
     Args:
@@ -19,8 +21,13 @@ def save_grouped_bars(path, group_labels, series, ylabel, log=False, rotation=20
     width = 0.8 / len(series)
     for i, (label, values) in enumerate(series.items()):
         axis.bar(np.arange(len(group_labels)) + i * width, values, width, label=label)
-    axis.set_xticks(np.arange(len(group_labels)) + 0.4 - width / 2, group_labels, rotation=rotation, ha="right",
-                    fontsize=fontsize)
+    axis.set_xticks(
+        np.arange(len(group_labels)) + 0.4 - width / 2,
+        group_labels,
+        rotation=rotation,
+        ha="right",
+        fontsize=fontsize,
+    )
     if limit is not None:
         axis.axhline(limit[0], color="grey", linestyle="--", linewidth=1, label=limit[1])
     if log:

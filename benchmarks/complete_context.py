@@ -25,22 +25,43 @@ from keras_gen.models import PixelRNN
 
 def train_and_score(complete_context, batches, test_images, args):
     keras.utils.set_random_seed(0)
-    model = PixelRNN(kind="diagonal_bilstm", units=args.units, num_layers=args.layers, seed=0,
-                     complete_context=complete_context, dtype=args.policy)
+    model = PixelRNN(
+        kind="diagonal_bilstm",
+        units=args.units,
+        num_layers=args.layers,
+        seed=0,
+        complete_context=complete_context,
+        dtype=args.policy,
+    )
     model.compile_for_training()
     curve, start = [], time.perf_counter()
     for chunk in np.array_split(np.arange(len(batches)), args.evaluations):
         for index in chunk:
             model.train_on_batch(batches[index])
-        nll = float(-np.mean(np.concatenate([model.log_prob(images) for images in np.array_split(test_images, 4)])))
+        nll = float(
+            -np.mean(
+                np.concatenate(
+                    [model.log_prob(images) for images in np.array_split(test_images, 4)]
+                )
+            )
+        )
         curve.append((int(chunk[-1]) + 1, nll))
-        print(f"complete_context={complete_context}: step {curve[-1][0]}, test NLL {nll:.2f} nats", flush=True)
-    return dict(complete_context=complete_context, curve=curve, seconds=time.perf_counter() - start,
-                parameters=model.count_params())
+        print(
+            f"complete_context={complete_context}: step {curve[-1][0]}, test NLL {nll:.2f} nats",
+            flush=True,
+        )
+    return dict(
+        complete_context=complete_context,
+        curve=curve,
+        seconds=time.perf_counter() - start,
+        parameters=model.count_params(),
+    )
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--units", type=int, default=32)
@@ -49,23 +70,43 @@ def main():
     parser.add_argument("--test", type=int, default=1000, help="test images scored")
     parser.add_argument("--evaluations", type=int, default=4, help="points on the learning curve")
     parser.add_argument("--manual-dir", default=None)
-    parser.add_argument("--out", default="benchmarks/results/complete_context", help="path stem for .json, .png")
+    parser.add_argument(
+        "--out", default="benchmarks/results/complete_context", help="path stem for .json, .png"
+    )
     args = parser.parse_args()
-    train = data.load("binarized_mnist", "train", batch_size=args.batch_size, shuffle=True,
-                      take=args.batch_size * args.steps, manual_dir=args.manual_dir)
+    train = data.load(
+        "binarized_mnist",
+        "train",
+        batch_size=args.batch_size,
+        shuffle=True,
+        take=args.batch_size * args.steps,
+        manual_dir=args.manual_dir,
+    )
     batches = [batch.numpy() for batch in train]
-    test_images = data.as_numpy(data.load("binarized_mnist", "test", batch_size=500, take=args.test,
-                                          manual_dir=args.manual_dir))
+    test_images = data.as_numpy(
+        data.load(
+            "binarized_mnist", "test", batch_size=500, take=args.test, manual_dir=args.manual_dir
+        )
+    )
     rows = [train_and_score(complete, batches, test_images, args) for complete in (False, True)]
 
-    print(f"\nDiagonal BiLSTM, {args.units} units x {args.layers} layers, {args.steps} steps of {args.batch_size} "
-          f"static binarized MNIST images, {args.policy}; test NLL on {args.test} test images (nats)\n")
-    print("| context | parameters | " + " | ".join(f"step {step}" for step, _ in rows[0]["curve"]) + " | seconds |")
+    print(
+        f"\nDiagonal BiLSTM, {args.units} units x {args.layers} layers, {args.steps} steps of {args.batch_size} "
+        f"static binarized MNIST images, {args.policy}; test NLL on {args.test} test images (nats)\n"
+    )
+    print(
+        "| context | parameters | "
+        + " | ".join(f"step {step}" for step, _ in rows[0]["curve"])
+        + " | seconds |"
+    )
     print("|---|---:|" + "---:|" * len(rows[0]["curve"]) + "---:|")
     for row in rows:
         name = "complete" if row["complete_context"] else "paper"
-        print(f"| {name} | {row['parameters']} | " + " | ".join(f"{nll:.2f}" for _, nll in row["curve"])
-              + f" | {row['seconds']:.0f} |")
+        print(
+            f"| {name} | {row['parameters']} | "
+            + " | ".join(f"{nll:.2f}" for _, nll in row["curve"])
+            + f" | {row['seconds']:.0f} |"
+        )
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out + ".json", "w") as file:
         json.dump(dict(vars(args), rows=rows), file, indent=1)
@@ -77,7 +118,12 @@ def main():
     figure, axis = plt.subplots(figsize=(6, 4))
     for row in rows:
         steps, nlls = zip(*row["curve"])
-        axis.plot(steps, nlls, marker="o", label="complete context" if row["complete_context"] else "paper's context")
+        axis.plot(
+            steps,
+            nlls,
+            marker="o",
+            label="complete context" if row["complete_context"] else "paper's context",
+        )
     axis.set_xlabel("training steps")
     axis.set_ylabel("test NLL (nats)")
     axis.legend()

@@ -50,7 +50,9 @@ def layers_as_before():
     def lstm_update(gates, cell, color_channels):
         units = gates.shape[-1] // 4
         leading = tf.shape(gates)[:-1]
-        split = tf.reshape(gates, tf.concat([leading, [color_channels, 4, units // color_channels]], 0))
+        split = tf.reshape(
+            gates, tf.concat([leading, [color_channels, 4, units // color_channels]], 0)
+        )
         parts = [tf.reshape(split[..., i, :], tf.concat([leading, [units]], 0)) for i in range(4)]
         input_gate, forget_gate, output_gate = (tf.sigmoid(p) for p in parts[:3])
         cell = forget_gate * cell + input_gate * tf.tanh(parts[3])
@@ -69,17 +71,22 @@ def layers_as_before():
         hidden = cell = tf.zeros([tf.shape(input_gates)[0], 0, self.units], input_gates.dtype)
         previous_first, start, outputs = 0, 0, []
         for first, last in spans:
-            hidden, cell = self.step(input_gates[:, start : start + last - first + 1],
-                                     recurrent._rows(hidden, previous_first, first - 1, last - 1),
-                                     recurrent._rows(hidden, previous_first, first, last),
-                                     recurrent._rows(cell, previous_first, first, last))
+            hidden, cell = self.step(
+                input_gates[:, start : start + last - first + 1],
+                recurrent._rows(hidden, previous_first, first - 1, last - 1),
+                recurrent._rows(hidden, previous_first, first, last),
+                recurrent._rows(cell, previous_first, first, last),
+            )
             outputs.append(hidden)
             previous_first, start = first, start + last - first + 1
         return tf.concat(outputs, axis=1)
 
-    patches = [(recurrent, "lstm_update", lstm_update), (recurrent.RowLSTM, "call", row_lstm_call),
-               (recurrent.RowLSTM, "state_gates", state_gates),
-               (recurrent.DiagonalLSTM, "_graph_scan", diagonal_scan)]
+    patches = [
+        (recurrent, "lstm_update", lstm_update),
+        (recurrent.RowLSTM, "call", row_lstm_call),
+        (recurrent.RowLSTM, "state_gates", state_gates),
+        (recurrent.DiagonalLSTM, "_graph_scan", diagonal_scan),
+    ]
     originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     for owner, name, value in patches:
         setattr(owner, name, value)
@@ -99,11 +106,18 @@ def build_and_trace(kind, variant, size, channels, batch, policy):
 
     with layers_as_before() if variant == "before" else contextlib.nullcontext():
         keras.config.set_dtype_policy(policy)
-        model = PixelRNN(kind=kind, image_shape=(size, size, channels), num_levels=2 if channels == 1 else 256,
-                         seed=0, **({"complete_context": False} if kind == "diagonal_bilstm" else {}))
+        model = PixelRNN(
+            kind=kind,
+            image_shape=(size, size, channels),
+            num_levels=2 if channels == 1 else 256,
+            seed=0,
+            **({"complete_context": False} if kind == "diagonal_bilstm" else {}),
+        )
         keras.config.set_dtype_policy("float32")
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
-        images = np.random.default_rng(0).integers(0, model.num_levels, (batch, size, size, channels))
+        images = np.random.default_rng(0).integers(
+            0, model.num_levels, (batch, size, size, channels)
+        )
         images = images.astype(np.uint8)
         start = time.perf_counter()
         model.train_on_batch(images)  # traced here, so the patched layers are in its graph
@@ -120,15 +134,21 @@ def run_one(kind, variant, size, channels, batch, policy, steps):
         start = time.perf_counter()
         model.train_on_batch(images)
         times.append(time.perf_counter() - start)
-    return dict(first_step_s=first, step_s=float(np.median(times)),
-                peak_memory_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+    return dict(
+        first_step_s=first,
+        step_s=float(np.median(times)),
+        peak_memory_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+    )
 
 
 def run_side_by_side(kind, size, channels, batch, policy, steps):
     """Both variants in this process, their steps interleaved; returns the median step of each."""
     import numpy as np
 
-    runs = {variant: build_and_trace(kind, variant, size, channels, batch, policy)[:2] for variant in VARIANTS}
+    runs = {
+        variant: build_and_trace(kind, variant, size, channels, batch, policy)[:2]
+        for variant in VARIANTS
+    }
     times = {variant: [] for variant in VARIANTS}
     for _ in range(steps):
         for variant, (model, images) in runs.items():
@@ -147,13 +167,22 @@ def run_child(args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--steps", type=int, default=5, help="timed steps after the first")
-    parser.add_argument("--only", type=int, default=None, help="only configurations of this image side")
-    parser.add_argument("--variants", default=",".join(VARIANTS),
-                        help="layer versions in the first table, e.g. 'after' (the earlier Diagonal BiLSTM "
-                             "needs more than 24 GB at 64 x 64)")
-    parser.add_argument("--out", default="benchmarks/results/pixelrnn_training", help="path stem for .json, .png")
+    parser.add_argument(
+        "--only", type=int, default=None, help="only configurations of this image side"
+    )
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="layer versions in the first table, e.g. 'after' (the earlier Diagonal BiLSTM "
+        "needs more than 24 GB at 64 x 64)",
+    )
+    parser.add_argument(
+        "--out", default="benchmarks/results/pixelrnn_training", help="path stem for .json, .png"
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--side-by-side", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -167,22 +196,32 @@ def main():
         return
     configs = [config for config in CONFIGS if not args.only or config["size"] == args.only]
     rows = []
-    print("| kind | image, batch | policy | layers | first step (s) | step (s) | peak memory (GB) |")
+    print(
+        "| kind | image, batch | policy | layers | first step (s) | step (s) | peak memory (GB) |"
+    )
     print("|---|---|---|---|---:|---:|---:|")
     for config in configs:
         image = f"{config['size']}x{config['size']}x{config['channels']}, {config['batch']}"
         for kind in ("row_lstm", "diagonal_bilstm"):
             for variant in args.variants.split(","):
                 child = dict(kind=kind, variant=variant, **config)
-                code, figures = run_child(["--steps", str(args.steps), "--child", json.dumps(child)])
+                code, figures = run_child(
+                    ["--steps", str(args.steps), "--child", json.dumps(child)]
+                )
                 if figures is None:  # -9: killed, most likely out of memory
                     rows.append(dict(child, exit_code=code))
-                    print(f"| {kind} | {image} | {config['policy']} | {variant} | did not finish (exit "
-                          f"{code}{', killed: out of memory' if code == -9 else ''}) | | |", flush=True)
+                    print(
+                        f"| {kind} | {image} | {config['policy']} | {variant} | did not finish (exit "
+                        f"{code}{', killed: out of memory' if code == -9 else ''}) | | |",
+                        flush=True,
+                    )
                     continue
                 rows.append(dict(child, **figures))
-                print(f"| {kind} | {image} | {config['policy']} | {variant} | {figures['first_step_s']:.1f} | "
-                      f"{figures['step_s']:.3f} | {figures['peak_memory_gb']:.1f} |", flush=True)
+                print(
+                    f"| {kind} | {image} | {config['policy']} | {variant} | {figures['first_step_s']:.1f} | "
+                    f"{figures['step_s']:.3f} | {figures['peak_memory_gb']:.1f} |",
+                    flush=True,
+                )
     side_by_side = []
     print("\nSide by side in one process, steps interleaved (28 x 28 only):\n")
     print("| kind | image, batch | policy | before: step (s) | after: step (s) | speed-up |")
@@ -191,14 +230,21 @@ def main():
         image = f"{config['size']}x{config['size']}x{config['channels']}, {config['batch']}"
         for kind in ("row_lstm", "diagonal_bilstm"):
             child = dict(kind=kind, **config)
-            code, figures = run_child(["--steps", str(args.steps), "--side-by-side", json.dumps(child)])
+            code, figures = run_child(
+                ["--steps", str(args.steps), "--side-by-side", json.dumps(child)]
+            )
             if figures is None:
-                print(f"| {kind} | {image} | {config['policy']} | did not finish (exit {code}) | | |", flush=True)
+                print(
+                    f"| {kind} | {image} | {config['policy']} | did not finish (exit {code}) | | |",
+                    flush=True,
+                )
                 continue
             side_by_side.append(dict(child, **figures))
-            print(f"| {kind} | {image} | {config['policy']} | {figures['before_step_s']:.3f} | "
-                  f"{figures['after_step_s']:.3f} | {figures['before_step_s'] / figures['after_step_s']:.2f}x |",
-                  flush=True)
+            print(
+                f"| {kind} | {image} | {config['policy']} | {figures['before_step_s']:.3f} | "
+                f"{figures['after_step_s']:.3f} | {figures['before_step_s'] / figures['after_step_s']:.2f}x |",
+                flush=True,
+            )
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".json", "w") as file:
         json.dump(dict(own_process=rows, side_by_side=side_by_side), file, indent=1)
@@ -216,13 +262,25 @@ def plot(rows, path):
     labels = sorted({(r["kind"], r["size"], r["channels"], r["policy"]) for r in rows}, key=str)
     variants = [variant for variant in VARIANTS if any(r["variant"] == variant for r in rows)]
     for offset, variant in zip((-0.2, 0.2) if len(variants) == 2 else (0.0,), variants):
-        steps = [next((r.get("step_s", 0.0) for r in rows if (r["kind"], r["size"], r["channels"], r["policy"])
-                       == label and r["variant"] == variant), 0.0) for label in labels]
+        steps = [
+            next(
+                (
+                    r.get("step_s", 0.0)
+                    for r in rows
+                    if (r["kind"], r["size"], r["channels"], r["policy"]) == label
+                    and r["variant"] == variant
+                ),
+                0.0,
+            )
+            for label in labels
+        ]
         axis.bar([i + offset for i in range(len(labels))], steps, 0.4, label=variant)
         for i, seconds in enumerate(steps):
             if not seconds:
                 axis.text(i + offset, 0.05, "did not\nfinish", ha="center", fontsize=7, rotation=90)
-    axis.set_xticks(range(len(labels)), [f"{k}\n{s}x{s}x{c}\n{p}" for k, s, c, p in labels], fontsize=7)
+    axis.set_xticks(
+        range(len(labels)), [f"{k}\n{s}x{s}x{c}\n{p}" for k, s, c, p in labels], fontsize=7
+    )
     axis.set_ylabel("seconds per training step")
     axis.legend()
     figure.tight_layout()

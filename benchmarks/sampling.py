@@ -22,12 +22,11 @@ import tempfile
 import time
 
 import numpy as np
+from _plots import save_grouped_bars  # noqa: E402  (benchmarks/, beside this script)
 
 import keras_gen  # noqa: F401
 from keras_gen import cli, export, models, precision, runtime
 from keras_gen.conventions import pixels_to_levels
-
-from _plots import save_grouped_bars  # noqa: E402  (benchmarks/, beside this script)
 
 KINDS = {
     "pixelcnn": ("pixelcnn", {}),
@@ -68,25 +67,32 @@ def measure(model, num, repeats, skip_predict_loop):
     noise = model.make_noise(num, seed=0)
     rows = []
     if not skip_predict_loop:
-        rows += timed_side_by_side([("predict loop (tutorial)", lambda: predict_loop(model, noise))], 1)
+        rows += timed_side_by_side(
+            [("predict loop (tutorial)", lambda: predict_loop(model, noise))], 1
+        )
     with tempfile.TemporaryDirectory() as directory:
         export.export(model, os.path.join(directory, "export"), verbose=False)
         saved_model = runtime.open_artifact(os.path.join(directory, "export"))
         tflite = os.path.join(directory, "export", export.TFLITE)
-        runners = {threads: runtime.open_artifact(tflite, num_threads=threads) for threads in (1, 2)}
+        runners = {
+            threads: runtime.open_artifact(tflite, num_threads=threads) for threads in (1, 2)
+        }
 
         def one_at_a_time():
             return np.concatenate([runners[1].sample(noise[i : i + 1]) for i in range(num)])
 
         as_levels = lambda pixels: pixels_to_levels(pixels, model.num_levels)  # noqa: E731
-        rows += timed_side_by_side([
-            ("in-graph plain loop", lambda: model.sample_levels(noise, method="plain")),
-            ("fast (cached)", lambda: model.sample_levels(noise, method="fast")),
-            ("SavedModel", lambda: as_levels(saved_model.sample(noise))),
-            ("LiteRT, 1 thread", lambda: as_levels(runners[1].sample(noise))),
-            ("LiteRT, 2 threads", lambda: as_levels(runners[2].sample(noise))),
-            ("LiteRT, 1 thread, batch 1", lambda: as_levels(one_at_a_time())),
-        ], repeats)
+        rows += timed_side_by_side(
+            [
+                ("in-graph plain loop", lambda: model.sample_levels(noise, method="plain")),
+                ("fast (cached)", lambda: model.sample_levels(noise, method="fast")),
+                ("SavedModel", lambda: as_levels(saved_model.sample(noise))),
+                ("LiteRT, 1 thread", lambda: as_levels(runners[1].sample(noise))),
+                ("LiteRT, 2 threads", lambda: as_levels(runners[2].sample(noise))),
+                ("LiteRT, 1 thread, batch 1", lambda: as_levels(one_at_a_time())),
+            ],
+            repeats,
+        )
     return rows
 
 
@@ -99,15 +105,26 @@ def build(name, size, options):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="pixelcnn",
-                        help=f"{', '.join(KINDS)}, 'all', or a .keras file")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", default="pixelcnn", help=f"{', '.join(KINDS)}, 'all', or a .keras file"
+    )
     parser.add_argument("--num", type=int, default=16, help="images per batch")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per sampler (median)")
-    parser.add_argument("--sizes", default=None, help="comma list of square grey image sides, e.g. 16,28,32,64")
-    parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="model option, JSON value")
-    parser.add_argument("--skip-predict-loop", action="store_true", help="skip the slow tutorial loop")
-    parser.add_argument("--out", default="benchmarks/results/sampling", help="path stem for .json and .png")
+    parser.add_argument(
+        "--sizes", default=None, help="comma list of square grey image sides, e.g. 16,28,32,64"
+    )
+    parser.add_argument(
+        "--set", action="append", metavar="KEY=VALUE", help="model option, JSON value"
+    )
+    parser.add_argument(
+        "--skip-predict-loop", action="store_true", help="skip the slow tutorial loop"
+    )
+    parser.add_argument(
+        "--out", default="benchmarks/results/sampling", help="path stem for .json and .png"
+    )
     args = parser.parse_args()
     names = list(KINDS) if args.model == "all" else [args.model]
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else [None]
@@ -118,10 +135,21 @@ def main():
             model = build(name, size, options)
             rows = measure(model, args.num, args.repeats, args.skip_predict_loop)
             plain = next(images for sampler, _, images in rows if sampler == "in-graph plain loop")
-            results.append(dict(
-                model=os.path.basename(name), image_shape=list(model.image_shape), parameters=model.count_params(),
-                rows=[dict(sampler=sampler, seconds=seconds, same_as_plain=bool(np.array_equal(images, plain)))
-                      for sampler, seconds, images in rows]))
+            results.append(
+                dict(
+                    model=os.path.basename(name),
+                    image_shape=list(model.image_shape),
+                    parameters=model.count_params(),
+                    rows=[
+                        dict(
+                            sampler=sampler,
+                            seconds=seconds,
+                            same_as_plain=bool(np.array_equal(images, plain)),
+                        )
+                        for sampler, seconds, images in rows
+                    ],
+                )
+            )
             print_table(results[-1], args.num)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".json", "w") as file:
@@ -137,16 +165,24 @@ def print_table(result, num):
     print("| sampler | seconds | ms per image | speed-up over in-graph plain loop | same images |")
     print("|---|---:|---:|---:|---|")
     for row in result["rows"]:
-        print(f"| {row['sampler']} | {row['seconds']:.3f} | {1000 * row['seconds'] / num:.1f} | "
-              f"{plain / row['seconds']:.1f}x | {row['same_as_plain']} |")
+        print(
+            f"| {row['sampler']} | {row['seconds']:.3f} | {1000 * row['seconds'] / num:.1f} | "
+            f"{plain / row['seconds']:.1f}x | {row['same_as_plain']} |"
+        )
 
 
 def plot(results, path):
     samplers = [r["sampler"] for r in results[0]["rows"]]
     labels = [f"{r['model']} {'x'.join(map(str, r['image_shape']))}" for r in results]
-    seconds = {sampler: [next((row["seconds"] for row in r["rows"] if row["sampler"] == sampler), np.nan)
-                         for r in results] for sampler in samplers}
+    seconds = {
+        sampler: [
+            next((row["seconds"] for row in r["rows"] if row["sampler"] == sampler), np.nan)
+            for r in results
+        ]
+        for sampler in samplers
+    }
     save_grouped_bars(path, labels, seconds, "seconds (log)", log=True)
+
 
 if __name__ == "__main__":
     main()

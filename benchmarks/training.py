@@ -46,8 +46,13 @@ def batches(levels, batch_size, count, labels):
     rng = np.random.default_rng(0)
     images = rng.integers(0, levels, (batch_size * count, 28, 28, 1)).astype(np.uint8)
     features = (images, (np.arange(len(images)) % 10).astype(np.int32)) if labels else images
-    return tf.data.Dataset.from_tensor_slices(features).batch(batch_size).cache().repeat().prefetch(
-        tf.data.AUTOTUNE)
+    return (
+        tf.data.Dataset.from_tensor_slices(features)
+        .batch(batch_size)
+        .cache()
+        .repeat()
+        .prefetch(tf.data.AUTOTUNE)
+    )
 
 
 class StepTimer(keras.callbacks.Callback):
@@ -73,7 +78,9 @@ class Contestant:
 
     def train(self, steps, timed=True):
         args, kwargs = self.fit_data(steps)
-        self.model.fit(*args, **kwargs, epochs=1, verbose=0, callbacks=[self.timer] if timed else [])
+        self.model.fit(
+            *args, **kwargs, epochs=1, verbose=0, callbacks=[self.timer] if timed else []
+        )
 
 
 def keras_gen_contestant(name, policy, batch_size):
@@ -90,8 +97,10 @@ class TutorialMaskedConv(keras.layers.Layer):
 
     def __init__(self, mask_type, filters, kernel_size, activation=None):
         super().__init__()
-        self.mask_type, self.conv = mask_type, keras.layers.Conv2D(filters, kernel_size, padding="same",
-                                                                  activation=activation)
+        self.mask_type, self.conv = (
+            mask_type,
+            keras.layers.Conv2D(filters, kernel_size, padding="same", activation=activation),
+        )
 
     def build(self, input_shape):
         self.conv.build(input_shape)
@@ -111,7 +120,9 @@ def tutorial_pixelcnn(filters=64, num_blocks=5, head_filters=64):
     inputs = keras.Input((28, 28, 1))
     hidden = TutorialMaskedConv("A", filters, 7)(inputs)
     for _ in range(num_blocks):
-        reduced = keras.layers.Conv2D(filters // 2, 1, activation="relu")(keras.layers.ReLU()(hidden))
+        reduced = keras.layers.Conv2D(filters // 2, 1, activation="relu")(
+            keras.layers.ReLU()(hidden)
+        )
         spatial = TutorialMaskedConv("B", filters // 2, 3, activation="relu")(reduced)
         hidden = keras.layers.add([hidden, keras.layers.Conv2D(filters, 1)(spatial)])
     head = keras.layers.Conv2D(head_filters, 1, activation="relu")(keras.layers.ReLU()(hidden))
@@ -125,17 +136,29 @@ def tutorial_contestant(batch_size):
     keras.utils.set_random_seed(0)
     model = tutorial_pixelcnn()
     images = np.random.default_rng(0).integers(0, 2, (batch_size * 4, 28, 28, 1)).astype(np.float32)
-    return Contestant("tutorial_pixelcnn", "float32", model,
-                      lambda steps: ((np.resize(images, (batch_size * steps,) + images.shape[1:]),) * 2,
-                                     dict(batch_size=batch_size)))
+    return Contestant(
+        "tutorial_pixelcnn",
+        "float32",
+        model,
+        lambda steps: (
+            (np.resize(images, (batch_size * steps,) + images.shape[1:]),) * 2,
+            dict(batch_size=batch_size),
+        ),
+    )
 
 
 def summary(contestant, batch_size):
     """{median step (s), its quartiles, images/s}, from the timed steps."""
     seconds = np.asarray(contestant.timer.seconds)
     low, median, high = np.percentile(seconds, [25, 50, 75])
-    return dict(model=contestant.name, policy=contestant.policy, steps=len(seconds), median_step_s=median,
-                quartiles_s=[low, high], images_per_second=batch_size / median)
+    return dict(
+        model=contestant.name,
+        policy=contestant.policy,
+        steps=len(seconds),
+        median_step_s=median,
+        quartiles_s=[low, high],
+        images_per_second=batch_size / median,
+    )
 
 
 def plot(rows, path):
@@ -147,8 +170,13 @@ def plot(rows, path):
     names = list(dict.fromkeys(row["model"] for row in rows))
     figure, axis = plt.subplots(figsize=(10, 4))
     for offset, policy in enumerate(POLICIES):
-        values = [next((r["images_per_second"] for r in rows if r["model"] == n and r["policy"] == policy), 0)
-                  for n in names]
+        values = [
+            next(
+                (r["images_per_second"] for r in rows if r["model"] == n and r["policy"] == policy),
+                0,
+            )
+            for n in names
+        ]
         axis.bar(np.arange(len(names)) + (offset - 1) * 0.27, values, 0.27, label=policy)
     axis.set_xticks(np.arange(len(names)), names, rotation=30, ha="right")
     axis.set_ylabel("images / s (log)")
@@ -159,20 +187,36 @@ def plot(rows, path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default=",".join(MODELS), help="comma list of " + ", ".join(MODELS))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help="comma list of " + ", ".join(MODELS)
+    )
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per configuration (tracing).")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per configuration and round.")
+    parser.add_argument(
+        "--warmup", type=int, default=2, help="untimed steps per configuration (tracing)."
+    )
+    parser.add_argument(
+        "--steps", type=int, default=3, help="timed steps per configuration and round."
+    )
     parser.add_argument("--rounds", type=int, default=5, help="turns each configuration takes.")
-    parser.add_argument("--policies", default="float32,mixed_bfloat16",
-                        help="comma list of " + ", ".join(POLICIES) + "; mixed_float16 is very slow on CPUs, "
-                             "whose float16 convolution gradients have no fast kernel")
-    parser.add_argument("--out", default="benchmarks/results/training", help="path stem for .json, .png")
+    parser.add_argument(
+        "--policies",
+        default="float32,mixed_bfloat16",
+        help="comma list of " + ", ".join(POLICIES) + "; mixed_float16 is very slow on CPUs, "
+        "whose float16 convolution gradients have no fast kernel",
+    )
+    parser.add_argument(
+        "--out", default="benchmarks/results/training", help="path stem for .json, .png"
+    )
     args = parser.parse_args()
     policies = args.policies.split(",")
-    contestants = [keras_gen_contestant(name, policy, args.batch_size)
-                   for name in args.models.split(",") for policy in policies]
+    contestants = [
+        keras_gen_contestant(name, policy, args.batch_size)
+        for name in args.models.split(",")
+        for policy in policies
+    ]
     if "pixelcnn" in args.models.split(",") and "float32" in policies:
         contestants.append(tutorial_contestant(args.batch_size))
     for contestant in contestants:
@@ -185,11 +229,15 @@ def main():
         print(f"round {turn + 1}/{args.rounds} done", flush=True)
     rows = [summary(contestant, args.batch_size) for contestant in contestants]
 
-    print(f"\nCPU: {os.cpu_count()} cores; flags: {precision.speed_flags()}; bfloat16 native: "
-          f"{precision.native_bfloat16()[0]}")
-    print(f"Training throughput, batch {args.batch_size}, 28x28x1: images/s from the median of "
-          f"{args.rounds} x {args.steps} steps taken in turns (middle half of the steps in brackets); "
-          "speed-up against float32\n")
+    print(
+        f"\nCPU: {os.cpu_count()} cores; flags: {precision.speed_flags()}; bfloat16 native: "
+        f"{precision.native_bfloat16()[0]}"
+    )
+    print(
+        f"Training throughput, batch {args.batch_size}, 28x28x1: images/s from the median of "
+        f"{args.rounds} x {args.steps} steps taken in turns (middle half of the steps in brackets); "
+        "speed-up against float32\n"
+    )
     print("| model | " + " | ".join(policies) + " |")
     print("|---|" + "---:|" * len(policies))
     for name in dict.fromkeys(row["model"] for row in rows):
@@ -211,8 +259,10 @@ def main():
         print()
         for policy in policies:
             if ("pixelcnn", policy) in by_key:
-                print(f"PixelCNN, keras_gen in {policy} against the tutorial way: "
-                      f"{by_key[('pixelcnn', policy)] / by_key[('tutorial_pixelcnn', 'float32')]:.2f}x")
+                print(
+                    f"PixelCNN, keras_gen in {policy} against the tutorial way: "
+                    f"{by_key[('pixelcnn', policy)] / by_key[('tutorial_pixelcnn', 'float32')]:.2f}x"
+                )
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out + ".json", "w") as file:
         json.dump(dict(vars(args), cpu_flags=precision.speed_flags(), rows=rows), file, indent=1)

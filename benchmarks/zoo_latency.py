@@ -16,12 +16,15 @@ import os
 import time
 
 import numpy as np
+from _plots import save_grouped_bars  # noqa: E402  (benchmarks/, beside this script)
 
 from keras_gen import zoo
 
-from _plots import save_grouped_bars  # noqa: E402  (benchmarks/, beside this script)
-
-RUNTIMES = {"tflite": "model.tflite", "tflite-int8": "model_int8.tflite", "tflite-float16": "model_float16.tflite"}
+RUNTIMES = {
+    "tflite": "model.tflite",
+    "tflite-int8": "model_int8.tflite",
+    "tflite-float16": "model_float16.tflite",
+}
 
 
 def per_image_ms(runner, noise, labels):
@@ -34,8 +37,11 @@ def per_image_ms(runner, noise, labels):
 
 def measure(name, num, repeats):
     folder = zoo.folder(name)
-    runners = {runtime: zoo.open(name, runtime=runtime, num_threads=1)
-               for runtime, file in RUNTIMES.items() if os.path.exists(os.path.join(folder, file))}
+    runners = {
+        runtime: zoo.open(name, runtime=runtime, num_threads=1)
+        for runtime, file in RUNTIMES.items()
+        if os.path.exists(os.path.join(folder, file))
+    }
     first = next(iter(runners.values()))
     noise = first.make_noise(num, seed=0)
     labels = np.arange(num) % first.num_classes if first.num_classes else None
@@ -49,24 +55,42 @@ def measure(name, num, repeats):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--num", type=int, default=16, help="images, sampled one at a time")
     parser.add_argument("--repeats", type=int, default=3, help="rounds (median)")
-    parser.add_argument("--out", default="benchmarks/results/zoo_latency", help="path stem for .json and .png")
-    parser.add_argument("--write-cards", action="store_true",
-                        help="record each model.tflite's ms/image in its card.json and MODEL_CARD.md")
+    parser.add_argument(
+        "--out", default="benchmarks/results/zoo_latency", help="path stem for .json and .png"
+    )
+    parser.add_argument(
+        "--write-cards",
+        action="store_true",
+        help="record each model.tflite's ms/image in its card.json and MODEL_CARD.md",
+    )
     args = parser.parse_args()
-    rows = [dict(name=entry["name"], model=entry["model"], ms_per_image=measure(entry["name"], args.num, args.repeats))
-            for entry in zoo.list()]
+    rows = [
+        dict(
+            name=entry["name"],
+            model=entry["model"],
+            ms_per_image=measure(entry["name"], args.num, args.repeats),
+        )
+        for entry in zoo.list()
+    ]
     print("\n| zoo model | LiteRT float32 | int8 | float16 (ms per image, 1 thread) |")
     print("|---|---:|---:|---:|")
     for row in rows:
-        cells = [f"{row['ms_per_image'][r]:.1f}" if r in row["ms_per_image"] else "" for r in RUNTIMES]
+        cells = [
+            f"{row['ms_per_image'][r]:.1f}" if r in row["ms_per_image"] else "" for r in RUNTIMES
+        ]
         print(f"| {row['name']} | " + " | ".join(cells) + " |")
     if args.write_cards:
         for row in rows:
             milliseconds = row["ms_per_image"]["tflite"]
-            zoo.update_card(row["name"], litert_ms_per_image=round(milliseconds, 1 if milliseconds < 10 else None))
+            zoo.update_card(
+                row["name"],
+                litert_ms_per_image=round(milliseconds, 1 if milliseconds < 10 else None),
+            )
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".json", "w") as file:
         json.dump(dict(num_images=args.num, repeats=args.repeats, rows=rows), file, indent=1)
@@ -75,9 +99,19 @@ def main():
 
 
 def plot(rows, path):
-    milliseconds = {runtime: [row["ms_per_image"].get(runtime, np.nan) for row in rows] for runtime in RUNTIMES}
-    save_grouped_bars(path, [row["name"] for row in rows], milliseconds, "ms per image (LiteRT, 1 thread)",
-                      rotation=25, fontsize=7, limit=(50, "50 ms"))
+    milliseconds = {
+        runtime: [row["ms_per_image"].get(runtime, np.nan) for row in rows] for runtime in RUNTIMES
+    }
+    save_grouped_bars(
+        path,
+        [row["name"] for row in rows],
+        milliseconds,
+        "ms per image (LiteRT, 1 thread)",
+        rotation=25,
+        fontsize=7,
+        limit=(50, "50 ms"),
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,9 @@ import keras_gen  # noqa: F401  selects the TensorFlow backend
 from keras_gen import data
 from keras_gen.models import PixelCNN
 
-parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+)
 parser.add_argument("--dataset", default="fashion_mnist", help="any tfds image dataset")
 parser.add_argument("--manual-dir", help="folder of the dataset's raw files, for offline use")
 parser.add_argument("--epochs", type=int, default=2)
@@ -24,13 +26,23 @@ parser.add_argument("--out", default="runs/fit_example.keras")
 args = parser.parse_args()
 
 # 4 grey levels (2 bits) keep the softmax small; the model adapts to the dataset's image shape.
-train = data.load(args.dataset, "train", batch_size=64, bits=2, take=args.take, manual_dir=args.manual_dir)
-test = data.load(args.dataset, "test", batch_size=64, bits=2, take=args.take, manual_dir=args.manual_dir)
+train = data.load(
+    args.dataset, "train", batch_size=64, bits=2, take=args.take, manual_dir=args.manual_dir
+)
+test = data.load(
+    args.dataset, "test", batch_size=64, bits=2, take=args.take, manual_dir=args.manual_dir
+)
 image_shape = data.image_shape_of(args.dataset, args.manual_dir)
 
 model = PixelCNN(image_shape=image_shape, num_levels=4, filters=32, num_blocks=3)
 model.compile(optimizer=keras.optimizers.Adam(1e-3))
-model.fit(train, epochs=args.epochs, validation_data=test,
-          callbacks=[keras.callbacks.EarlyStopping("val_nll", mode="min", patience=2, restore_best_weights=True)])
+model.fit(
+    train,
+    epochs=args.epochs,
+    validation_data=test,
+    callbacks=[
+        keras.callbacks.EarlyStopping("val_nll", mode="min", patience=2, restore_best_weights=True)
+    ],
+)
 print(model.evaluate(test, return_dict=True, verbose=0))  # nll (nats per image) and bits_per_dim
 model.save(args.out)

@@ -89,8 +89,16 @@ class SampleQuality(keras.callbacks.Callback):
         seed: noise seed; each epoch draws from the same noise.
     """
 
-    def __init__(self, classifier, reference_pixels, reference_labels=None, best_path=None,
-                 best_so_far=float("inf"), batch_size=500, seed=0):
+    def __init__(
+        self,
+        classifier,
+        reference_pixels,
+        reference_labels=None,
+        best_path=None,
+        best_so_far=float("inf"),
+        batch_size=500,
+        seed=0,
+    ):
         super().__init__()
         from keras_gen import metrics
 
@@ -100,14 +108,15 @@ class SampleQuality(keras.callbacks.Callback):
         self.best_path, self.best = best_path, best_so_far
 
     def on_epoch_end(self, epoch, logs=None):
-        from keras_gen import metrics
-
-        from keras_gen import runtime
+        from keras_gen import metrics, runtime
 
         noise = self.model.make_noise(self.count, seed=self.seed)
-        pixels = runtime.sample_in_batches(self.model, noise, self.labels, self.batch_size, progress=False)
-        results = metrics.evaluate_samples(self.classifier, pixels, labels=self.labels,
-                                           real_outputs=self.reference_outputs)
+        pixels = runtime.sample_in_batches(
+            self.model, noise, self.labels, self.batch_size, progress=False
+        )
+        results = metrics.evaluate_samples(
+            self.classifier, pixels, labels=self.labels, real_outputs=self.reference_outputs
+        )
         if logs is not None:
             logs.update({f"sample_{name}": value for name, value in results.items()})
         if self.best_path and results["fd_logits"] < self.best:
@@ -138,4 +147,5 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             if "loss" in name and not np.all(np.isfinite(np.asarray(value))):
                 raise NonFiniteLossError(
                     f"{name} became {float(np.mean(value))} at epoch {self.epoch + 1}, step {batch + 1}; "
-                    "training stopped. Try a lower --learning-rate, or float32 instead of mixed precision.")
+                    "training stopped. Try a lower --learning-rate, or float32 instead of mixed precision."
+                )

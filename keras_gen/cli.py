@@ -54,7 +54,9 @@ def _number_type(convert, is_valid, expected):
 
 
 positive_int = _number_type(int, lambda value: value >= 1, "a whole number >= 1")
-positive_float = _number_type(float, lambda value: math.isfinite(value) and value > 0, "a finite number > 0")
+positive_float = _number_type(
+    float, lambda value: math.isfinite(value) and value > 0, "a finite number > 0"
+)
 
 
 class ArgumentError(ValueError):
@@ -69,127 +71,243 @@ class Parser(argparse.ArgumentParser):
 
 
 def _add_data_options(parser, split):
-    parser.add_argument("--dataset", required=True,
-                        help="tfds dataset name: mnist, binarized_mnist, fashion_mnist, cifar10, ...")
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="tfds dataset name: mnist, binarized_mnist, fashion_mnist, cifar10, ...",
+    )
     parser.add_argument("--split", default=split, help=f"tfds split (default {split}).")
-    parser.add_argument("--preprocessing", default="none",
-                        choices=["none", "dynamic_binarize", "threshold_binarize"],
-                        help="none: keep grey levels (quantized to --bits); dynamic_binarize: a fresh "
-                             "Bernoulli draw per epoch; threshold_binarize: x >= 128. "
-                             "binarized_mnist is already binary.")
-    parser.add_argument("--bits", type=int, default=8, choices=range(1, 9), metavar="{1..8}",
-                        help="quantize grey levels to this many bits.")
+    parser.add_argument(
+        "--preprocessing",
+        default="none",
+        choices=["none", "dynamic_binarize", "threshold_binarize"],
+        help="none: keep grey levels (quantized to --bits); dynamic_binarize: a fresh "
+        "Bernoulli draw per epoch; threshold_binarize: x >= 128. "
+        "binarized_mnist is already binary.",
+    )
+    parser.add_argument(
+        "--bits",
+        type=int,
+        default=8,
+        choices=range(1, 9),
+        metavar="{1..8}",
+        help="quantize grey levels to this many bits.",
+    )
     parser.add_argument("--batch-size", type=positive_int, default=128, help="images per batch.")
-    parser.add_argument("--take", type=positive_int, default=None,
-                        help="use only the first N images (quick runs).")
-    parser.add_argument("--manual-dir", default=None,
-                        help="folder of the dataset's raw files for offline use (or a parent with a "
-                             "sub-folder per dataset); default: $KERAS_GEN_MANUAL_DIR.")
-    parser.add_argument("--data-dir", default=None,
-                        help="where tfds keeps prepared datasets; default: $KERAS_GEN_DATA_DIR or "
-                             "~/tensorflow_datasets.")
+    parser.add_argument(
+        "--take", type=positive_int, default=None, help="use only the first N images (quick runs)."
+    )
+    parser.add_argument(
+        "--manual-dir",
+        default=None,
+        help="folder of the dataset's raw files for offline use (or a parent with a "
+        "sub-folder per dataset); default: $KERAS_GEN_MANUAL_DIR.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="where tfds keeps prepared datasets; default: $KERAS_GEN_DATA_DIR or "
+        "~/tensorflow_datasets.",
+    )
 
 
 def build_parser():
     parser = Parser(prog="python -m keras_gen", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
-    train = commands.add_parser("train", help="train a model with model.fit",
-                                description="Train a zoo model; writes model.keras, a sample grid PNG "
-                                            "per epoch, loss.png, history.json and TensorBoard logs.")
+    train = commands.add_parser(
+        "train",
+        help="train a model with model.fit",
+        description="Train a zoo model; writes model.keras, a sample grid PNG "
+        "per epoch, loss.png, history.json and TensorBoard logs.",
+    )
     train.add_argument("model", help="model name, e.g. vae.")
     _add_data_options(train, "train")
     train.add_argument("--epochs", type=positive_int, default=5, help="passes over the data.")
-    train.add_argument("--steps-per-epoch", type=positive_int, default=None, help="cap on batches per epoch.")
-    train.add_argument("--learning-rate", type=positive_float, default=None,
-                       help="default: the model's own; with --resume, sets a new rate from here on (e.g. lower "
-                            "for the last epochs), optimizer state kept.")
-    train.add_argument("--validation-split", default="test[:1000]",
-                       help="split evaluated after each epoch (default test[:1000]; 'none' to skip).")
-    train.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="model option, JSON value, e.g. --set latent_dim=32 --set widths=[32,64].")
-    train.add_argument("--mixed-precision", nargs="?", const="auto", choices=["auto", "bfloat16", "float16"],
-                       help="auto (the default): bfloat16 (mixed_bfloat16 policy) where the CPU or GPU computes "
-                            "it natively (avx512_bf16 or AMX; compute capability 8.0), else float32, which is "
-                            "faster there; bfloat16 or float16 (mixed_float16, with loss scaling): as asked. "
-                            "Variables stay float32. The decision is printed.")
-    train.add_argument("--strategy", default="default", choices=["default", "mirrored", "multi_worker"],
-                       help="tf.distribute strategy: default (one device), mirrored (every local GPU, or CPU), "
-                            "multi_worker (MultiWorkerMirroredStrategy; the cluster comes from $TF_CONFIG, "
-                            "see the README). --batch-size is the global batch.")
-    train.add_argument("--sample-quality", type=positive_int, nargs="?", const=10_000, default=None, metavar="N",
-                       help="GANs on mnist: after each epoch, score N (default 10,000) samples against "
-                            "the first N train images with the MNIST classifier (logged as sample_fd_logits, "
-                            "sample_fcd, ...; the test split stays out), and keep the epoch with the lowest "
-                            "sample_fd_logits in best.keras.")
-    train.add_argument("--classifier", default=None,
-                       help="--sample-quality: the MNIST classifier (default saved_models/mnist_classifier.keras).")
-    train.add_argument("--seed", type=int, default=0, help="seed for weights and the sample grid noise.")
+    train.add_argument(
+        "--steps-per-epoch", type=positive_int, default=None, help="cap on batches per epoch."
+    )
+    train.add_argument(
+        "--learning-rate",
+        type=positive_float,
+        default=None,
+        help="default: the model's own; with --resume, sets a new rate from here on (e.g. lower "
+        "for the last epochs), optimizer state kept.",
+    )
+    train.add_argument(
+        "--validation-split",
+        default="test[:1000]",
+        help="split evaluated after each epoch (default test[:1000]; 'none' to skip).",
+    )
+    train.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="model option, JSON value, e.g. --set latent_dim=32 --set widths=[32,64].",
+    )
+    train.add_argument(
+        "--mixed-precision",
+        nargs="?",
+        const="auto",
+        choices=["auto", "bfloat16", "float16"],
+        help="auto (the default): bfloat16 (mixed_bfloat16 policy) where the CPU or GPU computes "
+        "it natively (avx512_bf16 or AMX; compute capability 8.0), else float32, which is "
+        "faster there; bfloat16 or float16 (mixed_float16, with loss scaling): as asked. "
+        "Variables stay float32. The decision is printed.",
+    )
+    train.add_argument(
+        "--strategy",
+        default="default",
+        choices=["default", "mirrored", "multi_worker"],
+        help="tf.distribute strategy: default (one device), mirrored (every local GPU, or CPU), "
+        "multi_worker (MultiWorkerMirroredStrategy; the cluster comes from $TF_CONFIG, "
+        "see the README). --batch-size is the global batch.",
+    )
+    train.add_argument(
+        "--sample-quality",
+        type=positive_int,
+        nargs="?",
+        const=10_000,
+        default=None,
+        metavar="N",
+        help="GANs on mnist: after each epoch, score N (default 10,000) samples against "
+        "the first N train images with the MNIST classifier (logged as sample_fd_logits, "
+        "sample_fcd, ...; the test split stays out), and keep the epoch with the lowest "
+        "sample_fd_logits in best.keras.",
+    )
+    train.add_argument(
+        "--classifier",
+        default=None,
+        help="--sample-quality: the MNIST classifier (default saved_models/mnist_classifier.keras).",
+    )
+    train.add_argument(
+        "--seed", type=int, default=0, help="seed for weights and the sample grid noise."
+    )
     train.add_argument("--out", required=True, help="run directory to write.")
-    train.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its model.keras (optimizer state included) "
-                            "until --epochs epochs in total; the same data flags as the first run.")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its model.keras (optimizer state included) "
+        "until --epochs epochs in total; the same data flags as the first run.",
+    )
 
-    sample = commands.add_parser("sample", help="sample from a .keras file, an export or a .tflite file",
-                                 description="Draw samples; writes a PNG grid or an .npy of uint8 pixels.")
-    sample.add_argument("source", help="a zoo name (see `zoo`), model.keras, an export directory, its "
-                                       "saved_model/ or a .tflite file.")
-    sample.add_argument("--runtime", choices=RUNTIMES, default=None,
-                        help="for an export directory: which of its models to run (default savedmodel; "
-                             "tflite-int8 and tflite-float16 run its quantized copies).")
+    sample = commands.add_parser(
+        "sample",
+        help="sample from a .keras file, an export or a .tflite file",
+        description="Draw samples; writes a PNG grid or an .npy of uint8 pixels.",
+    )
+    sample.add_argument(
+        "source",
+        help="a zoo name (see `zoo`), model.keras, an export directory, its "
+        "saved_model/ or a .tflite file.",
+    )
+    sample.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default=None,
+        help="for an export directory: which of its models to run (default savedmodel; "
+        "tflite-int8 and tflite-float16 run its quantized copies).",
+    )
     sample.add_argument("--num", type=positive_int, default=64, help="how many images.")
     sample.add_argument("--seed", type=int, default=0, help="noise seed: same seed, same images.")
-    sample.add_argument("--labels", default=None,
-                        help="conditional models: one class for all, or a comma list of N classes.")
+    sample.add_argument(
+        "--labels",
+        default=None,
+        help="conditional models: one class for all, or a comma list of N classes.",
+    )
     sample.add_argument("--batch-size", type=positive_int, default=64, help="images per call.")
-    sample.add_argument("--out", required=True, help="output .png (grid) or .npy (uint8 pixels, 0..255).")
+    sample.add_argument(
+        "--out", required=True, help="output .png (grid) or .npy (uint8 pixels, 0..255)."
+    )
 
-    export = commands.add_parser("export", help="export a .keras model to SavedModel + TFLite",
-                                 description="Writes DIR/saved_model, DIR/model.tflite and DIR/export.json.")
+    export = commands.add_parser(
+        "export",
+        help="export a .keras model to SavedModel + TFLite",
+        description="Writes DIR/saved_model, DIR/model.tflite and DIR/export.json.",
+    )
     export.add_argument("model_file", help="the .keras file to export, or a zoo name.")
     export.add_argument("--out", required=True, help="export directory (must not exist).")
-    export.add_argument("--overwrite", action="store_true", help="replace an existing export directory.")
-    export.add_argument("--quantize", default="",
-                        help="also write quantized TFLite copies, comma-separated: int8 (model_int8.tflite, "
-                             "dynamic-range int8 weights), float16 (model_float16.tflite).")
+    export.add_argument(
+        "--overwrite", action="store_true", help="replace an existing export directory."
+    )
+    export.add_argument(
+        "--quantize",
+        default="",
+        help="also write quantized TFLite copies, comma-separated: int8 (model_int8.tflite, "
+        "dynamic-range int8 weights), float16 (model_float16.tflite).",
+    )
 
-    evaluate = commands.add_parser("evaluate", help="report test metrics (NLL in nats and bits/dim)",
-                                   description="Evaluate a .keras model or an export on a test split.")
-    evaluate.add_argument("source", help="a zoo name (scored through its export), model.keras or an export "
-                                         "directory.")
-    evaluate.add_argument("--runtime", choices=RUNTIMES, default=None,
-                          help="for an export directory: which of its models to run (default savedmodel).")
-    evaluate.add_argument("--num-samples", type=positive_int, default=None,
-                          help="VAE: importance samples k of the IWAE estimate (default: the model's). "
-                               "GANs: how many images to generate (default 10000).")
-    evaluate.add_argument("--classifier", default=None,
-                          help="GANs: the MNIST classifier whose features give FCD "
-                               "(default saved_models/mnist_classifier.keras).")
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="report test metrics (NLL in nats and bits/dim)",
+        description="Evaluate a .keras model or an export on a test split.",
+    )
+    evaluate.add_argument(
+        "source", help="a zoo name (scored through its export), model.keras or an export directory."
+    )
+    evaluate.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default=None,
+        help="for an export directory: which of its models to run (default savedmodel).",
+    )
+    evaluate.add_argument(
+        "--num-samples",
+        type=positive_int,
+        default=None,
+        help="VAE: importance samples k of the IWAE estimate (default: the model's). "
+        "GANs: how many images to generate (default 10000).",
+    )
+    evaluate.add_argument(
+        "--classifier",
+        default=None,
+        help="GANs: the MNIST classifier whose features give FCD "
+        "(default saved_models/mnist_classifier.keras).",
+    )
     _add_data_options(evaluate, "test")
 
-    classifier = commands.add_parser("train-classifier", help="train the MNIST classifier behind GAN metrics",
-                                     description="Train the small MNIST classifier whose features give FCD.")
+    classifier = commands.add_parser(
+        "train-classifier",
+        help="train the MNIST classifier behind GAN metrics",
+        description="Train the small MNIST classifier whose features give FCD.",
+    )
     classifier.add_argument("--epochs", type=positive_int, default=4, help="training epochs.")
     classifier.add_argument("--manual-dir", default=None, help="folder with the 4 MNIST .gz files.")
     classifier.add_argument("--data-dir", default=None, help="where tfds keeps prepared datasets.")
-    classifier.add_argument("--out", default=None, help="default saved_models/mnist_classifier.keras.")
+    classifier.add_argument(
+        "--out", default=None, help="default saved_models/mnist_classifier.keras."
+    )
 
-    zoo_command = commands.add_parser("zoo", help="list the trained zoo models with their figures",
-                                      description="The models in saved_models/: test figures, published figures, "
-                                                  "size.")
-    zoo_command.add_argument("--write-cards", action="store_true",
-                             help="also render each folder's card.json and files into its MODEL_CARD.md.")
-    zoo_command.add_argument("--picture", default=None, metavar="PNG",
-                             help="also draw 8 samples of every zoo model, one row each, through LiteRT.")
+    zoo_command = commands.add_parser(
+        "zoo",
+        help="list the trained zoo models with their figures",
+        description="The models in saved_models/: test figures, published figures, size.",
+    )
+    zoo_command.add_argument(
+        "--write-cards",
+        action="store_true",
+        help="also render each folder's card.json and files into its MODEL_CARD.md.",
+    )
+    zoo_command.add_argument(
+        "--picture",
+        default=None,
+        metavar="PNG",
+        help="also draw 8 samples of every zoo model, one row each, through LiteRT.",
+    )
 
-    quickstart = commands.add_parser("quickstart", help="train, sample, export and sample via LiteRT",
-                                     description="The end-to-end tour: a short VAE run on MNIST.")
-    quickstart.add_argument("--manual-dir", default=None,
-                            help="folder with the 4 MNIST .gz files, for offline use.")
+    quickstart = commands.add_parser(
+        "quickstart",
+        help="train, sample, export and sample via LiteRT",
+        description="The end-to-end tour: a short VAE run on MNIST.",
+    )
+    quickstart.add_argument(
+        "--manual-dir", default=None, help="folder with the 4 MNIST .gz files, for offline use."
+    )
     quickstart.add_argument("--data-dir", default=None, help="where tfds keeps prepared datasets.")
     quickstart.add_argument("--epochs", type=positive_int, default=2, help="training epochs.")
-    quickstart.add_argument("--learning-rate", type=positive_float, default=1e-3,
-                            help="Adam's learning rate.")
+    quickstart.add_argument(
+        "--learning-rate", type=positive_float, default=1e-3, help="Adam's learning rate."
+    )
     quickstart.add_argument("--out", default="runs/quickstart", help="where to write everything.")
     return parser
 
@@ -198,8 +316,15 @@ def data_source(args):
     """The `keras_gen.data.Source` of the data flags."""
     from keras_gen import data
 
-    return data.Source(args.dataset, preprocessing=args.preprocessing, bits=args.bits, batch_size=args.batch_size,
-                       take=args.take, manual_dir=args.manual_dir, data_dir=args.data_dir)
+    return data.Source(
+        args.dataset,
+        preprocessing=args.preprocessing,
+        bits=args.bits,
+        batch_size=args.batch_size,
+        take=args.take,
+        manual_dir=args.manual_dir,
+        data_dir=args.data_dir,
+    )
 
 
 def cmd_train(args):
@@ -207,15 +332,29 @@ def cmd_train(args):
 
     check_writable(os.path.join(args.out, "model.keras"))
     model = training.train(
-        args.model, data_source(args), args.out, epochs=args.epochs, split=args.split,
-        validation_split=args.validation_split, steps_per_epoch=args.steps_per_epoch,
-        learning_rate=args.learning_rate, options=parse_model_options(args.set),
-        mixed_precision=args.mixed_precision, strategy=args.strategy, sample_quality=args.sample_quality,
-        classifier=args.classifier, seed=args.seed, resume=args.resume, verbose=_verbosity())
+        args.model,
+        data_source(args),
+        args.out,
+        epochs=args.epochs,
+        split=args.split,
+        validation_split=args.validation_split,
+        steps_per_epoch=args.steps_per_epoch,
+        learning_rate=args.learning_rate,
+        options=parse_model_options(args.set),
+        mixed_precision=args.mixed_precision,
+        strategy=args.strategy,
+        sample_quality=args.sample_quality,
+        classifier=args.classifier,
+        seed=args.seed,
+        resume=args.resume,
+        verbose=_verbosity(),
+    )
     if training.is_chief(model.distribute_strategy):
         out = os.path.abspath(args.out)
-        print(f"model:   {os.path.join(out, 'model.keras')}\nsamples: {os.path.join(out, 'samples')}/"
-              f"\ncurves:  {os.path.join(out, 'loss.png')}\nlogs:    {os.path.join(out, 'logs')}")
+        print(
+            f"model:   {os.path.join(out, 'model.keras')}\nsamples: {os.path.join(out, 'samples')}/"
+            f"\ncurves:  {os.path.join(out, 'loss.png')}\nlogs:    {os.path.join(out, 'logs')}"
+        )
     return model
 
 
@@ -225,10 +364,14 @@ def _labels_arg(text, count):
     try:
         values = [int(v) for v in text.split(",")]
     except ValueError:
-        raise ArgumentError(f"--labels takes one class or a comma list of {count} classes (e.g. 3 or 0,1,2), "
-                            f"received {text!r}.") from None
+        raise ArgumentError(
+            f"--labels takes one class or a comma list of {count} classes (e.g. 3 or 0,1,2), "
+            f"received {text!r}."
+        ) from None
     if len(values) not in (1, count):
-        raise ArgumentError(f"--labels: expected 1 or {count} classes (one per image), received {len(values)}.")
+        raise ArgumentError(
+            f"--labels: expected 1 or {count} classes (one per image), received {len(values)}."
+        )
     return np.array(values * count if len(values) == 1 else values, np.int32)
 
 
@@ -294,8 +437,15 @@ def cmd_train_classifier(args):
 def cmd_evaluate(args):
     from keras_gen import evaluation
 
-    results = evaluation.evaluate(args.source, data_source(args), split=args.split, runtime_name=args.runtime,
-                                  num_samples=args.num_samples, classifier=args.classifier, verbose=_verbosity())
+    results = evaluation.evaluate(
+        args.source,
+        data_source(args),
+        split=args.split,
+        runtime_name=args.runtime,
+        num_samples=args.num_samples,
+        classifier=args.classifier,
+        verbose=_verbosity(),
+    )
     for name, value in results.items():
         print(f"{name:>22}: {value:.4f}")
     return results
@@ -316,9 +466,11 @@ def cmd_zoo(args):
     print("|---|---|---|---|---:|---:|")
     for entry in entries:
         latency = entry["litert_ms_per_image"]
-        print(f"| {entry['name']} | {entry['model']} | {_figures(entry['figures'])} | "
-              f"{_figures(entry['published'])} | {entry['size_mb']:.1f} | "
-              f"{'' if latency is None else f'{latency:g}'} |")
+        print(
+            f"| {entry['name']} | {entry['model']} | {_figures(entry['figures'])} | "
+            f"{_figures(entry['published'])} | {entry['size_mb']:.1f} | "
+            f"{'' if latency is None else f'{latency:g}'} |"
+        )
     return entries
 
 
@@ -329,15 +481,22 @@ def _zoo_picture(entries, path, count=8):
     rows = {}
     for entry in entries:
         runner = zoo.open(entry["name"], runtime="tflite")
-        labels = np.arange(count, dtype=np.int32) % runner.num_classes if runner.num_classes else None
+        labels = (
+            np.arange(count, dtype=np.int32) % runner.num_classes if runner.num_classes else None
+        )
         rows[entry["name"]] = runner.sample(runner.make_noise(count, seed=0), labels)
     plotting.save_rows(rows, path)
     print(f"wrote {path}")
 
 
 def _figures(figures):
-    return ", ".join(f"{name} {value:g}" if isinstance(value, (int, float)) else f"{name} {value}"
-                     for name, value in figures.items()) or "-"
+    return (
+        ", ".join(
+            f"{name} {value:g}" if isinstance(value, (int, float)) else f"{name} {value}"
+            for name, value in figures.items()
+        )
+        or "-"
+    )
 
 
 def cmd_quickstart(args):
@@ -346,12 +505,26 @@ def cmd_quickstart(args):
     out = os.path.abspath(args.out)
     if os.path.exists(out):
         raise FileExistsError(f"{out} exists; remove it or pass another --out.")
-    print(f"1/4 training a VAE on MNIST (dynamically binarized), {args.epochs} epochs of batches of 64")
+    print(
+        f"1/4 training a VAE on MNIST (dynamically binarized), {args.epochs} epochs of batches of 64"
+    )
 
-    source = data.Source("mnist", preprocessing="dynamic_binarize", batch_size=64, manual_dir=args.manual_dir,
-                         data_dir=args.data_dir)
-    model = training.train("vae", source, os.path.join(out, "vae"), epochs=args.epochs,
-                           learning_rate=args.learning_rate, mixed_precision="auto", verbose=_verbosity())
+    source = data.Source(
+        "mnist",
+        preprocessing="dynamic_binarize",
+        batch_size=64,
+        manual_dir=args.manual_dir,
+        data_dir=args.data_dir,
+    )
+    model = training.train(
+        "vae",
+        source,
+        os.path.join(out, "vae"),
+        epochs=args.epochs,
+        learning_rate=args.learning_rate,
+        mixed_precision="auto",
+        verbose=_verbosity(),
+    )
     print("2/4 sample grid from the trained model")
     grid_path = os.path.join(out, "samples_keras.png")
     write_samples(model.sample(model.make_noise(64, seed=1)), grid_path)
@@ -364,13 +537,22 @@ def cmd_quickstart(args):
     runner = runtime.open_artifact(os.path.join(export_dir, "model.tflite"))
     tflite_path = os.path.join(out, "samples_tflite.png")
     write_samples(runner.sample(runner.make_noise(64, seed=1)), tflite_path)
-    print(f"\nDone. Files:\n  model     {os.path.join(out, 'vae', 'model.keras')}\n"
-          f"  samples   {grid_path}\n  export    {export_dir}/ (saved_model/, model.tflite, export.json)\n"
-          f"  LiteRT    {tflite_path}")
+    print(
+        f"\nDone. Files:\n  model     {os.path.join(out, 'vae', 'model.keras')}\n"
+        f"  samples   {grid_path}\n  export    {export_dir}/ (saved_model/, model.tflite, export.json)\n"
+        f"  LiteRT    {tflite_path}"
+    )
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "export": cmd_export, "evaluate": cmd_evaluate,
-            "train-classifier": cmd_train_classifier, "quickstart": cmd_quickstart, "zoo": cmd_zoo}
+COMMANDS = {
+    "train": cmd_train,
+    "sample": cmd_sample,
+    "export": cmd_export,
+    "evaluate": cmd_evaluate,
+    "train-classifier": cmd_train_classifier,
+    "quickstart": cmd_quickstart,
+    "zoo": cmd_zoo,
+}
 
 
 def main(argv=None):
@@ -381,8 +563,17 @@ def main(argv=None):
         return 2
     from keras_gen import callbacks, data, export, runtime, training, zoo
 
-    expected = (validation.InputError, data.DatasetError, runtime.ArtifactError, zoo.ZooError,
-                export.ExportError, callbacks.NonFiniteLossError, training.TrainingError, ValueError, OSError)
+    expected = (
+        validation.InputError,
+        data.DatasetError,
+        runtime.ArtifactError,
+        zoo.ZooError,
+        export.ExportError,
+        callbacks.NonFiniteLossError,
+        training.TrainingError,
+        ValueError,
+        OSError,
+    )
     try:
         COMMANDS[args.command](args)
     except expected as error:

@@ -26,7 +26,9 @@ def draw_noise(batch_size, noise_shape, noise_kind, seed=None):
 
 def unit_to_pixels(images):
     """Float images in [0, 1] -> uint8 pixels in [0, 255]."""
-    return tf.cast(tf.round(tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0) * 255.0), tf.uint8)
+    return tf.cast(
+        tf.round(tf.clip_by_value(tf.cast(images, tf.float32), 0.0, 1.0) * 255.0), tf.uint8
+    )
 
 
 def pixels_to_levels(pixels, num_levels):

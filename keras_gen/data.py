@@ -41,7 +41,9 @@ def resolve_manual_dir(name, manual_dir=None):
 
 def required_files(builder):
     """Names of the raw files a builder downloads (what a manual dir must hold)."""
-    return sorted({urllib.parse.urlparse(url).path.rsplit("/", 1)[-1] for url in builder.url_infos or {}})
+    return sorted(
+        {urllib.parse.urlparse(url).path.rsplit("/", 1)[-1] for url in builder.url_infos or {}}
+    )
 
 
 def _hosts_reachable(builder, timeout=3.0):
@@ -89,13 +91,17 @@ def prepare(name, manual_dir=None, data_dir=None):
                 f"Dataset {name!r}: the manual dir {manual_dir} lacks {', '.join(missing)}. {hint}"
             )
     elif not _hosts_reachable(builder):
-        raise DatasetError(f"Dataset {name!r} is not prepared and cannot be downloaded here. {hint}")
+        raise DatasetError(
+            f"Dataset {name!r} is not prepared and cannot be downloaded here. {hint}"
+        )
     config = tfds.download.DownloadConfig(manual_dir=manual_dir, try_download_gcs=False)
     try:
         builder.download_and_prepare(download_config=config)
     except Exception as error:  # tfds raises many kinds; all mean the same to a user
         shutil.rmtree(os.path.join(builder.data_dir_root, name, "downloads"), ignore_errors=True)
-        for leftover in tf.io.gfile.glob(os.path.join(os.path.dirname(builder.data_dir), "incomplete*")):
+        for leftover in tf.io.gfile.glob(
+            os.path.join(os.path.dirname(builder.data_dir), "incomplete*")
+        ):
             shutil.rmtree(leftover, ignore_errors=True)
         raise DatasetError(
             f"Dataset {name!r}: preparing it from {manual_dir or 'the network'} failed: "
@@ -126,8 +132,11 @@ def dynamic_binarize(images, seed=None):
     seed: a shape (2,) int seed for a stateless draw; the pipeline passes a new one per example and epoch.
     """
     probs = tf.cast(images, tf.float32) / 255.0
-    uniform = tf.random.uniform(tf.shape(probs)) if seed is None else tf.random.stateless_uniform(
-        tf.shape(probs), seed=seed)
+    uniform = (
+        tf.random.uniform(tf.shape(probs))
+        if seed is None
+        else tf.random.stateless_uniform(tf.shape(probs), seed=seed)
+    )
     return tf.cast(uniform < probs, tf.uint8)
 
 
@@ -191,20 +200,35 @@ def load(
         try:
             count = builder.info.splits[split].num_examples
         except (KeyError, ValueError) as error:
-            raise DatasetError(f"Dataset {name!r} has no split {split!r} ({error}); its splits: "
-                               f"{', '.join(sorted(builder.info.splits))}, with slices like 'train[:10%]'.") from None
+            raise DatasetError(
+                f"Dataset {name!r} has no split {split!r} ({error}); its splits: "
+                f"{', '.join(sorted(builder.info.splits))}, with slices like 'train[:10%]'."
+            ) from None
         if count == 0:
             raise DatasetError(f"Dataset {name!r}, split {split!r} holds no images.")
     dataset = builder.as_dataset(split=split)
     return pipeline(
-        dataset, batch_size, preprocessing, bits, labels,
-        shuffle=split.startswith("train") if shuffle is None else shuffle, take=take,
+        dataset,
+        batch_size,
+        preprocessing,
+        bits,
+        labels,
+        shuffle=split.startswith("train") if shuffle is None else shuffle,
+        take=take,
         already_binary=name == "binarized_mnist",
     )
 
 
-def pipeline(dataset, batch_size, preprocessing="none", bits=8, labels=False, shuffle=False,
-             take=None, already_binary=False):
+def pipeline(
+    dataset,
+    batch_size,
+    preprocessing="none",
+    bits=8,
+    labels=False,
+    shuffle=False,
+    take=None,
+    already_binary=False,
+):
     """Turns a dataset of {"image", "label"} dicts into model-ready batches."""
     if take is not None:
         dataset = dataset.take(take)
@@ -218,13 +242,21 @@ def pipeline(dataset, batch_size, preprocessing="none", bits=8, labels=False, sh
 
     def convert(example, seed):
         image = example["image"]
-        image = tf.cast(image, tf.uint8) if already_binary else preprocess(image, preprocessing, bits, seed)
+        image = (
+            tf.cast(image, tf.uint8)
+            if already_binary
+            else preprocess(image, preprocessing, bits, seed)
+        )
         if labels:
             return image, tf.cast(example["label"], tf.int32)
         return image
 
     dataset = tf.data.Dataset.zip((dataset, seeds))
-    dataset = dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    dataset = (
+        dataset.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
     # Multi-worker training shards by file by default, and a tfds split is often one file.
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
@@ -278,9 +310,18 @@ class Source:
 
     def load(self, split, labels=False, shuffle=None):
         """`load` of `split` with this source's settings."""
-        return load(self.dataset, split=split, batch_size=self.batch_size, preprocessing=self.preprocessing,
-                    bits=self.bits, labels=labels, take=self.take, shuffle=shuffle, manual_dir=self.manual_dir,
-                    data_dir=self.data_dir)
+        return load(
+            self.dataset,
+            split=split,
+            batch_size=self.batch_size,
+            preprocessing=self.preprocessing,
+            bits=self.bits,
+            labels=labels,
+            take=self.take,
+            shuffle=shuffle,
+            manual_dir=self.manual_dir,
+            data_dir=self.data_dir,
+        )
 
     def image_shape(self):
         return tuple(image_shape_of(self.dataset, self.manual_dir, self.data_dir))
@@ -290,17 +331,35 @@ class Source:
 
     def real_images(self, split, count, labels=False):
         """The first `count` images of `split` as uint8 pixels (and their labels), unshuffled."""
-        return as_numpy(load(self.dataset, split, batch_size=1000, take=count, shuffle=False, labels=labels,
-                             manual_dir=self.manual_dir, data_dir=self.data_dir))
+        return as_numpy(
+            load(
+                self.dataset,
+                split,
+                batch_size=1000,
+                take=count,
+                shuffle=False,
+                labels=labels,
+                manual_dir=self.manual_dir,
+                data_dir=self.data_dir,
+            )
+        )
 
     def check_matches(self, image_shape, num_levels, what):
         """Refuses this source for a model whose images differ from it in shape or levels."""
         data_shape, data_levels = self.image_shape(), self.num_levels()
         if data_shape != tuple(image_shape) or data_levels != num_levels:
-            preprocessing = "" if self.dataset == "binarized_mnist" else f" with --preprocessing {self.preprocessing}"
+            preprocessing = (
+                ""
+                if self.dataset == "binarized_mnist"
+                else f" with --preprocessing {self.preprocessing}"
+            )
             raise DatasetError(
                 f"{what} takes {'x'.join(map(str, image_shape))} images with {num_levels} levels; "
                 f"{self.dataset}{preprocessing} gives {'x'.join(map(str, data_shape))} images with "
                 f"{data_levels} levels."
-                + (" Pass --preprocessing dynamic_binarize (or threshold_binarize) for a binary model."
-                   if num_levels == 2 and data_levels != 2 else ""))
+                + (
+                    " Pass --preprocessing dynamic_binarize (or threshold_binarize) for a binary model."
+                    if num_levels == 2 and data_levels != 2
+                    else ""
+                )
+            )

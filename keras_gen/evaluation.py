@@ -23,16 +23,25 @@ def generator_figures(runner, source, count=10_000, classifier=None):
     the FD on logits of real MNIST images).
     """
     classifier = metrics.load_classifier(classifier)
-    (test, test_labels), train = source.real_images("test", count, labels=True), source.real_images("train", count)
+    (test, test_labels), train = (
+        source.real_images("test", count, labels=True),
+        source.real_images("train", count),
+    )
     labels = np.resize(test_labels, count) if runner.num_classes else None
-    generated = runtime.sample_in_batches(runner, runner.make_noise(count, seed=0), labels, batch_size=500)
+    generated = runtime.sample_in_batches(
+        runner, runner.make_noise(count, seed=0), labels, batch_size=500
+    )
     test_outputs = metrics.classifier_outputs(classifier, test)  # shared by both comparisons
-    results = metrics.evaluate_samples(classifier, generated, labels=labels, real_outputs=test_outputs)
+    results = metrics.evaluate_samples(
+        classifier, generated, labels=labels, real_outputs=test_outputs
+    )
     floor = metrics.evaluate_samples(classifier, train, real_outputs=test_outputs)
     results["fd_logits_real_floor"] = floor["fd_logits"]
     results["fcd_real_floor"] = floor["fcd"]
     results["classifier_score_real"] = floor["classifier_score"]
-    print(f"{count} generated vs {len(test)} real test images; floor: {len(train)} train vs test images")
+    print(
+        f"{count} generated vs {len(test)} real test images; floor: {len(train)} train vs test images"
+    )
     return results
 
 
@@ -66,7 +75,16 @@ def likelihood_figures(source, split="test", model=None, runner=None, num_sample
     return results
 
 
-def evaluate(artifact, source, *, split="test", runtime_name=None, num_samples=None, classifier=None, verbose=2):
+def evaluate(
+    artifact,
+    source,
+    *,
+    split="test",
+    runtime_name=None,
+    num_samples=None,
+    classifier=None,
+    verbose=2,
+):
     """Test figures of a zoo name (through its export), a .keras file or an export directory.
 
     Args:
@@ -95,8 +113,9 @@ def evaluate(artifact, source, *, split="test", runtime_name=None, num_samples=N
         model, runner = None, runtime.open_artifact(path, runtime_name)
     source.check_matches(runner.image_shape, runner.num_levels, artifact)
     if runner.has_log_prob:
-        results = likelihood_figures(source, split, model, None if model is not None else runner, num_samples,
-                                     verbose)
+        results = likelihood_figures(
+            source, split, model, None if model is not None else runner, num_samples, verbose
+        )
     else:
         results = generator_figures(runner, source, num_samples or 10_000, classifier)
     results["seconds"] = time.time() - start

@@ -26,7 +26,14 @@ import tensorflow as tf
 from keras_gen import formats
 from keras_gen.conventions import pixels_to_levels
 from keras_gen.files import give_default_permissions
-from keras_gen.formats import FORMAT_VERSION, MANIFEST, QUANTIZED_TFLITE, SAVED_MODEL, TFLITE, sha256  # noqa: F401
+from keras_gen.formats import (  # noqa: F401
+    FORMAT_VERSION,
+    MANIFEST,
+    QUANTIZED_TFLITE,
+    SAVED_MODEL,
+    TFLITE,
+    sha256,
+)
 from keras_gen.layers.recurrent import unrolled_loops
 from keras_gen.precision import float32_twin
 
@@ -48,7 +55,9 @@ def to_tflite(saved_model_dir, signature_keys, quantize=None):
         quantize: None (float32), "int8" (dynamic-range: int8 weights, float
             activations) or "float16" (float16 weights).
     """
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=signature_keys)
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=signature_keys
+    )
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -70,7 +79,9 @@ def check_quantize(quantize):
     quantize = list(quantize or [])
     unknown = sorted(set(quantize) - set(QUANTIZED_TFLITE))
     if unknown:
-        raise ValueError(f"Unknown quantization {', '.join(unknown)}; choose from {sorted(QUANTIZED_TFLITE)}.")
+        raise ValueError(
+            f"Unknown quantization {', '.join(unknown)}; choose from {sorted(QUANTIZED_TFLITE)}."
+        )
     return quantize
 
 
@@ -83,7 +94,10 @@ def quantization_quality(model, manifest, float_path, quantized_path):
     """
     from keras_gen import runtime
 
-    reference, quantized = runtime.LiteRTRunner(float_path, manifest), runtime.LiteRTRunner(quantized_path, manifest)
+    reference, quantized = (
+        runtime.LiteRTRunner(float_path, manifest),
+        runtime.LiteRTRunner(quantized_path, manifest),
+    )
     noise = model.make_noise(QUALITY_BATCH, seed=0)
     labels = np.arange(QUALITY_BATCH) % model.num_classes if model.num_classes else None
     pixels = reference.sample(noise, labels)
@@ -130,7 +144,9 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
     quantize = check_quantize(quantize)
     directory = os.path.abspath(directory)
     if os.path.exists(directory) and not overwrite:
-        raise FileExistsError(f"Export directory {directory} exists; pass overwrite=True (CLI: --overwrite).")
+        raise FileExistsError(
+            f"Export directory {directory} exists; pass overwrite=True (CLI: --overwrite)."
+        )
     parent = os.path.dirname(directory)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(directory)}.partial-", dir=parent)
@@ -142,14 +158,19 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
         # LiteRT converts a plain graph; TensorFlow clients get an XLA-compiled `sample` where the
         # model asks for one, in a SavedModel of its own (the plain one is removed after converting).
         compile_sample = exported.xla_served_sample
-        plain_dir = os.path.join(staging, ".plain_saved_model") if compile_sample else saved_model_dir
+        plain_dir = (
+            os.path.join(staging, ".plain_saved_model") if compile_sample else saved_model_dir
+        )
         _write_saved_model(endpoints, plain_dir)
         with open(os.path.join(staging, TFLITE), "wb") as file:
             file.write(to_tflite(plain_dir, list(endpoints)))
         if compile_sample:
             function, signature = endpoints["sample"]
-            _write_saved_model({**endpoints, "sample": (tf.function(function, jit_compile=True), signature)},
-                               saved_model_dir, loops_unrolled_for=set(endpoints) - {"sample"})
+            _write_saved_model(
+                {**endpoints, "sample": (tf.function(function, jit_compile=True), signature)},
+                saved_model_dir,
+                loops_unrolled_for=set(endpoints) - {"sample"},
+            )
         manifest = {
             "format_version": FORMAT_VERSION,
             "class_name": type(model).__name__,
@@ -171,12 +192,18 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
             with open(path, "wb") as file:
                 file.write(to_tflite(plain_dir, list(endpoints), quantize=name))
             quality = quantization_quality(exported, manifest, os.path.join(staging, TFLITE), path)
-            manifest["quantized"][name] = dict(file=QUANTIZED_TFLITE[name], batch=QUALITY_BATCH, **quality)
+            manifest["quantized"][name] = dict(
+                file=QUANTIZED_TFLITE[name], batch=QUALITY_BATCH, **quality
+            )
         if compile_sample:
             shutil.rmtree(plain_dir)
         files = formats.files_below(staging)
-        manifest["files"] = {relative: sha256(os.path.join(staging, relative)) for relative in files}
-        manifest["file_sizes"] = {relative: os.path.getsize(os.path.join(staging, relative)) for relative in files}
+        manifest["files"] = {
+            relative: sha256(os.path.join(staging, relative)) for relative in files
+        }
+        manifest["file_sizes"] = {
+            relative: os.path.getsize(os.path.join(staging, relative)) for relative in files
+        }
         with open(os.path.join(staging, MANIFEST), "w") as file:
             json.dump(manifest, file, indent=2, default=str)
         if os.path.exists(directory):
@@ -190,5 +217,7 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
         shutil.rmtree(staging, ignore_errors=True)
         raise
     if verbose:
-        print(f"Exported {type(model).__name__} to {directory}: {SAVED_MODEL}/, {TFLITE}, {MANIFEST}")
+        print(
+            f"Exported {type(model).__name__} to {directory}: {SAVED_MODEL}/, {TFLITE}, {MANIFEST}"
+        )
     return manifest

@@ -18,7 +18,9 @@ def atomic_path(path):
     path = os.path.abspath(path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     stem, suffix = os.path.splitext(os.path.basename(path))
-    handle, temporary = tempfile.mkstemp(prefix=f".{stem}.partial-", suffix=suffix, dir=os.path.dirname(path))
+    handle, temporary = tempfile.mkstemp(
+        prefix=f".{stem}.partial-", suffix=suffix, dir=os.path.dirname(path)
+    )
     os.close(handle)
     give_default_permissions(temporary)
     try:

@@ -34,8 +34,11 @@ def sha256(path):
 
 def files_below(directory):
     """Paths of every file below `directory`, relative to it, in a fixed order."""
-    return sorted(os.path.relpath(os.path.join(root, f), directory)
-                  for root, _, files in os.walk(directory) for f in files)
+    return sorted(
+        os.path.relpath(os.path.join(root, f), directory)
+        for root, _, files in os.walk(directory)
+        for f in files
+    )
 
 
 def read_manifest(export_dir):

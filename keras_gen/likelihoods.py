@@ -81,7 +81,9 @@ class Categorical(Likelihood):
     def log_prob_per_subpixel(self, params, images):
         log_probs = tf.nn.log_softmax(self._split(params, images.shape[-1]), axis=-1)
         # A one-hot pick, not sparse_softmax_cross_entropy, which TFLite runs only with Flex.
-        return tf.reduce_sum(log_probs * tf.one_hot(tf.cast(images, tf.int32), self.num_levels), axis=-1)
+        return tf.reduce_sum(
+            log_probs * tf.one_hot(tf.cast(images, tf.int32), self.num_levels), axis=-1
+        )
 
     def mean(self, params, channels):
         probs = tf.nn.softmax(self._split(params, channels), axis=-1)

@@ -16,8 +16,11 @@ from keras import layers
 
 from keras_gen.registry import register
 
-DEFAULT_CLASSIFIER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                  "saved_models", "mnist_classifier.keras")
+DEFAULT_CLASSIFIER = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    "saved_models",
+    "mnist_classifier.keras",
+)
 
 
 @register
@@ -27,12 +30,22 @@ class MnistClassifier(keras.Model):
     def __init__(self, image_shape=(28, 28, 1), num_classes=10, **kwargs):
         super().__init__(**kwargs)
         self.image_shape, self.num_classes = tuple(image_shape), int(num_classes)
-        self.trunk = keras.Sequential([
-            keras.Input(self.image_shape), layers.Rescaling(1 / 255.0),
-            layers.Conv2D(32, 3, activation="relu"), layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(),
-            layers.Conv2D(64, 3, activation="relu"), layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(),
-            layers.Flatten(), layers.Dropout(0.3), layers.Dense(128, activation="relu"),
-        ], name="trunk")
+        self.trunk = keras.Sequential(
+            [
+                keras.Input(self.image_shape),
+                layers.Rescaling(1 / 255.0),
+                layers.Conv2D(32, 3, activation="relu"),
+                layers.Conv2D(32, 3, activation="relu"),
+                layers.MaxPooling2D(),
+                layers.Conv2D(64, 3, activation="relu"),
+                layers.Conv2D(64, 3, activation="relu"),
+                layers.MaxPooling2D(),
+                layers.Flatten(),
+                layers.Dropout(0.3),
+                layers.Dense(128, activation="relu"),
+            ],
+            name="trunk",
+        )
         self.dropout = layers.Dropout(0.3)
         self.head = layers.Dense(self.num_classes, name="head")
         self.head.build((None, 128))
@@ -57,12 +70,19 @@ def train_classifier(out=DEFAULT_CLASSIFIER, epochs=4, manual_dir=None, data_dir
     from keras_gen import data
     from keras_gen.files import atomic_path
 
-    train = data.load("mnist", "train", batch_size=128, labels=True, manual_dir=manual_dir, data_dir=data_dir)
-    test = data.load("mnist", "test", batch_size=500, labels=True, manual_dir=manual_dir, data_dir=data_dir)
+    train = data.load(
+        "mnist", "train", batch_size=128, labels=True, manual_dir=manual_dir, data_dir=data_dir
+    )
+    test = data.load(
+        "mnist", "test", batch_size=500, labels=True, manual_dir=manual_dir, data_dir=data_dir
+    )
     keras.utils.set_random_seed(0)
     model = MnistClassifier()
-    model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     model.fit(train, epochs=epochs, validation_data=test, verbose=2)
     accuracy = model.evaluate(test, return_dict=True, verbose=0)["accuracy"]
     with atomic_path(out) as temporary:
@@ -75,12 +95,18 @@ def load_classifier(path=None):
     path = path or DEFAULT_CLASSIFIER
     if not os.path.exists(path):
         raise FileNotFoundError(
-            f"No MNIST classifier at {path}; train one with `python -m keras_gen train-classifier`.")
+            f"No MNIST classifier at {path}; train one with `python -m keras_gen train-classifier`."
+        )
     return keras.saving.load_model(path, safe_mode=True)
 
 
 def _batched(function, pixels, batch_size=500):
-    return np.concatenate([np.asarray(function(pixels[i : i + batch_size])) for i in range(0, len(pixels), batch_size)])
+    return np.concatenate(
+        [
+            np.asarray(function(pixels[i : i + batch_size]))
+            for i in range(0, len(pixels), batch_size)
+        ]
+    )
 
 
 def frechet_distance(features_a, features_b):
@@ -120,10 +146,15 @@ def evaluate_samples(classifier, generated, real=None, labels=None, real_outputs
     features, and the classifier score; with `labels` (what each sample was
     asked to be), also "label_accuracy".
     """
-    real_features, real_logits = real_outputs if real_outputs is not None else classifier_outputs(classifier, real)
+    real_features, real_logits = (
+        real_outputs if real_outputs is not None else classifier_outputs(classifier, real)
+    )
     features, logits = classifier_outputs(classifier, generated)
-    results = {"fd_logits": frechet_distance(logits, real_logits), "fcd": frechet_distance(features, real_features),
-               "classifier_score": classifier_score(logits)}
+    results = {
+        "fd_logits": frechet_distance(logits, real_logits),
+        "fcd": frechet_distance(features, real_features),
+        "classifier_score": classifier_score(logits),
+    }
     if labels is not None:
         results["label_accuracy"] = float(np.mean(np.argmax(logits, axis=1) == labels))
     return results

@@ -20,8 +20,10 @@ def grid(images, columns=None):
     canvas = np.ones((rows * (height + 1) - 1, columns * (width + 1) - 1, channels), np.float32)
     for index, image in enumerate(images):
         row, column = divmod(index, columns)
-        canvas[row * (height + 1) : row * (height + 1) + height,
-               column * (width + 1) : column * (width + 1) + width] = image
+        canvas[
+            row * (height + 1) : row * (height + 1) + height,
+            column * (width + 1) : column * (width + 1) + width,
+        ] = image
     return canvas
 
 
@@ -63,9 +65,13 @@ def save_curves(history, path, title="training"):
         for key, label, color in ((name, "train", "C0"), (f"val_{name}", "validation", "C1")):
             if key in history:
                 first = epochs - len(history[key]) + 1
-                axis.plot(np.arange(first, epochs + 1), history[key], marker="o", label=label, color=color)
+                axis.plot(
+                    np.arange(first, epochs + 1), history[key], marker="o", label=label, color=color
+                )
         axis.legend()
-        axis.set_title(f"{name} (nats)" if name in ("loss", "reconstruction", "kl", "nll") else name)
+        axis.set_title(
+            f"{name} (nats)" if name in ("loss", "reconstruction", "kl", "nll") else name
+        )
         axis.set_xlabel("epoch")
         axis.grid(alpha=0.3)
     figure.suptitle(title)

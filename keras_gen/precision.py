@@ -17,9 +17,11 @@ import warnings
 NATIVE_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 # The CPU flags that matter to TensorFlow's speed here, printed beside benchmark tables.
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
-SLOW_BFLOAT16 = ("this CPU has neither avx512_bf16 nor AMX, so TensorFlow emulates bfloat16 through "
-                 "float32: a PixelCNN training step took 2.9x as long as in float32 on such a CPU "
-                 "(0.56 s against 0.19 s at batch 64)")
+SLOW_BFLOAT16 = (
+    "this CPU has neither avx512_bf16 nor AMX, so TensorFlow emulates bfloat16 through "
+    "float32: a PixelCNN training step took 2.9x as long as in float32 on such a CPU "
+    "(0.56 s against 0.19 s at batch 64)"
+)
 
 
 @functools.lru_cache(maxsize=None)
@@ -62,7 +64,10 @@ def native_bfloat16():
         version = ".".join(map(str, newest))
         if newest >= (8, 0):
             return True, f"the GPU has compute capability {version} (bfloat16 from 8.0)"
-        return False, f"the GPU has compute capability {version}, below 8.0, where bfloat16 is emulated"
+        return (
+            False,
+            f"the GPU has compute capability {version}, below 8.0, where bfloat16 is emulated",
+        )
     native = [flag for flag in NATIVE_CPU_FLAGS if flag in cpu_flags()]
     if native:
         return True, f"the CPU has {' and '.join(native)}"
@@ -93,8 +98,12 @@ def warn_if_bfloat16_is_slow():
     """Warns once per process that bfloat16 will be slower here, when it is not native."""
     native, why = native_bfloat16()
     if not native:
-        warnings.warn(f"mixed_bfloat16 will train slower than float32 here: {why}. Use float32, or "
-                      "--mixed-precision auto.", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"mixed_bfloat16 will train slower than float32 here: {why}. Use float32, or "
+            "--mixed-precision auto.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def float32_twin(model):

@@ -31,4 +31,6 @@ def load_preset(name):
         model = loader(name)
         if model is not None:
             return model
-    raise PresetError(f"No preset named {name!r}: no preset loader is registered (import keras_gen).")
+    raise PresetError(
+        f"No preset named {name!r}: no preset loader is registered (import keras_gen)."
+    )

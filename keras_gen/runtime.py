@@ -42,7 +42,9 @@ def load_keras(path):
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as error:
-        raise ArtifactError(f"{path}: could not be loaded: {type(error).__name__}: {error}") from None
+        raise ArtifactError(
+            f"{path}: could not be loaded: {type(error).__name__}: {error}"
+        ) from None
 
 
 class Runner:
@@ -83,17 +85,23 @@ class KerasRunner(Runner):
         self.model = model
         super().__init__(
             dict(
-                image_shape=model.image_shape, noise_shape=model.noise_shape,
-                num_levels=model.num_levels, num_classes=model.num_classes,
-                noise_kind=model.noise_kind, has_log_prob=model.has_log_prob,
+                image_shape=model.image_shape,
+                noise_shape=model.noise_shape,
+                num_levels=model.num_levels,
+                num_classes=model.num_classes,
+                noise_kind=model.noise_kind,
+                has_log_prob=model.has_log_prob,
             )
         )
 
     def _call(self, signature, inputs):
         if signature == "sample":
             return {"images": self.model.sample(inputs["noise"], inputs.get("labels"))}
-        return {"log_prob": self.model._export_log_prob(
-            tf.constant(inputs["images"]), inputs.get("labels"))}
+        return {
+            "log_prob": self.model._export_log_prob(
+                tf.constant(inputs["images"]), inputs.get("labels")
+            )
+        }
 
 
 class SavedModelRunner(Runner):
@@ -125,7 +133,9 @@ def _spec_from_manifest(manifest):
 def _read_manifest(export_dir):
     path = os.path.join(export_dir, formats.MANIFEST)
     if not os.path.exists(path):
-        raise ArtifactError(f"{export_dir}: no {formats.MANIFEST}; not a keras_gen export directory.")
+        raise ArtifactError(
+            f"{export_dir}: no {formats.MANIFEST}; not a keras_gen export directory."
+        )
     try:
         return formats.read_manifest(export_dir)
     except json.JSONDecodeError as error:
@@ -139,18 +149,26 @@ def verify_files(export_dir, manifest, relative):
     tampered or half-copied export is refused before it runs.
     """
     listed = manifest.get("files", {})
-    wanted = {name: digest for name, digest in listed.items()
-              if name == relative or name.startswith(relative.rstrip("/") + "/")}
+    wanted = {
+        name: digest
+        for name, digest in listed.items()
+        if name == relative or name.startswith(relative.rstrip("/") + "/")
+    }
     if not wanted:
-        raise ArtifactError(f"{export_dir}: {formats.MANIFEST} lists no sha256 for {relative}; "
-                            "re-export the model.")
+        raise ArtifactError(
+            f"{export_dir}: {formats.MANIFEST} lists no sha256 for {relative}; re-export the model."
+        )
     for name, digest in wanted.items():
         path = os.path.join(export_dir, name)
         if not os.path.exists(path):
-            raise ArtifactError(f"{path}: missing; {formats.MANIFEST} lists it. The export is incomplete.")
+            raise ArtifactError(
+                f"{path}: missing; {formats.MANIFEST} lists it. The export is incomplete."
+            )
         if formats.sha256(path) != digest:
-            raise ArtifactError(f"{path}: its sha256 does not match {formats.MANIFEST}; the file was changed "
-                                "or damaged after export. Re-export or copy the export again.")
+            raise ArtifactError(
+                f"{path}: its sha256 does not match {formats.MANIFEST}; the file was changed "
+                "or damaged after export. Re-export or copy the export again."
+            )
 
 
 def _verified_manifest(path):
@@ -195,11 +213,15 @@ def open_artifact(path, runtime=None, num_threads=None):
             verify_files(path, manifest, formats.SAVED_MODEL)
             return SavedModelRunner(os.path.join(path, formats.SAVED_MODEL), manifest)
         if runtime not in RUNTIMES:
-            raise ArtifactError(f"Unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}.")
+            raise ArtifactError(
+                f"Unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}."
+            )
         tflite = _tflite_file(runtime)
         if tflite != formats.TFLITE and not os.path.exists(os.path.join(path, tflite)):
-            raise ArtifactError(f"{path} has no {tflite}; export it with --quantize "
-                                f"{runtime.split('-', 1)[1]} (python -m keras_gen export ... --quantize).")
+            raise ArtifactError(
+                f"{path} has no {tflite}; export it with --quantize "
+                f"{runtime.split('-', 1)[1]} (python -m keras_gen export ... --quantize)."
+            )
         verify_files(path, manifest, tflite)  # also says when model.tflite is missing
         return LiteRTRunner(os.path.join(path, tflite), manifest, num_threads)
     raise ArtifactError(

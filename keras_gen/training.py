@@ -30,8 +30,10 @@ def make_strategy(name):
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
         if not os.environ.get("TF_CONFIG"):
-            raise TrainingError("--strategy multi_worker needs $TF_CONFIG naming the cluster and this task "
-                                "(see the README's distributed training section).")
+            raise TrainingError(
+                "--strategy multi_worker needs $TF_CONFIG naming the cluster and this task "
+                "(see the README's distributed training section)."
+            )
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name != "default":
         raise TrainingError(f"Unknown strategy {name!r}; choose default, mirrored or multi_worker.")
@@ -44,7 +46,10 @@ def is_chief(strategy):
     if resolver is None or not resolver.task_type:
         return True
     return resolver.task_type == "chief" or (
-        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
+        resolver.task_type == "worker"
+        and resolver.task_id == 0
+        and "chief" not in resolver.cluster_spec().as_dict()
+    )
 
 
 def model_options(model_class):
@@ -52,23 +57,30 @@ def model_options(model_class):
     names = set()
     for cls in model_class.__mro__:
         if "__init__" in vars(cls) and cls.__module__.startswith("keras_gen"):
-            names |= {name for name, parameter in inspect.signature(cls.__init__).parameters.items()
-                      if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and name != "self"}
+            names |= {
+                name
+                for name, parameter in inspect.signature(cls.__init__).parameters.items()
+                if parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and name != "self"
+            }
     return names | {"dtype", "name"}
 
 
 def _new_model(name, source, saved, history_path, options, mixed_precision, learning_rate, seed):
     model_class = models.get(name)
     if os.path.exists(saved):
-        raise FileExistsError(f"{os.path.dirname(saved)} already holds a trained model; choose another --out, "
-                              "or pass --resume to continue training it.")
+        raise FileExistsError(
+            f"{os.path.dirname(saved)} already holds a trained model; choose another --out, "
+            "or pass --resume to continue training it."
+        )
     if os.path.exists(history_path):  # left by a run that stopped before its first epoch was saved
         os.remove(history_path)
     options = dict(options or {})
     unknown = sorted(set(options) - model_options(model_class))
     if unknown:
-        raise TrainingError(f"--set: {name} has no option {', '.join(unknown)}; its options are "
-                            f"{', '.join(sorted(model_options(model_class)))}.")
+        raise TrainingError(
+            f"--set: {name} has no option {', '.join(unknown)}; its options are "
+            f"{', '.join(sorted(model_options(model_class)))}."
+        )
     options.setdefault("image_shape", source.image_shape())
     options.setdefault("num_levels", source.num_levels())
     policy, decision = precision.resolve(mixed_precision)
@@ -81,16 +93,24 @@ def _new_model(name, source, saved, history_path, options, mixed_precision, lear
     return model
 
 
-def _resumed_model(name, source, saved, done_epochs, epochs, options, mixed_precision, learning_rate, seed):
+def _resumed_model(
+    name, source, saved, done_epochs, epochs, options, mixed_precision, learning_rate, seed
+):
     for flag, value in (("--set", options), ("--mixed-precision", mixed_precision)):
         if value:
-            raise TrainingError(f"{flag} does not apply with --resume: the model and its precision come from "
-                                f"{saved}.")
+            raise TrainingError(
+                f"{flag} does not apply with --resume: the model and its precision come from "
+                f"{saved}."
+            )
     if not os.path.exists(saved):
-        raise FileNotFoundError(f"--resume: {os.path.dirname(saved)} holds no model.keras to continue from.")
+        raise FileNotFoundError(
+            f"--resume: {os.path.dirname(saved)} holds no model.keras to continue from."
+        )
     if done_epochs >= epochs:
-        raise TrainingError(f"--resume: {os.path.dirname(saved)} has trained {done_epochs} epochs already; "
-                            f"--epochs is the total to reach, so pass more than {done_epochs}.")
+        raise TrainingError(
+            f"--resume: {os.path.dirname(saved)} has trained {done_epochs} epochs already; "
+            f"--epochs is the total to reach, so pass more than {done_epochs}."
+        )
     model = runtime.load_keras(saved)
     if not isinstance(model, models.get(name)):
         raise TrainingError(f"--resume: {saved} holds a {type(model).__name__}, not a {name}.")
@@ -107,15 +127,23 @@ def _sample_quality_callbacks(name, model, source, count, classifier, out, histo
     if not count:
         return []
     if model.has_log_prob or source.dataset != "mnist":
-        raise TrainingError(f"--sample-quality scores GANs trained on mnist with the MNIST classifier, not "
-                            f"{name} on {source.dataset}.")
+        raise TrainingError(
+            f"--sample-quality scores GANs trained on mnist with the MNIST classifier, not "
+            f"{name} on {source.dataset}."
+        )
     conditional = model.num_classes is not None
     reference = source.real_images("train", count, labels=conditional)
     pixels, labels = reference if conditional else (reference, None)
     earlier = callbacks.read_history(history_path).get("sample_fd_logits", []) if resume else []
-    return [callbacks.SampleQuality(metrics.load_classifier(classifier), pixels, labels,
-                                    best_path=os.path.join(out, "best.keras"),
-                                    best_so_far=min(earlier, default=float("inf")))]
+    return [
+        callbacks.SampleQuality(
+            metrics.load_classifier(classifier),
+            pixels,
+            labels,
+            best_path=os.path.join(out, "best.keras"),
+            best_so_far=min(earlier, default=float("inf")),
+        )
+    ]
 
 
 def _drop_stale_backup(backup_dir, done_epochs):
@@ -127,9 +155,25 @@ def _drop_stale_backup(backup_dir, done_epochs):
                 shutil.rmtree(backup_dir)
 
 
-def train(name, source, out, *, epochs=5, split="train", validation_split="test[:1000]", steps_per_epoch=None,
-          learning_rate=None, options=None, mixed_precision=None, strategy="default", sample_quality=None,
-          classifier=None, seed=0, resume=False, verbose=2):
+def train(
+    name,
+    source,
+    out,
+    *,
+    epochs=5,
+    split="train",
+    validation_split="test[:1000]",
+    steps_per_epoch=None,
+    learning_rate=None,
+    options=None,
+    mixed_precision=None,
+    strategy="default",
+    sample_quality=None,
+    classifier=None,
+    seed=0,
+    resume=False,
+    verbose=2,
+):
     """Trains model `name` on `source` into the run folder `out`; returns the trained model.
 
     Args:
@@ -161,16 +205,29 @@ def train(name, source, out, *, epochs=5, split="train", validation_split="test[
     models.get(name)  # a wrong name fails before anything is written
     strategy = make_strategy(strategy) if isinstance(strategy, str) else strategy
     out, scratch = os.path.abspath(out), None
-    if not is_chief(strategy):  # other workers run the same callbacks, into a scratch folder removed at the end
+    if not is_chief(
+        strategy
+    ):  # other workers run the same callbacks, into a scratch folder removed at the end
         out = scratch = tempfile.mkdtemp(prefix="keras_gen_worker_")
     saved, history_path = os.path.join(out, "model.keras"), os.path.join(out, "history.json")
     done_epochs = callbacks.epochs_done(callbacks.read_history(history_path)) if resume else 0
     with strategy.scope():
         if resume:
-            model = _resumed_model(name, source, saved, done_epochs, epochs, options, mixed_precision,
-                                   learning_rate, seed)
+            model = _resumed_model(
+                name,
+                source,
+                saved,
+                done_epochs,
+                epochs,
+                options,
+                mixed_precision,
+                learning_rate,
+                seed,
+            )
         else:
-            model = _new_model(name, source, saved, history_path, options, mixed_precision, learning_rate, seed)
+            model = _new_model(
+                name, source, saved, history_path, options, mixed_precision, learning_rate, seed
+            )
     conditional = model.num_classes is not None
     train_data = source.load(split, labels=conditional)
     validation_data = None
@@ -178,20 +235,30 @@ def train(name, source, out, *, epochs=5, split="train", validation_split="test[
         validation_data = source.load(validation_split, labels=conditional, shuffle=False)
     noise = model.make_noise(64, seed=seed)
     labels = np.arange(64) % model.num_classes if conditional else None
-    quality = _sample_quality_callbacks(name, model, source, sample_quality, classifier, out, history_path, resume)
+    quality = _sample_quality_callbacks(
+        name, model, source, sample_quality, classifier, out, history_path, resume
+    )
     backup_dir = os.path.join(out, "backup")
     _drop_stale_backup(backup_dir, done_epochs)
     new_folder = not os.path.exists(out)
     try:
         model.fit(
-            train_data, epochs=epochs, initial_epoch=done_epochs, steps_per_epoch=steps_per_epoch,
-            validation_data=validation_data, verbose=verbose,
+            train_data,
+            epochs=epochs,
+            initial_epoch=done_epochs,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=validation_data,
+            verbose=verbose,
             callbacks=[
                 callbacks.StopOnNonFiniteLoss(),
                 callbacks.SampleGrid(os.path.join(out, "samples"), noise, labels),
-                callbacks.SaveEachEpoch(saved),  # before the history, so the history never runs ahead of it
+                callbacks.SaveEachEpoch(
+                    saved
+                ),  # before the history, so the history never runs ahead of it
                 *quality,  # before the history and TensorBoard, which log its figures
-                callbacks.LossCurves(os.path.join(out, "loss.png"), f"{name} on {source.dataset}", history_path),
+                callbacks.LossCurves(
+                    os.path.join(out, "loss.png"), f"{name} on {source.dataset}", history_path
+                ),
                 keras.callbacks.TensorBoard(os.path.join(out, "logs")),
                 # Last, so its backup never runs ahead of model.keras; deleted when fit ends well.
                 keras.callbacks.BackupAndRestore(backup_dir),
@@ -201,7 +268,11 @@ def train(name, source, out, *, epochs=5, split="train", validation_split="test[
         if new_folder and not os.path.exists(saved):  # nothing worth keeping was written
             shutil.rmtree(out, ignore_errors=True)
         if isinstance(error, callbacks.NonFiniteLossError):
-            kept = f"{saved} keeps the last good epoch" if os.path.exists(saved) else "no epoch finished"
+            kept = (
+                f"{saved} keeps the last good epoch"
+                if os.path.exists(saved)
+                else "no epoch finished"
+            )
             raise callbacks.NonFiniteLossError(f"{error} {kept}.") from None
         raise
     finally:

@@ -9,14 +9,15 @@ class InputError(ValueError):
 
 
 def _describe(x):
-    return f"shape {tuple(x.shape)} and dtype {x.dtype.name if hasattr(x.dtype, 'name') else x.dtype}"
+    return (
+        f"shape {tuple(x.shape)} and dtype {x.dtype.name if hasattr(x.dtype, 'name') else x.dtype}"
+    )
 
 
 def _check_static_shape(x, expected_tail, name, what):
     shape = tuple(x.shape)
     if len(shape) != len(expected_tail) + 1 or any(
-        e is not None and s is not None and s != e
-        for s, e in zip(shape[1:], expected_tail)
+        e is not None and s is not None and s != e for s, e in zip(shape[1:], expected_tail)
     ):
         raise InputError(
             f"{name}: expected {what} of shape (batch, {', '.join(map(str, expected_tail))}), "
@@ -65,8 +66,10 @@ def check_noise(noise, noise_shape, noise_kind=None, name="noise"):
         if not np.all(np.isfinite(values)):
             raise InputError(f"{name}: contains NaN or infinite values.")
         if noise_kind == "uniform" and values.size and (values.min() < 0 or values.max() >= 1):
-            raise InputError(f"{name}: expected uniform noise in [0, 1), received values in "
-                             f"[{values.min():g}, {values.max():g}]. Use model.make_noise.")
+            raise InputError(
+                f"{name}: expected uniform noise in [0, 1), received values in "
+                f"[{values.min():g}, {values.max():g}]. Use model.make_noise."
+            )
     return tf.cast(noise, tf.float32)
 
 

@@ -27,7 +27,9 @@ class ZooError(registry.PresetError):
 
 def zoo_dir():
     """The zoo's folder: $KERAS_GEN_ZOO_DIR, else saved_models/ beside the package (a clone or editable install)."""
-    return os.environ.get(ZOO_DIR_ENV) or os.path.join(os.path.dirname(os.path.dirname(__file__)), "saved_models")
+    return os.environ.get(ZOO_DIR_ENV) or os.path.join(
+        os.path.dirname(os.path.dirname(__file__)), "saved_models"
+    )
 
 
 def names():
@@ -35,16 +37,21 @@ def names():
     root = zoo_dir()
     if not os.path.isdir(root):
         return []
-    return sorted(name for name in os.listdir(root)
-                  if os.path.exists(os.path.join(root, name, "export.json"))
-                  or os.path.exists(os.path.join(root, name, KERAS_FILE)))
+    return sorted(
+        name
+        for name in os.listdir(root)
+        if os.path.exists(os.path.join(root, name, "export.json"))
+        or os.path.exists(os.path.join(root, name, KERAS_FILE))
+    )
 
 
 def folder(name):
     """The folder of zoo model `name`; a wrong name raises ZooError listing the valid ones."""
     if name not in names():
-        raise ZooError(f"No zoo model named {name!r}. The zoo has: {', '.join(names()) or 'nothing'} "
-                       f"(in {zoo_dir()}).")
+        raise ZooError(
+            f"No zoo model named {name!r}. The zoo has: {', '.join(names()) or 'nothing'} "
+            f"(in {zoo_dir()})."
+        )
     return os.path.join(zoo_dir(), name)
 
 
@@ -67,13 +74,23 @@ def list():  # noqa: A001  (KerasHub's name)
             with builtins.open(os.path.join(path, "export.json")) as file:
                 manifest = json.load(file)
         info = card(name)
-        size = sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
-        entries.append(dict(
-            name=name, model=info.get("model", manifest.get("class_name")), dataset=info.get("dataset"),
-            figures=info.get("figures", {}), published=info.get("published", {}),
-            litert_ms_per_image=info.get("litert_ms_per_image"), size_mb=size / 2**20,
-            has_keras=os.path.exists(os.path.join(path, KERAS_FILE)),
-        ))
+        size = sum(
+            os.path.getsize(os.path.join(root, f))
+            for root, _, files in os.walk(path)
+            for f in files
+        )
+        entries.append(
+            dict(
+                name=name,
+                model=info.get("model", manifest.get("class_name")),
+                dataset=info.get("dataset"),
+                figures=info.get("figures", {}),
+                published=info.get("published", {}),
+                litert_ms_per_image=info.get("litert_ms_per_image"),
+                size_mb=size / 2**20,
+                has_keras=os.path.exists(os.path.join(path, KERAS_FILE)),
+            )
+        )
     return entries
 
 
@@ -143,14 +160,21 @@ def write_card(name):
     for figure, value in info.get("figures", {}).items():
         lines.append(f"| {figure} | {value} | {info.get('published', {}).get(figure, '')} |")
     lines += ["", "## Training", ""]
-    lines += [f"- {key.replace('_', ' ')}: {value}" for key, value in training.items() if key != "command"]
+    lines += [
+        f"- {key.replace('_', ' ')}: {value}" for key, value in training.items() if key != "command"
+    ]
     if info.get("epochs") is not None:
         lines.append(f"- epochs: {info['epochs']}")
     if info.get("litert_ms_per_image") is not None:
-        lines.append(f"- LiteRT sampling: {info['litert_ms_per_image']} ms per image (model.tflite, 1 thread, "
-                     "one image at a time; benchmarks/zoo_latency.py)")
-    for title, command in (("Trained with", training.get("command")), ("Evaluated with", info.get("evaluation")),
-                           ("Exported with", info.get("export"))):
+        lines.append(
+            f"- LiteRT sampling: {info['litert_ms_per_image']} ms per image (model.tflite, 1 thread, "
+            "one image at a time; benchmarks/zoo_latency.py)"
+        )
+    for title, command in (
+        ("Trained with", training.get("command")),
+        ("Evaluated with", info.get("evaluation")),
+        ("Exported with", info.get("export")),
+    ):
         if command:
             lines += ["", f"{title}:", "", "```bash", command, "```"]
     if info.get("limits"):

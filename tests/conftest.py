@@ -8,7 +8,8 @@ import tensorflow as tf  # noqa: E402
 # Two logical CPU devices, so that tests can run MirroredStrategy on one machine.
 # This must happen before TensorFlow creates its devices.
 tf.config.set_logical_device_configuration(
-    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2
+)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -59,5 +60,6 @@ def two_replicas():
     assert len(devices) >= 2, "conftest splits the CPU into 2 logical devices"
     # Reduction through one device, not collective ops: those number their instances per process,
     # so another MirroredStrategy earlier in the same pytest process would collide with this one.
-    return tf.distribute.MirroredStrategy([d.name for d in devices[:2]],
-                                          cross_device_ops=tf.distribute.ReductionToOneDevice())
+    return tf.distribute.MirroredStrategy(
+        [d.name for d in devices[:2]], cross_device_ops=tf.distribute.ReductionToOneDevice()
+    )

@@ -27,11 +27,15 @@ def assert_export_parity(model, directory, images=None, labels=None, batch=None)
     samples = {name: r.sample(noise, labels) for name, r in runners.items()}
     for name, value in samples.items():
         assert value.dtype == np.uint8 and value.shape == (batch,) + model.image_shape, name
-        assert np.abs(value.astype(int) - samples["keras"].astype(int)).max() <= PIXEL_TOLERANCE, name
+        assert np.abs(value.astype(int) - samples["keras"].astype(int)).max() <= PIXEL_TOLERANCE, (
+            name
+        )
     if images is not None:
         log_probs = {name: r.log_prob(images, labels) for name, r in runners.items()}
         for name, value in log_probs.items():
-            np.testing.assert_allclose(value, log_probs["keras"], **LOG_PROB_TOLERANCE, err_msg=name)
+            np.testing.assert_allclose(
+                value, log_probs["keras"], **LOG_PROB_TOLERANCE, err_msg=name
+            )
     return samples
 
 
@@ -49,7 +53,11 @@ def assert_keras_round_trip(model, dataset, path):
     np.testing.assert_array_equal(loaded.sample(noise, labels), model.sample(noise, labels))
     if model.has_log_prob:
         np.testing.assert_array_equal(loaded(images, labels), model(images, labels))
-    names = [n for n in ("optimizer", "d_optimizer", "g_optimizer") if getattr(model, n, None) is not None]
+    names = [
+        n
+        for n in ("optimizer", "d_optimizer", "g_optimizer")
+        if getattr(model, n, None) is not None
+    ]
     assert names
     for name in names:
         saved, restored = getattr(model, name), getattr(loaded, name)
@@ -84,7 +92,9 @@ def subpixel_jacobian(function, image_shape, num_levels=2, seed=0):
 
 def assert_causal(model, image_shape, labels=None):
     """Sub-pixel i never depends on sub-pixel j >= i."""
-    jacobian = subpixel_jacobian(lambda images: model(images, labels), image_shape, model.num_levels)
+    jacobian = subpixel_jacobian(
+        lambda images: model(images, labels), image_shape, model.num_levels
+    )
     forbidden = np.triu(np.ones_like(jacobian, dtype=bool))
     assert jacobian[forbidden].max() == 0.0, np.argwhere(forbidden & (jacobian > 0))[:5]
     return jacobian

@@ -18,7 +18,10 @@ import tensorflow as tf  # noqa: E402
 from keras_gen import data, models  # noqa: E402
 
 FAMILIES = {
-    "pixelcnn": (dict(image_shape=(6, 6, 1), filters=4, num_blocks=1, head_filters=4), "dynamic_binarize"),
+    "pixelcnn": (
+        dict(image_shape=(6, 6, 1), filters=4, num_blocks=1, head_filters=4),
+        "dynamic_binarize",
+    ),
     "vae": (dict(image_shape=(8, 8, 1), latent_dim=4, widths=(4, 8)), "dynamic_binarize"),
     "dcgan": (dict(image_shape=(8, 8, 1), latent_dim=4, filters=4), "none"),
 }
@@ -33,14 +36,25 @@ def main(out_path):
             model = models.get(name)(seed=1, **config)
             model.compile_for_training()
         before = [np.asarray(w).tolist() for w in model.get_weights()]
-        raw = (np.arange(32 * int(np.prod(config["image_shape"]))).reshape((32,) + config["image_shape"])
-               * 37 % 256).astype(np.uint8)
-        batches = data.pipeline(tf.data.Dataset.from_tensor_slices({"image": raw}), batch_size=8,
-                                preprocessing=preprocessing)
+        raw = (
+            np.arange(32 * int(np.prod(config["image_shape"]))).reshape(
+                (32,) + config["image_shape"]
+            )
+            * 37
+            % 256
+        ).astype(np.uint8)
+        batches = data.pipeline(
+            tf.data.Dataset.from_tensor_slices({"image": raw}),
+            batch_size=8,
+            preprocessing=preprocessing,
+        )
         assert batches.element_spec.dtype == tf.uint8
         history = model.fit(batches, epochs=1, verbose=0).history
-        results[name] = {"before": before, "after": [np.asarray(w).tolist() for w in model.get_weights()],
-                         "history": {k: [float(np.mean(v)) for v in values] for k, values in history.items()}}
+        results[name] = {
+            "before": before,
+            "after": [np.asarray(w).tolist() for w in model.get_weights()],
+            "history": {k: [float(np.mean(v)) for v in values] for k, values in history.items()},
+        }
     with open(out_path, "w") as file:
         json.dump(results, file)
 

@@ -24,9 +24,15 @@ def imported_modules(path, modules):
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                base = ".".join(
+                    package.split(".")[: len(package.split(".")) - node.level + 1]
+                    + ([base] if base else [])
+                )
             # `from keras_gen import zoo` imports the module keras_gen.zoo, not just the package.
-            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                for alias in node.names
+            ]
         else:
             continue
         for target in targets:
@@ -38,7 +44,12 @@ def imported_modules(path, modules):
 
 
 def import_graph():
-    paths = [os.path.join(root, file) for root, _, files in os.walk(PACKAGE) for file in files if file.endswith(".py")]
+    paths = [
+        os.path.join(root, file)
+        for root, _, files in os.walk(PACKAGE)
+        for file in files
+        if file.endswith(".py")
+    ]
     modules = {module_name(path): path for path in paths}
     return {name: imported_modules(path, modules) for name, path in modules.items()}
 
@@ -77,7 +88,11 @@ def cycles(graph):
 def test_the_package_import_graph_has_no_cycles():
     graph = import_graph()
     # A package's __init__ gathers its modules for users; a module inside it must not import it back.
-    for package in [name for name in graph if os.path.exists(os.path.join(REPO, *name.split("."), "__init__.py"))]:
+    for package in [
+        name
+        for name in graph
+        if os.path.exists(os.path.join(REPO, *name.split("."), "__init__.py"))
+    ]:
         for member in [name for name in graph if name.startswith(package + ".")]:
             graph[member] = {target for target in graph[member] if target != package}
     assert cycles(graph) == []

@@ -26,7 +26,10 @@ def grey_images(count):
 
 def test_critic_rows_split_a_batch_and_wrap_round_when_it_is_small():
     model = tiny_wgan()  # 5 critic steps
-    rows = {batch: [model.critic_rows(step, batch).numpy().tolist() for step in range(5)] for batch in (10, 3, 7)}
+    rows = {
+        batch: [model.critic_rows(step, batch).numpy().tolist() for step in range(5)]
+        for batch in (10, 3, 7)
+    }
     assert rows[10] == [[0, 5], [1, 6], [2, 7], [3, 8], [4, 9]]  # each row once, as before
     assert rows[3] == [[0], [1], [2], [0], [1]]
     assert rows[7] == [[0, 5], [1, 6], [2, 0], [3, 1], [4, 2]]
@@ -49,7 +52,9 @@ def test_wgan_gp_includes_the_last_partial_batch():
 def test_wgan_gp_trains_with_4_images_per_replica_on_2_devices(two_replicas):
     with two_replicas.scope():
         model = tiny_wgan(code_categories=3)
-    history = model.fit(tf.data.Dataset.from_tensor_slices(grey_images(17)).batch(8), epochs=1, verbose=0).history
+    history = model.fit(
+        tf.data.Dataset.from_tensor_slices(grey_images(17)).batch(8), epochs=1, verbose=0
+    ).history
     assert np.isfinite(history["d_loss"]).all()
     assert int(model.d_optimizer.iterations.numpy()) == 3 * 5  # the last batch of 1 image included
 
@@ -60,18 +65,28 @@ def test_a_last_batch_smaller_than_the_replicas_trains_on_2_devices(name, two_re
         model = make_model(name)
     # 17 images in batches of 8: the last batch has 1 image for 2 replicas. (With an unknown
     # cardinality Keras counts one optimizer iteration too many, without a step.)
-    dataset = make_data(model, steps=3).unbatch().take(17).batch(8).apply(tf.data.experimental.assert_cardinality(3))
+    dataset = (
+        make_data(model, steps=3)
+        .unbatch()
+        .take(17)
+        .batch(8)
+        .apply(tf.data.experimental.assert_cardinality(3))
+    )
     history = model.fit(dataset, validation_data=dataset, epochs=1, verbose=0).history
     assert all(np.isfinite(values).all() for values in history.values()), history
     assert sum(int(o.iterations.numpy()) for o in model.training_optimizers()) == 3 * len(
-        model.training_optimizers())
+        model.training_optimizers()
+    )
 
 
 def test_a_global_batch_below_the_replicas_is_refused_before_training(two_replicas):
     with two_replicas.scope():
         model = make_model("dcgan")
-    with pytest.raises(InputError, match=r"DCGAN: a global batch of 1 on 2 replicas .* smallest global batch "
-                                         r"that works is 2"):
+    with pytest.raises(
+        InputError,
+        match=r"DCGAN: a global batch of 1 on 2 replicas .* smallest global batch "
+        r"that works is 2",
+    ):
         model.fit(make_data(model).unbatch().batch(1), epochs=1, verbose=0)
     assert int(model.d_optimizer.iterations.numpy()) == 0
 
@@ -81,7 +96,9 @@ def test_empty_data_is_refused_by_every_model(name):
     model = make_model(name)
     empty = make_data(model).take(0)
     for method in (model.fit, model.evaluate):
-        with pytest.raises(InputError, match=f"{type(model).__name__}.{method.__name__}: the data holds no images"):
+        with pytest.raises(
+            InputError, match=f"{type(model).__name__}.{method.__name__}: the data holds no images"
+        ):
             method(empty, verbose=0)
     # A size only known by reading it: a filter that keeps nothing.
     with pytest.raises(InputError, match="holds no images"):
@@ -93,9 +110,29 @@ def test_empty_data_is_refused_by_every_model(name):
 
 def test_train_refuses_an_empty_split_and_leaves_no_file(tmp_path, capsys):
     run = tmp_path / "run"
-    assert cli.main(["train", "dcgan", "--dataset", "mnist", "--split", "train[:0]", "--validation-split", "none",
-                     "--manual-dir", shared_data("mnist"), "--set", "filters=4", "--set", "latent_dim=4",
-                     "--out", str(run)]) == 2
+    assert (
+        cli.main(
+            [
+                "train",
+                "dcgan",
+                "--dataset",
+                "mnist",
+                "--split",
+                "train[:0]",
+                "--validation-split",
+                "none",
+                "--manual-dir",
+                shared_data("mnist"),
+                "--set",
+                "filters=4",
+                "--set",
+                "latent_dim=4",
+                "--out",
+                str(run),
+            ]
+        )
+        == 2
+    )
     assert "split 'train[:0]' holds no images" in capsys.readouterr().err
     assert not run.exists()
 

@@ -26,7 +26,9 @@ def test_quantization_keeps_top_bits():
 def test_scaling_ranges():
     levels = tf.constant([0, 1, 2, 3], tf.uint8)
     np.testing.assert_allclose(data.scale(levels, 4, "unit"), [0, 1 / 3, 2 / 3, 1], atol=1e-6)
-    np.testing.assert_allclose(data.scale(levels, 4, "symmetric"), [-1, -1 / 3, 1 / 3, 1], atol=1e-6)
+    np.testing.assert_allclose(
+        data.scale(levels, 4, "symmetric"), [-1, -1 / 3, 1 / 3, 1], atol=1e-6
+    )
     with pytest.raises(ValueError, match="unit"):
         data.scale(levels, 4, "other")
 
@@ -46,14 +48,18 @@ def test_dynamic_binarization_draws_anew_each_epoch_with_the_right_mean():
 
 def test_threshold_binarization_and_labels():
     dataset, images = _grey_dataset()
-    batch_images, batch_labels = next(iter(data.pipeline(dataset, 8, "threshold_binarize", labels=True)))
+    batch_images, batch_labels = next(
+        iter(data.pipeline(dataset, 8, "threshold_binarize", labels=True))
+    )
     np.testing.assert_array_equal(batch_images, (images[:8] >= 128).astype(np.uint8))
     np.testing.assert_array_equal(batch_labels, np.arange(8))
     assert batch_labels.dtype == tf.int32
 
 
 def test_load_through_tfds_mock(mock_dataset):
-    batches = list(data.load("mnist", "train", batch_size=8, bits=4, labels=True, manual_dir=mock_dataset))
+    batches = list(
+        data.load("mnist", "train", batch_size=8, bits=4, labels=True, manual_dir=mock_dataset)
+    )
     assert len(batches) == 4
     images, labels = batches[0]
     assert images.shape == (8, 28, 28, 1) and images.dtype == tf.uint8
@@ -87,7 +93,11 @@ def test_no_files_and_no_network_fails_fast(tmp_path, monkeypatch):
 def test_corrupt_file_is_reported_and_cleaned_up(tmp_path):
     manual = tmp_path / "manual"
     manual.mkdir()
-    for name in ("binarized_mnist_train.amat", "binarized_mnist_valid.amat", "binarized_mnist_test.amat"):
+    for name in (
+        "binarized_mnist_train.amat",
+        "binarized_mnist_valid.amat",
+        "binarized_mnist_test.amat",
+    ):
         (manual / name).write_text("0 1 0\n")  # truncated
     with pytest.raises(data.DatasetError, match="binarized_mnist.*original, complete files"):
         data.load("binarized_mnist", manual_dir=str(manual), data_dir=str(tmp_path / "tfds"))
@@ -103,7 +113,9 @@ def test_manual_dir_may_be_a_parent_folder(tmp_path):
 
 def test_real_mnist_prepares_offline_from_shared_files(tmp_path, monkeypatch):
     manual = shared_data("mnist")
-    monkeypatch.setenv(data.MANUAL_DIR_ENV, os.path.dirname(manual))  # parent folder, via the env var
+    monkeypatch.setenv(
+        data.MANUAL_DIR_ENV, os.path.dirname(manual)
+    )  # parent folder, via the env var
     images, labels = data.as_numpy(
         data.load("mnist", "test", batch_size=100, labels=True, take=200, data_dir=str(tmp_path))
     )

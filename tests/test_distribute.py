@@ -19,14 +19,23 @@ from tests.conftest import REPO
 CONFIGS = {
     "vae": ("vae", dict(image_shape=(8, 8, 1), latent_dim=4, widths=(4, 8), eval_num_samples=3)),
     "dcgan": ("dcgan", dict(image_shape=(8, 8, 1), latent_dim=4, filters=4)),
-    "wgan_gp": ("wgan_gp", dict(image_shape=(8, 8, 1), latent_dim=4, filters=4, discriminator_steps=2,
-                                code_categories=3)),
-    "conditional_gan": ("conditional_gan", dict(image_shape=(8, 8, 1), latent_dim=4, filters=4, num_classes=3,
-                                                ema_decay=0.5)),
+    "wgan_gp": (
+        "wgan_gp",
+        dict(
+            image_shape=(8, 8, 1), latent_dim=4, filters=4, discriminator_steps=2, code_categories=3
+        ),
+    ),
+    "conditional_gan": (
+        "conditional_gan",
+        dict(image_shape=(8, 8, 1), latent_dim=4, filters=4, num_classes=3, ema_decay=0.5),
+    ),
     "pixelcnn": ("pixelcnn", dict(image_shape=(6, 6, 1), filters=4, num_blocks=1, head_filters=4)),
     "gated_pixelcnn": ("gated_pixelcnn", dict(image_shape=(6, 6, 1), filters=4, num_layers=2)),
     "row_lstm": ("pixelrnn", dict(kind="row_lstm", image_shape=(6, 6, 1), units=4, num_layers=1)),
-    "diagonal_bilstm": ("pixelrnn", dict(kind="diagonal_bilstm", image_shape=(6, 6, 1), units=4, num_layers=1)),
+    "diagonal_bilstm": (
+        "pixelrnn",
+        dict(kind="diagonal_bilstm", image_shape=(6, 6, 1), units=4, num_layers=1),
+    ),
 }
 GLOBAL_BATCH = 8
 
@@ -42,8 +51,11 @@ def make_model(name, **options):
 def make_data(model, steps=2):
     """`steps` global batches of deterministic uint8 levels (and labels), as data.load yields them."""
     count = steps * GLOBAL_BATCH
-    images = (np.arange(count * model.num_subpixels).reshape((count,) + model.image_shape) * 37
-              % model.num_levels).astype(np.uint8)
+    images = (
+        np.arange(count * model.num_subpixels).reshape((count,) + model.image_shape)
+        * 37
+        % model.num_levels
+    ).astype(np.uint8)
     features = (images, (np.arange(count) % 3).astype(np.int32)) if model.num_classes else images
     return tf.data.Dataset.from_tensor_slices(features).batch(GLOBAL_BATCH)
 
@@ -61,7 +73,9 @@ def test_two_replicas_train_and_evaluate_exactly_like_one_device(name, two_repli
     # Every network, batch-norm statistics, optimizer slots and the seed state.
     for before, after in zip(single.weights, mirrored.weights):
         np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-6, err_msg=before.path)
-    for optimizer, mirrored_optimizer in zip(single.training_optimizers(), mirrored.training_optimizers()):
+    for optimizer, mirrored_optimizer in zip(
+        single.training_optimizers(), mirrored.training_optimizers()
+    ):
         assert int(optimizer.iterations.numpy()) == int(mirrored_optimizer.iterations.numpy()) > 0
         for before, after in zip(optimizer.variables, mirrored_optimizer.variables):
             np.testing.assert_allclose(after, before, rtol=1e-5, atol=1e-6, err_msg=before.path)
@@ -78,7 +92,9 @@ def test_replicas_draw_different_noise(two_replicas):
     with two_replicas.scope():
         model = make_model("vae")
 
-    @tf.function(autograph=False)  # autograph's lambda cache once handed this lambda another function's code
+    @tf.function(
+        autograph=False
+    )  # autograph's lambda cache once handed this lambda another function's code
     def draw():
         return two_replicas.run(lambda: model.replica_random(keras.random.normal, (4, 3)))
 
@@ -93,7 +109,9 @@ def test_mixed_precision_training(name, policy):
     history = model.fit(make_data(model), epochs=1, verbose=0).history
     assert all(np.isfinite(values).all() for values in history.values()), history
     for optimizer in model.training_optimizers():  # both of a GAN's
-        if policy == "mixed_float16":  # a step that overflows float16 is skipped and halves the scale
+        if (
+            policy == "mixed_float16"
+        ):  # a step that overflows float16 is skipped and halves the scale
             assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
             assert int(optimizer.iterations) > 0 or float(optimizer.dynamic_scale) < 2.0**15
         else:
@@ -113,13 +131,22 @@ def test_float16_loss_scaling_gives_the_float32_update(tmp_path):
     for policy in ("float32", "mixed_float16"):
         model = make_model("pixelcnn", dtype=policy)
         # A small initial scale: the default 2**15 overflows float16 on the first steps, which are skipped.
-        model.compile(optimizer=model.with_loss_scaling(keras.optimizers.SGD(0.1)) if policy == "float32"
-                      else keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1), initial_scale=2.0**8))
+        model.compile(
+            optimizer=model.with_loss_scaling(keras.optimizers.SGD(0.1))
+            if policy == "float32"
+            else keras.optimizers.LossScaleOptimizer(
+                keras.optimizers.SGD(0.1), initial_scale=2.0**8
+            )
+        )
         before = [w.numpy() for w in model.trainable_weights]
         model.fit(make_data(model, steps=1), epochs=1, verbose=0)
-        updates[policy] = np.concatenate([(w.numpy() - b).ravel() for w, b in zip(model.trainable_weights, before)])
+        updates[policy] = np.concatenate(
+            [(w.numpy() - b).ravel() for w, b in zip(model.trainable_weights, before)]
+        )
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
-    assert float(model.optimizer.dynamic_scale) == 2.0**8 and int(model.optimizer.iterations) == 1  # not skipped
+    assert (
+        float(model.optimizer.dynamic_scale) == 2.0**8 and int(model.optimizer.iterations) == 1
+    )  # not skipped
     np.testing.assert_allclose(updates["mixed_float16"], updates["float32"], rtol=0.05, atol=2e-4)
     # The loss scale and its optimizer survive a .keras round trip.
     model.save(tmp_path / "model.keras")
@@ -141,18 +168,34 @@ def test_two_worker_processes_end_with_identical_weights(tmp_path):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         env = dict(os.environ, TF_CONFIG=json.dumps(config), CUDA_VISIBLE_DEVICES="")
         outputs.append(tmp_path / f"worker_{index}.json")
-        processes.append(subprocess.Popen(
-            [sys.executable, os.path.join(REPO, "tests", "multi_worker_job.py"), str(outputs[-1])],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    os.path.join(REPO, "tests", "multi_worker_job.py"),
+                    str(outputs[-1]),
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     logs = [process.communicate(timeout=600)[0] for process in processes]
     for process, log in zip(processes, logs):
         assert process.returncode == 0, log[-3000:]
     chief, worker = (json.loads(path.read_text()) for path in outputs)
     assert set(chief) == {"pixelcnn", "vae", "dcgan"}
     for family in chief:
-        for mine, theirs, initial in zip(chief[family]["after"], worker[family]["after"], chief[family]["before"]):
+        for mine, theirs, initial in zip(
+            chief[family]["after"], worker[family]["after"], chief[family]["before"]
+        ):
             np.testing.assert_array_equal(np.array(mine), np.array(theirs), err_msg=family)
-        changed = [not np.array_equal(a, b) for a, b in zip(chief[family]["after"], chief[family]["before"])]
+        changed = [
+            not np.array_equal(a, b)
+            for a, b in zip(chief[family]["after"], chief[family]["before"])
+        ]
         assert any(changed), family  # they trained
         assert all(np.isfinite(v).all() for v in chief[family]["history"].values()), family
 
@@ -167,12 +210,46 @@ def test_cli_trains_with_two_workers_and_worker_0_writes_the_run(tmp_path):
     for index in range(2):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
         env = dict(os.environ, TF_CONFIG=json.dumps(config), CUDA_VISIBLE_DEVICES="")
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "keras_gen", "train", "pixelcnn", "--dataset", "binarized_mnist",
-             "--manual-dir", manual, "--data-dir", str(tmp_path / f"data_{index}"), "--take", "32",
-             "--batch-size", "8", "--epochs", "1", "--validation-split", "none", "--strategy", "multi_worker",
-             "--set", "filters=4", "--set", "num_blocks=1", "--set", "head_filters=4", "--out", str(run)],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "keras_gen",
+                    "train",
+                    "pixelcnn",
+                    "--dataset",
+                    "binarized_mnist",
+                    "--manual-dir",
+                    manual,
+                    "--data-dir",
+                    str(tmp_path / f"data_{index}"),
+                    "--take",
+                    "32",
+                    "--batch-size",
+                    "8",
+                    "--epochs",
+                    "1",
+                    "--validation-split",
+                    "none",
+                    "--strategy",
+                    "multi_worker",
+                    "--set",
+                    "filters=4",
+                    "--set",
+                    "num_blocks=1",
+                    "--set",
+                    "head_filters=4",
+                    "--out",
+                    str(run),
+                ],
+                cwd=REPO,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     logs = [process.communicate(timeout=600)[0] for process in processes]
     for process, log in zip(processes, logs):
         assert process.returncode == 0, log[-3000:]

@@ -19,7 +19,10 @@ def model():
 @pytest.mark.parametrize(
     "images, match",
     [
-        (np.zeros((2, 8, 7, 1), np.uint8), r"shape \(batch, 8, 8, 1\), received shape \(2, 8, 7, 1\)"),
+        (
+            np.zeros((2, 8, 7, 1), np.uint8),
+            r"shape \(batch, 8, 8, 1\), received shape \(2, 8, 7, 1\)",
+        ),
         (np.zeros((8, 8, 1), np.uint8), r"received shape \(8, 8, 1\)"),
         (np.zeros((2, 8, 8, 1), np.float32), "integer level images.*float32"),
         (np.full((2, 8, 8, 1), 2, np.uint8), r"values in \[0, 1\].*received values in \[2, 2\]"),
@@ -86,8 +89,12 @@ def test_bad_keras_files(model, tmp_path, kind):
             file.write("hello")
     with pytest.raises(runtime.ArtifactError, match=path.replace("\\", "\\\\")) as error:
         runtime.load_keras(path)
-    assert {"missing": "no such file", "truncated": "truncated", "foreign": "not a keras_gen",
-            "not_zip": "not a .keras"}[kind] in str(error.value)
+    assert {
+        "missing": "no such file",
+        "truncated": "truncated",
+        "foreign": "not a keras_gen",
+        "not_zip": "not a .keras",
+    }[kind] in str(error.value)
 
 
 def test_cli_reports_errors_without_traceback(model, tmp_path, capsys):
@@ -97,7 +104,9 @@ def test_cli_reports_errors_without_traceback(model, tmp_path, capsys):
     assert cli.main(["export", path, "--out", out]) == 0
     assert cli.main(["export", path, "--out", out]) == 2
     assert "exists" in capsys.readouterr().err
-    assert cli.main(["sample", str(tmp_path / "absent.keras"), "--out", str(tmp_path / "x.png")]) == 2
+    assert (
+        cli.main(["sample", str(tmp_path / "absent.keras"), "--out", str(tmp_path / "x.png")]) == 2
+    )
     assert "no such file" in capsys.readouterr().err
     assert cli.main(["sample", path, "--out", str(tmp_path / "x.jpg")]) == 2
     assert ".png or .npy" in capsys.readouterr().err

@@ -21,20 +21,35 @@ def run_example(name, *argv):
 
 
 def test_fit_on_your_dataset(mock_dataset, tmp_path):
-    run_example("fit_on_your_dataset.py", "--dataset", "fashion_mnist", "--manual-dir", mock_dataset,
-                "--epochs", "1", "--take", "32", "--out", tmp_path / "model.keras")
+    run_example(
+        "fit_on_your_dataset.py",
+        "--dataset",
+        "fashion_mnist",
+        "--manual-dir",
+        mock_dataset,
+        "--epochs",
+        "1",
+        "--take",
+        "32",
+        "--out",
+        tmp_path / "model.keras",
+    )
     assert (tmp_path / "model.keras").is_file()
 
 
 def test_vae_in_your_code(mock_dataset, tmp_path):
-    run_example("vae_in_your_code.py", "--manual-dir", mock_dataset, "--epochs", "1", "--out", tmp_path)
+    run_example(
+        "vae_in_your_code.py", "--manual-dir", mock_dataset, "--epochs", "1", "--out", tmp_path
+    )
     assert (tmp_path / "vae_export" / "model.tflite").is_file()
 
 
 @pytest.mark.parametrize("script", ["load_savedmodel.py", "litert_on_device.py"])
 def test_export_readers_need_only_tensorflow_or_litert(script, tmp_path, capsys):
     export_dir = os.path.join(REPO, "saved_models", "conditional_gan_mnist")
-    out = ["--out", tmp_path / "samples.npy", "--num", "2"] if script == "litert_on_device.py" else []
+    out = (
+        ["--out", tmp_path / "samples.npy", "--num", "2"] if script == "litert_on_device.py" else []
+    )
     run_example(script, export_dir, *out)
     assert "keras_gen" not in open(os.path.join(REPO, "examples", script)).read().split('"""')[2]
     printed = capsys.readouterr().out
@@ -42,8 +57,19 @@ def test_export_readers_need_only_tensorflow_or_litert(script, tmp_path, capsys)
 
 
 def test_vae_latent_space(mock_dataset, tmp_path):
-    run_example("vae_latent_space.py", "--manual-dir", mock_dataset, "--epochs", "1", "--take", "64",
-                "--grid", "3", "--out", tmp_path)
+    run_example(
+        "vae_latent_space.py",
+        "--manual-dir",
+        mock_dataset,
+        "--epochs",
+        "1",
+        "--take",
+        "64",
+        "--grid",
+        "3",
+        "--out",
+        tmp_path,
+    )
     assert (tmp_path / "interpolation.png").is_file() and (tmp_path / "manifold.png").is_file()
 
 
@@ -55,6 +81,19 @@ def test_conditional_gan_classes(tmp_path):
 def test_pixelcnn_completion(mock_dataset, tmp_path):
     model = PixelCNN(filters=4, num_blocks=1, head_filters=4, seed=0)
     model.save(tmp_path / "tiny.keras")
-    run_example("pixelcnn_completion.py", "--model", tmp_path / "tiny.keras", "--manual-dir", mock_dataset,
-                "--digits", "2", "--completions", "2", "--method", "plain", "--out", tmp_path / "completions.png")
+    run_example(
+        "pixelcnn_completion.py",
+        "--model",
+        tmp_path / "tiny.keras",
+        "--manual-dir",
+        mock_dataset,
+        "--digits",
+        "2",
+        "--completions",
+        "2",
+        "--method",
+        "plain",
+        "--out",
+        tmp_path / "completions.png",
+    )
     assert (tmp_path / "completions.png").is_file()

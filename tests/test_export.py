@@ -10,6 +10,7 @@ from keras_gen import export, runtime
 from keras_gen.models import VAE
 from tests.helpers import assert_export_parity
 
+
 @pytest.fixture(scope="module")
 def exported_vae(tmp_path_factory):
     model = VAE(image_shape=(8, 8, 1), latent_dim=3, widths=(4, 8), eval_num_samples=16, seed=0)
@@ -27,7 +28,10 @@ def test_vae_parity_across_keras_savedmodel_and_litert(exported_vae):
 
 def test_manifest_describes_the_export(exported_vae):
     model, directory, manifest = exported_vae
-    assert manifest["signatures"]["sample"]["inputs"]["noise"] == {"shape": [None, 3], "dtype": "float32"}
+    assert manifest["signatures"]["sample"]["inputs"]["noise"] == {
+        "shape": [None, 3],
+        "dtype": "float32",
+    }
     assert manifest["signatures"]["log_prob"]["inputs"]["images"]["dtype"] == "uint8"
     assert manifest["config"]["latent_dim"] == 3 and manifest["noise_kind"] == "normal"
     for relative, digest in manifest["files"].items():
@@ -62,7 +66,10 @@ def test_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
     monkeypatch.setattr(export, "to_tflite", broken)
     with pytest.raises(export.ExportError):
         export.export(model, str(tmp_path / "out"), overwrite=True, verbose=False)
-    assert os.listdir(tmp_path) == ["out"] and (tmp_path / "out" / "export.json").read_text() == manifest
+    assert (
+        os.listdir(tmp_path) == ["out"]
+        and (tmp_path / "out" / "export.json").read_text() == manifest
+    )
     runtime.open_artifact(str(tmp_path / "out" / "model.tflite")).sample(model.make_noise(1))
 
 
@@ -93,14 +100,18 @@ def test_a_mixed_precision_keras_file_samples_like_its_export(tmp_path):
         model = PixelRNN(image_shape=(6, 6, 1), num_levels=16, units=8, head_filters=8, seed=0)
     finally:
         keras.config.set_dtype_policy("float32")
-    model.set_weights([3.0 * w for w in model.get_weights()])  # peaked logits, where bfloat16 rounding shows
+    model.set_weights(
+        [3.0 * w for w in model.get_weights()]
+    )  # peaked logits, where bfloat16 rounding shows
     saved, directory = str(tmp_path / "mixed.keras"), str(tmp_path / "export")
     model.save(saved)
     export.export(model, directory, verbose=False)
     noise = model.make_noise(16, seed=2)
     exported = runtime.open_artifact(directory, "tflite").sample(noise)
     # The network in bfloat16 draws some other levels (the fast samplers compute in float32, as exports do).
-    assert not np.array_equal(exported, model.levels_to_pixels(model.sample_levels(noise, method="plain")))
+    assert not np.array_equal(
+        exported, model.levels_to_pixels(model.sample_levels(noise, method="plain"))
+    )
     np.testing.assert_array_equal(model.sample(noise), exported)
     np.testing.assert_array_equal(runtime.open_artifact(saved).sample(noise), exported)
 
@@ -121,7 +132,9 @@ def test_quantized_copies_have_the_same_signatures_and_report_their_quality(tmp_
     float_runner = runtime.open_artifact(directory, "tflite")
     for name in ("int8", "float16"):
         quality = manifest["quantized"][name]
-        assert quality["file"] == f"model_{name}.tflite" and quality["batch"] == export.QUALITY_BATCH
+        assert (
+            quality["file"] == f"model_{name}.tflite" and quality["batch"] == export.QUALITY_BATCH
+        )
         runner = runtime.open_artifact(directory, f"tflite-{name}")
         same = np.mean(runner.sample(noise) == float_runner.sample(noise))
         assert quality["same_pixels_fraction"] == pytest.approx(same) and same > 0.5
@@ -132,34 +145,66 @@ def test_quantized_copies_have_the_same_signatures_and_report_their_quality(tmp_
 
 def test_bad_quantization_names_and_missing_quantized_files_get_clear_errors(exported_vae):
     model, directory, _ = exported_vae
-    with pytest.raises(ValueError, match=r"Unknown quantization int4; choose from \['float16', 'int8'\]"):
+    with pytest.raises(
+        ValueError, match=r"Unknown quantization int4; choose from \['float16', 'int8'\]"
+    ):
         export.export(model, directory + "_q", verbose=False, quantize="int4")
-    with pytest.raises(runtime.ArtifactError, match="has no model_int8.tflite; export it with --quantize int8"):
+    with pytest.raises(
+        runtime.ArtifactError, match="has no model_int8.tflite; export it with --quantize int8"
+    ):
         runtime.open_artifact(directory, "tflite-int8")
 
 
 def _graph_size(model):
     """Ops in the traced fast sampler, its loop bodies included."""
     noise = tf.TensorSpec((None,) + model.noise_shape, tf.float32)
-    graph_def = model._compiled_sampler("fast").get_concrete_function(noise, None, None, None).graph.as_graph_def()
-    return len(graph_def.node) + sum(len(function.node_def) for function in graph_def.library.function)
+    graph_def = (
+        model._compiled_sampler("fast")
+        .get_concrete_function(noise, None, None, None)
+        .graph.as_graph_def()
+    )
+    return len(graph_def.node) + sum(
+        len(function.node_def) for function in graph_def.library.function
+    )
 
 
-@pytest.mark.parametrize("name, options", [("pixelcnn", {}), ("gated_pixelcnn", {}),
-                                           ("pixelrnn", {"kind": "row_lstm"}), ("pixelrnn", {"kind": "diagonal_bilstm"})])
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("pixelcnn", {}),
+        ("gated_pixelcnn", {}),
+        ("pixelrnn", {"kind": "row_lstm"}),
+        ("pixelrnn", {"kind": "diagonal_bilstm"}),
+    ],
+)
 def test_fast_samplers_hold_one_columns_ops_whatever_the_width(name, options):
     # Graph loops over rows and columns keep exports (LiteRT op tables) from growing with the image.
     from keras_gen import models
 
-    sizes = [_graph_size(models.get(name)(image_shape=(4, width, 3), num_levels=4, seed=0, **options))
-             for width in (5, 9)]
+    sizes = [
+        _graph_size(models.get(name)(image_shape=(4, width, 3), num_levels=4, seed=0, **options))
+        for width in (5, 9)
+    ]
     assert sizes[0] == sizes[1], sizes
 
 
-@pytest.mark.parametrize("name, options", [
-    ("pixelcnn", dict(image_shape=(6, 5, 3), num_levels=4, filters=6, num_blocks=1, head_filters=6, num_classes=3)),
-    ("pixelrnn", dict(kind="diagonal_bilstm", image_shape=(5, 4, 1), units=4, num_layers=1)),
-])
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        (
+            "pixelcnn",
+            dict(
+                image_shape=(6, 5, 3),
+                num_levels=4,
+                filters=6,
+                num_blocks=1,
+                head_filters=6,
+                num_classes=3,
+            ),
+        ),
+        ("pixelrnn", dict(kind="diagonal_bilstm", image_shape=(5, 4, 1), units=4, num_layers=1)),
+    ],
+)
 def test_savedmodel_sample_is_xla_compiled_and_equals_the_plain_loop(name, options, tmp_path):
     from keras_gen import models
 

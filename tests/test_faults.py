@@ -32,14 +32,22 @@ def test_backup_and_restore_resumes_exactly(name, tmp_path):
 
     interrupted = make_model(name)
     with pytest.raises(KeyboardInterrupt):
-        interrupted.fit(make_data(interrupted), epochs=epochs, verbose=0, callbacks=[backup, Interrupt(1, 0)])
+        interrupted.fit(
+            make_data(interrupted), epochs=epochs, verbose=0, callbacks=[backup, Interrupt(1, 0)]
+        )
     assert int(interrupted.training_optimizers()[0].iterations) > 2  # it got past epoch 0's backup
 
-    keras.utils.set_random_seed(99)  # a new process: other initial weights, restored from the backup
+    keras.utils.set_random_seed(
+        99
+    )  # a new process: other initial weights, restored from the backup
     resumed = make_model(name)
     resumed.set_weights([np.zeros_like(w) for w in resumed.get_weights()])
-    resumed.fit(make_data(resumed), epochs=epochs, verbose=0,
-                callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))])
+    resumed.fit(
+        make_data(resumed),
+        epochs=epochs,
+        verbose=0,
+        callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))],
+    )
     for expected, actual in zip(uninterrupted.weights, resumed.weights):
         np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-7, err_msg=expected.path)
     np.testing.assert_array_equal(resumed.seed_generator.state, uninterrupted.seed_generator.state)
@@ -49,13 +57,27 @@ def test_backup_and_restore_resumes_exactly(name, tmp_path):
             np.testing.assert_allclose(after, before, rtol=1e-6, atol=1e-7, err_msg=before.path)
 
 
-def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(mock_dataset, tmp_path, capsys, monkeypatch):
+def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(
+    mock_dataset, tmp_path, capsys, monkeypatch
+):
     from keras_gen import cli, runtime
     from tests.test_cli import TINY_VAE
 
     run = tmp_path / "run"
-    argv = ["train", "vae", "--dataset", "binarized_mnist", "--validation-split", "none", "--batch-size", "16",
-            "--manual-dir", mock_dataset, "--out", str(run)]
+    argv = [
+        "train",
+        "vae",
+        "--dataset",
+        "binarized_mnist",
+        "--validation-split",
+        "none",
+        "--batch-size",
+        "16",
+        "--manual-dir",
+        mock_dataset,
+        "--out",
+        str(run),
+    ]
     assert cli.main(argv + ["--epochs", "1"] + TINY_VAE) == 0
     checkpoint = (run / "model.keras").read_bytes()
     history = (run / "history.json").read_text()
@@ -71,9 +93,15 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(mock_datas
     capsys.readouterr()
     assert cli.main(argv + ["--epochs", "2", "--resume"]) == 2
     error = capsys.readouterr().err
-    assert "loss became nan at epoch 2, step 1" in error and "keeps the last good epoch" in error, error
-    assert (run / "model.keras").read_bytes() == checkpoint and (run / "history.json").read_text() == history
-    assert sorted(os.listdir(run)) == sorted(["model.keras", "history.json", "loss.png", "samples", "logs"])
+    assert "loss became nan at epoch 2, step 1" in error and "keeps the last good epoch" in error, (
+        error
+    )
+    assert (run / "model.keras").read_bytes() == checkpoint and (
+        run / "history.json"
+    ).read_text() == history
+    assert sorted(os.listdir(run)) == sorted(
+        ["model.keras", "history.json", "loss.png", "samples", "logs"]
+    )
 
 
 def test_a_crash_while_saving_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):

@@ -40,7 +40,9 @@ def test_interpolation_weights_are_uniform_one_per_example():
     weights = tiny(WGANGP).interpolation_weights(20000).numpy()
     assert weights.shape == (20000, 1, 1, 1)
     assert weights.min() >= 0 and weights.max() < 1
-    assert abs(weights.mean() - 0.5) < 0.01 and abs(weights.std() - (1 / 12) ** 0.5) < 0.01  # not N(0, 1)
+    assert (
+        abs(weights.mean() - 0.5) < 0.01 and abs(weights.std() - (1 / 12) ** 0.5) < 0.01
+    )  # not N(0, 1)
 
 
 def test_wgan_gp_defaults_follow_the_paper():
@@ -48,7 +50,11 @@ def test_wgan_gp_defaults_follow_the_paper():
     model.compile_for_training()
     assert model.gradient_penalty_weight == 10 and model.discriminator_steps == 5
     config = model.d_optimizer.get_config()
-    assert np.isclose(config["learning_rate"], 1e-4) and config["beta_1"] == 0.5 and config["beta_2"] == 0.9
+    assert (
+        np.isclose(config["learning_rate"], 1e-4)
+        and config["beta_1"] == 0.5
+        and config["beta_2"] == 0.9
+    )
     assert not any("batch_normalization" in layer.name for layer in model.discriminator.layers)
 
 
@@ -57,7 +63,10 @@ def test_n_critic_steps_per_generator_step_each_on_its_own_slice_of_the_batch():
     model.compile_for_training(run_eagerly=True)
     critic_batches = []
     critic_step = model._discriminator_step
-    model._discriminator_step = lambda real, labels: (critic_batches.append(real.numpy()), critic_step(real, labels))
+    model._discriminator_step = lambda real, labels: (
+        critic_batches.append(real.numpy()),
+        critic_step(real, labels),
+    )
     model.fit(tiny_images(20), batch_size=10, epochs=1, shuffle=False, verbose=0)
     assert int(model.d_optimizer.iterations) == 10 and int(model.g_optimizer.iterations) == 2
     assert [len(batch) for batch in critic_batches] == [2] * 10
@@ -77,17 +86,24 @@ def test_generator_average_follows_each_generator_step_and_is_what_samples():
         np.testing.assert_array_equal(average, weight)
     trained = [not w.trainable for w in model.generator.weights]  # batch-norm statistics
     averages = model.ema_generator.get_weights()
-    model._discriminator_step = lambda real, labels: None  # only generator steps, so each is visible
+    model._discriminator_step = lambda real, labels: (
+        None
+    )  # only generator steps, so each is visible
     for step in (1, 2):
         model.fit(tiny_images(4), batch_size=4, epochs=1, verbose=0)
         decay = min(0.75, (1 + step) / (10 + step))  # warm-up
-        averages = [a if statistics else decay * a + (1 - decay) * w
-                    for a, w, statistics in zip(averages, model.generator.get_weights(), trained)]
-        for average, expected, statistics in zip(model.ema_generator.get_weights(), averages, trained):
+        averages = [
+            a if statistics else decay * a + (1 - decay) * w
+            for a, w, statistics in zip(averages, model.generator.get_weights(), trained)
+        ]
+        for average, expected, statistics in zip(
+            model.ema_generator.get_weights(), averages, trained
+        ):
             if not statistics:
                 np.testing.assert_allclose(average, expected, rtol=1e-6, atol=1e-7)
     assert not model.ema_generator.trainable_weights and len(model.trainable_weights) == len(
-        model.generator.trainable_weights + model.discriminator.trainable_weights)
+        model.generator.trainable_weights + model.discriminator.trainable_weights
+    )
     z = model.make_noise(3, seed=0)
     averaged = np.round((model.ema_generator(z).numpy() + 1) / 2 * 255)
     np.testing.assert_array_equal(model.sample(z), averaged.astype(np.uint8))
@@ -95,7 +111,9 @@ def test_generator_average_follows_each_generator_step_and_is_what_samples():
     model.sample_from_average = False
     trained = DCGAN.from_config(model.get_config())
     trained.set_weights(model.get_weights())
-    np.testing.assert_array_equal(trained.sample(z), np.round((model.generator(z).numpy() + 1) / 2 * 255))
+    np.testing.assert_array_equal(
+        trained.sample(z), np.round((model.generator(z).numpy() + 1) / 2 * 255)
+    )
     with pytest.raises(ValueError, match="ema_decay"):
         tiny(DCGAN, ema_decay=1.0)
 
@@ -103,7 +121,10 @@ def test_generator_average_follows_each_generator_step_and_is_what_samples():
 def test_generator_average_keeps_batch_norm_statistics_of_its_own_activations():
     model = tiny(DCGAN, ema_decay=0.5)
     model.compile_for_training()
-    dense, norm = model.ema_generator.layers[1], model.ema_generator.layers[2]  # z -> Dense -> BatchNorm
+    dense, norm = (
+        model.ema_generator.layers[1],
+        model.ema_generator.layers[2],
+    )  # z -> Dense -> BatchNorm
     assert "dense" in dense.name and "batch_normalization" in norm.name
     dense.kernel.assign(dense.kernel * 3.0)  # the average's activations differ from the generator's
     generator_statistics = model.generator.layers[2].moving_mean.numpy()
@@ -111,14 +132,18 @@ def test_generator_average_keeps_batch_norm_statistics_of_its_own_activations():
     before = norm.moving_mean.numpy()
     model._update_ema_generator(z, None)
     batch_mean = (z @ dense.kernel.numpy()).mean(axis=0)
-    np.testing.assert_allclose(norm.moving_mean, 0.99 * before + 0.01 * batch_mean, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        norm.moving_mean, 0.99 * before + 0.01 * batch_mean, rtol=1e-5, atol=1e-6
+    )
     np.testing.assert_array_equal(model.generator.layers[2].moving_mean, generator_statistics)
 
 
 @pytest.mark.parametrize("cls", [DCGAN, WGANGP, ConditionalGAN])
 def test_keras_round_trip_restores_both_optimizers(cls, tmp_path):
-    options = {ConditionalGAN: {"num_classes": 3, "ema_decay": 0.9},
-               WGANGP: {"discriminator_steps": 2, "code_categories": 3}}.get(cls, {})
+    options = {
+        ConditionalGAN: {"num_classes": 3, "ema_decay": 0.9},
+        WGANGP: {"discriminator_steps": 2, "code_categories": 3},
+    }.get(cls, {})
     model = tiny(cls, **options)
     model.compile_for_training()
     images = tiny_images(20)  # 5 batches of 4
@@ -145,7 +170,10 @@ def test_categorical_code_is_uniform_and_read_from_the_noise():
     other = z.copy()
     other[:, 3] = 0.6
     images = model.generate(z).numpy()
-    assert np.abs(images[0] - images[1]).max() > 10 * np.abs(images[1] - model.generate(other).numpy()[1]).max()
+    assert (
+        np.abs(images[0] - images[1]).max()
+        > 10 * np.abs(images[1] - model.generate(other).numpy()[1]).max()
+    )
 
 
 def test_code_loss_is_the_cross_entropy_of_the_latents_code_and_training_learns_it():
@@ -154,7 +182,9 @@ def test_code_loss_is_the_cross_entropy_of_the_latents_code_and_training_learns_
     code_logits = np.random.default_rng(2).standard_normal((6, 3)).astype(np.float32)
     codes = np.argmax(latents[:, :3], axis=1)
     log_softmax = code_logits - np.log(np.exp(code_logits).sum(axis=1, keepdims=True))
-    np.testing.assert_allclose(model.code_loss(latents, code_logits), -log_softmax[np.arange(6), codes], rtol=1e-5)
+    np.testing.assert_allclose(
+        model.code_loss(latents, code_logits), -log_softmax[np.arange(6), codes], rtol=1e-5
+    )
     np.testing.assert_array_equal(tiny(DCGAN).code_loss(latents, None), np.zeros(6))
 
     model.compile_for_training(learning_rate=2e-3)
@@ -171,7 +201,9 @@ def test_conditional_generator_obeys_its_labels():
     z = np.repeat(model.make_noise(1, seed=0), 3, axis=0)
     images = model.generate(z, np.array([0, 1, 2])).numpy()
     assert np.abs(images[0] - images[1]).max() > 1e-3 and np.abs(images[1] - images[2]).max() > 1e-3
-    np.testing.assert_array_equal(model.sample(z, [0, 1, 2]), model.sample(z, [0, 1, 2]))  # deterministic
+    np.testing.assert_array_equal(
+        model.sample(z, [0, 1, 2]), model.sample(z, [0, 1, 2])
+    )  # deterministic
 
 
 def test_bad_input_gets_clear_errors():
@@ -191,14 +223,23 @@ def test_bad_input_gets_clear_errors():
 
 @pytest.mark.parametrize("cls", [DCGAN, WGANGP, ConditionalGAN])
 def test_export_parity(cls, tmp_path):
-    options = {ConditionalGAN: {"num_classes": 10, "ema_decay": 0.9}, WGANGP: {"code_categories": 3}}
+    options = {
+        ConditionalGAN: {"num_classes": 10, "ema_decay": 0.9},
+        WGANGP: {"code_categories": 3},
+    }
     model = cls(image_shape=(28, 28, 1), latent_dim=4, filters=4, seed=0, **options.get(cls, {}))
     labels = np.array([0, 5, 9]) if model.num_classes else None
     assert_export_parity(model, str(tmp_path / "export"), labels=labels)
     # Only the sampling generator's variables are saved, not the discriminator's or the other generator's.
     sampler = model.ema_generator if model.ema_generator is not None else model.generator
-    saved = tf.train.load_checkpoint(str(tmp_path / "export" / "saved_model" / "variables" / "variables"))
-    shapes = [tuple(shape) for name, shape in saved.get_variable_to_shape_map().items() if "VARIABLE_VALUE" in name]
+    saved = tf.train.load_checkpoint(
+        str(tmp_path / "export" / "saved_model" / "variables" / "variables")
+    )
+    shapes = [
+        tuple(shape)
+        for name, shape in saved.get_variable_to_shape_map().items()
+        if "VARIABLE_VALUE" in name
+    ]
     assert sorted(shapes) == sorted(tuple(v.shape) for v in sampler.weights)
 
 
@@ -219,11 +260,17 @@ def test_evaluate_samples_reports_label_accuracy():
     pixels = np.random.default_rng(0).integers(0, 256, (50, 28, 28, 1)).astype(np.uint8)
     predicted = np.argmax(classifier(pixels).numpy(), axis=1)
     results = metrics.evaluate_samples(classifier, pixels, pixels, labels=predicted)
-    assert results["label_accuracy"] == 1.0 and abs(results["fcd"]) < 1e-3 and abs(results["fd_logits"]) < 1e-3
+    assert (
+        results["label_accuracy"] == 1.0
+        and abs(results["fcd"]) < 1e-3
+        and abs(results["fd_logits"]) < 1e-3
+    )
     assert 1.0 <= results["classifier_score"] <= 10.0
 
 
-@pytest.mark.parametrize("image_shape, stages", [((28, 28, 1), 2), ((32, 32, 3), 3), ((64, 64, 3), 4)])
+@pytest.mark.parametrize(
+    "image_shape, stages", [((28, 28, 1), 2), ((32, 32, 3), 3), ((64, 64, 3), 4)]
+)
 def test_dcgan_sizes(image_shape, stages):
     model = DCGAN(image_shape=image_shape, latent_dim=4, filters=4, seed=0)
     assert model.stages == stages
@@ -235,7 +282,9 @@ def test_set_learning_rate_reaches_both_optimizers():
     model = tiny(WGANGP)
     model.compile_for_training()
     model.set_learning_rate(2e-5)
-    assert [float(o.learning_rate) for o in (model.d_optimizer, model.g_optimizer)] == pytest.approx([2e-5] * 2)
+    assert [
+        float(o.learning_rate) for o in (model.d_optimizer, model.g_optimizer)
+    ] == pytest.approx([2e-5] * 2)
 
 
 @pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
@@ -247,10 +296,14 @@ def test_gradient_penalty_is_float32_under_mixed_precision(policy):
     weights = rng.uniform(0, 1, (4, 1, 1, 1)).astype(np.float32)
     penalty = mixed.gradient_penalty(real, fake, None, weights)
     assert penalty.dtype == tf.float32
-    np.testing.assert_allclose(penalty, exact.gradient_penalty(real, fake, None, weights), rtol=0.05, atol=0.02)
+    np.testing.assert_allclose(
+        penalty, exact.gradient_penalty(real, fake, None, weights), rtol=0.05, atol=0.02
+    )
 
 
-def test_sample_quality_logs_the_figures_of_the_models_own_samples_and_keeps_the_best_epoch(tmp_path):
+def test_sample_quality_logs_the_figures_of_the_models_own_samples_and_keeps_the_best_epoch(
+    tmp_path,
+):
     from keras_gen import callbacks
 
     classifier = metrics.MnistClassifier()  # untrained: any fixed features will do
@@ -260,7 +313,9 @@ def test_sample_quality_logs_the_figures_of_the_models_own_samples_and_keeps_the
     model = ConditionalGAN(image_shape=(28, 28, 1), latent_dim=4, filters=4, num_classes=10, seed=0)
     model.compile_for_training()
     best = tmp_path / "best.keras"
-    quality = callbacks.SampleQuality(classifier, reference, labels, best_path=str(best), batch_size=16, seed=3)
+    quality = callbacks.SampleQuality(
+        classifier, reference, labels, best_path=str(best), batch_size=16, seed=3
+    )
     history = model.fit(tiny_mnist_batches(), epochs=2, verbose=0, callbacks=[quality]).history
     assert len(history["sample_fd_logits"]) == 2 and len(history["sample_label_accuracy"]) == 2
     # The last epoch's figures are those of the model's own samples from the callback's noise and labels.
@@ -271,13 +326,19 @@ def test_sample_quality_logs_the_figures_of_the_models_own_samples_and_keeps_the
     # best.keras is the epoch with the lowest FD.
     best_epoch = int(np.argmin(history["sample_fd_logits"]))
     restored = keras.saving.load_model(best, safe_mode=True)
-    fd_of_best = metrics.evaluate_samples(classifier, np.asarray(restored.sample(model.make_noise(40, seed=3), labels)),
-                                          reference, labels=labels)["fd_logits"]
+    fd_of_best = metrics.evaluate_samples(
+        classifier,
+        np.asarray(restored.sample(model.make_noise(40, seed=3), labels)),
+        reference,
+        labels=labels,
+    )["fd_logits"]
     np.testing.assert_allclose(fd_of_best, history["sample_fd_logits"][best_epoch], rtol=1e-5)
 
     # A resumed run that scored better before never overwrites that epoch's best.keras.
     best.unlink()
-    beaten = callbacks.SampleQuality(classifier, reference, labels, best_path=str(best), best_so_far=-1.0)
+    beaten = callbacks.SampleQuality(
+        classifier, reference, labels, best_path=str(best), best_so_far=-1.0
+    )
     model.fit(tiny_mnist_batches(), epochs=1, verbose=0, callbacks=[beaten])
     assert not best.exists()
 
@@ -289,29 +350,48 @@ def tiny_mnist_batches():
 
 def user_networks(latent_dim=4, code_categories=0):
     """A small generator and discriminator built the keras-io way, for 8x8 grey images."""
-    generator = keras.Sequential([
-        keras.Input((latent_dim,)), keras.layers.Dense(4 * 4 * 8, activation="relu"), keras.layers.Reshape((4, 4, 8)),
-        keras.layers.Conv2DTranspose(1, 4, 2, "same", activation="tanh")], name="my_generator")
+    generator = keras.Sequential(
+        [
+            keras.Input((latent_dim,)),
+            keras.layers.Dense(4 * 4 * 8, activation="relu"),
+            keras.layers.Reshape((4, 4, 8)),
+            keras.layers.Conv2DTranspose(1, 4, 2, "same", activation="tanh"),
+        ],
+        name="my_generator",
+    )
     images = keras.Input((8, 8, 1))
-    features = keras.layers.Flatten()(keras.layers.LeakyReLU(0.2)(keras.layers.Conv2D(8, 4, 2, "same")(images)))
+    features = keras.layers.Flatten()(
+        keras.layers.LeakyReLU(0.2)(keras.layers.Conv2D(8, 4, 2, "same")(images))
+    )
     outputs = keras.layers.Dense(1)(features)
     if code_categories:
         outputs = [outputs, keras.layers.Dense(code_categories)(features)]
     return generator, keras.Model(images, outputs, name="my_discriminator")
 
 
-@pytest.mark.parametrize("cls, options", [(DCGAN, {"ema_decay": 0.9}), (WGANGP, {"code_categories": 3,
-                                                                                   "discriminator_steps": 2})])
+@pytest.mark.parametrize(
+    "cls, options",
+    [(DCGAN, {"ema_decay": 0.9}), (WGANGP, {"code_categories": 3, "discriminator_steps": 2})],
+)
 def test_gans_take_user_built_networks(cls, options, tmp_path):
     keras.utils.set_random_seed(0)
     generator, discriminator = user_networks(code_categories=options.get("code_categories", 0))
-    model = cls(image_shape=(8, 8, 1), latent_dim=4, generator=generator, discriminator=discriminator, seed=0,
-                **options)
+    model = cls(
+        image_shape=(8, 8, 1),
+        latent_dim=4,
+        generator=generator,
+        discriminator=discriminator,
+        seed=0,
+        **options,
+    )
     assert model.generator is generator and model.discriminator is discriminator
     model.compile_for_training()
     before = [w.numpy() for w in generator.trainable_weights]
     loaded = assert_keras_round_trip(model, tiny_images(8), str(tmp_path / "model.keras"))
-    assert loaded.generator.name == "my_generator" and loaded.get_config()["generator"]["class_name"] == "Sequential"
+    assert (
+        loaded.generator.name == "my_generator"
+        and loaded.get_config()["generator"]["class_name"] == "Sequential"
+    )
     assert any(np.abs(b - w.numpy()).max() > 0 for b, w in zip(before, generator.trainable_weights))
     if options.get("ema_decay"):
         assert loaded.ema_generator is not None and not loaded.ema_generator.trainable_weights
@@ -323,5 +403,9 @@ def test_user_networks_come_in_pairs_and_built():
     with pytest.raises(ValueError, match="both a generator and a discriminator, or neither"):
         DCGAN(image_shape=(8, 8, 1), latent_dim=4, generator=generator)
     with pytest.raises(ValueError, match="is not built; give it an Input"):
-        DCGAN(image_shape=(8, 8, 1), latent_dim=4, generator=generator,
-              discriminator=keras.Sequential([keras.layers.Dense(1)], name="unbuilt"))
+        DCGAN(
+            image_shape=(8, 8, 1),
+            latent_dim=4,
+            generator=generator,
+            discriminator=keras.Sequential([keras.layers.Dense(1)], name="unbuilt"),
+        )

@@ -7,13 +7,25 @@ import pytest
 from keras_gen.layers import MaskedConv2D, causal_mask
 from keras_gen.models import GatedPixelCNN, PixelCNN
 from keras_gen.validation import InputError
-from tests.helpers import assert_causal, assert_export_parity, assert_keras_round_trip, subpixel_jacobian
+from tests.helpers import (
+    assert_causal,
+    assert_export_parity,
+    assert_keras_round_trip,
+    subpixel_jacobian,
+)
 
 
 def tiny(cls, channels=1, num_levels=2, **options):
     size = {"num_blocks": 2} if issubclass(cls, PixelCNN) else {"num_layers": 3}
-    return cls(image_shape=(5, 5, channels), num_levels=num_levels, filters=6, head_filters=6, seed=0,
-               **size, **options)
+    return cls(
+        image_shape=(5, 5, channels),
+        num_levels=num_levels,
+        filters=6,
+        head_filters=6,
+        seed=0,
+        **size,
+        **options,
+    )
 
 
 def test_mask_centre_follows_rgb_grouping():
@@ -47,9 +59,14 @@ def test_logits_depend_only_on_earlier_subpixels(cls, channels, num_levels):
 
 @pytest.mark.parametrize("channels", [1, 3])
 def test_masked_conv_stack_is_causal(channels):
-    stack = keras.Sequential([keras.Input((5, 5, channels)), MaskedConv2D(6, 3, "A", channels, activation="relu"),
-                              MaskedConv2D(6, 3, "B", channels, activation="relu"),
-                              MaskedConv2D(channels, 1, "B", channels)])
+    stack = keras.Sequential(
+        [
+            keras.Input((5, 5, channels)),
+            MaskedConv2D(6, 3, "A", channels, activation="relu"),
+            MaskedConv2D(6, 3, "B", channels, activation="relu"),
+            MaskedConv2D(channels, 1, "B", channels),
+        ]
+    )
     jacobian = subpixel_jacobian(stack, (5, 5, channels))
     assert jacobian[np.triu(np.ones_like(jacobian, dtype=bool))].max() == 0.0
     assert jacobian[np.tril(np.ones_like(jacobian, dtype=bool), -1)].max() > 0.0
@@ -68,7 +85,9 @@ def test_gated_pixelcnn_has_no_blind_spot(channels):
 
 
 def test_plain_pixelcnn_has_the_blind_spot_gated_removes():
-    model = PixelCNN(image_shape=(7, 7, 1), filters=6, head_filters=6, num_blocks=1, first_kernel_size=3, seed=0)
+    model = PixelCNN(
+        image_shape=(7, 7, 1), filters=6, head_filters=6, num_blocks=1, first_kernel_size=3, seed=0
+    )
     jacobian = subpixel_jacobian(model, (7, 7, 1))
     assert jacobian[3 * 7 + 3, 2 * 7 + 4] > 0.0  # inside the cone: seen
     # Pixel (3, 3) cannot see (2, 6): up-right beyond the growing cone of masked 3x3 kernels.
@@ -76,11 +95,19 @@ def test_plain_pixelcnn_has_the_blind_spot_gated_removes():
 
 
 @pytest.mark.parametrize("cls", [PixelCNN, GatedPixelCNN])
-@pytest.mark.parametrize("image_shape, num_levels", [((2, 2, 1), 2), ((1, 2, 3), 2), ((1, 1, 2), 3)])
+@pytest.mark.parametrize(
+    "image_shape, num_levels", [((2, 2, 1), 2), ((1, 2, 3), 2), ((1, 1, 2), 3)]
+)
 def test_probabilities_of_all_images_sum_to_one(cls, image_shape, num_levels):
     size = {"num_blocks": 1} if cls is PixelCNN else {"num_layers": 2}
-    model = cls(image_shape=image_shape, num_levels=num_levels, filters=image_shape[-1] * 2,
-                head_filters=image_shape[-1] * 2, seed=0, **size)
+    model = cls(
+        image_shape=image_shape,
+        num_levels=num_levels,
+        filters=image_shape[-1] * 2,
+        head_filters=image_shape[-1] * 2,
+        seed=0,
+        **size,
+    )
     subpixels = int(np.prod(image_shape))
     every_image = np.array(list(itertools.product(range(num_levels), repeat=subpixels)), np.uint8)
     log_probs = model.log_prob(every_image.reshape((-1,) + image_shape)).numpy()
@@ -110,9 +137,13 @@ def test_completion_keeps_known_subpixels_and_matches_across_samplers(cls, metho
     known_mask = np.zeros((2, 5, 5, 3), bool)
     known_mask[:, :2] = True  # keep the top two rows
     known_mask[:, 2, 1, 1] = True  # and a half-known pixel: its green only
-    completed = model.sample_levels(noise, known=known, known_mask=known_mask, method=method).numpy()
+    completed = model.sample_levels(
+        noise, known=known, known_mask=known_mask, method=method
+    ).numpy()
     assert np.all(completed[known_mask] == 3)
-    reference = model.sample_levels(noise, known=known, known_mask=known_mask, method="plain").numpy()
+    reference = model.sample_levels(
+        noise, known=known, known_mask=known_mask, method="plain"
+    ).numpy()
     np.testing.assert_array_equal(completed, reference)
     pixels = model.complete(known, known_mask, noise).numpy()
     np.testing.assert_array_equal(pixels, completed * 85)
@@ -131,7 +162,9 @@ def test_conditional_model_obeys_its_labels():
     model = tiny(GatedPixelCNN, 1, 2, num_classes=3)
     images = np.zeros((3, 5, 5, 1), np.uint8)
     for layer in model.gated_layers:
-        layer.horizontal_bias.embedding.embeddings.assign(np.random.default_rng(0).normal(size=(3, 12)))
+        layer.horizontal_bias.embedding.embeddings.assign(
+            np.random.default_rng(0).normal(size=(3, 12))
+        )
     log_probs = model.log_prob(images, np.array([0, 1, 2])).numpy()
     assert len(set(np.round(log_probs, 4))) == 3
 
@@ -155,11 +188,15 @@ def test_fit_lowers_the_nll():
     np.testing.assert_allclose(results["nll"], -model.log_prob(images).numpy().mean(), rtol=1e-4)
 
 
-@pytest.mark.parametrize("cls, channels, num_levels, num_classes",
-                         [(PixelCNN, 1, 2, None), (PixelCNN, 3, 4, 3), (GatedPixelCNN, 1, 2, 2)])
+@pytest.mark.parametrize(
+    "cls, channels, num_levels, num_classes",
+    [(PixelCNN, 1, 2, None), (PixelCNN, 3, 4, 3), (GatedPixelCNN, 1, 2, 2)],
+)
 def test_export_parity(cls, channels, num_levels, num_classes, tmp_path):
     model = tiny(cls, channels, num_levels, num_classes=num_classes)
-    images = np.random.default_rng(0).integers(0, num_levels, (3,) + model.image_shape).astype(np.uint8)
+    images = (
+        np.random.default_rng(0).integers(0, num_levels, (3,) + model.image_shape).astype(np.uint8)
+    )
     labels = np.array([0, 1, 2])[:3] % num_classes if num_classes else None
     assert_export_parity(model, str(tmp_path / "export"), images, labels)
 
@@ -176,8 +213,12 @@ def test_bad_input_gets_clear_errors():
     with pytest.raises(InputError, match=r"values in \[0, 1\]"):
         model.log_prob(np.full((2, 5, 5, 1), 7, np.uint8), [0, 1])
     with pytest.raises(InputError, match="known_mask: expected bool"):
-        model.sample_levels(noise, [0, 1], known=np.zeros((2, 5, 5, 1), np.uint8),
-                            known_mask=np.zeros((2, 5, 5, 1), np.uint8))
+        model.sample_levels(
+            noise,
+            [0, 1],
+            known=np.zeros((2, 5, 5, 1), np.uint8),
+            known_mask=np.zeros((2, 5, 5, 1), np.uint8),
+        )
     with pytest.raises(ValueError, match="multiple of 6"):
         PixelCNN(image_shape=(5, 5, 3), filters=8)
 

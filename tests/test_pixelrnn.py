@@ -8,9 +8,18 @@ import tensorflow as tf
 from keras_gen.layers import DiagonalBiLSTM, skew, unskew
 from keras_gen.layers.recurrent import diagonal_order, unrolled_loops
 from keras_gen.models import PixelRNN
-from tests.helpers import assert_causal, assert_export_parity, assert_keras_round_trip, subpixel_jacobian
+from tests.helpers import (
+    assert_causal,
+    assert_export_parity,
+    assert_keras_round_trip,
+    subpixel_jacobian,
+)
 
-KINDS = ["row_lstm", "diagonal_bilstm", "complete_context"]  # diagonal_bilstm: the paper's; complete_context: ours
+KINDS = [
+    "row_lstm",
+    "diagonal_bilstm",
+    "complete_context",
+]  # diagonal_bilstm: the paper's; complete_context: ours
 
 
 def tiny(kind, image_shape=(5, 5, 1), num_levels=2, **options):
@@ -18,8 +27,15 @@ def tiny(kind, image_shape=(5, 5, 1), num_levels=2, **options):
         kind = "diagonal_bilstm"
     elif kind == "diagonal_bilstm":  # the paper's
         options = dict(options, complete_context=False)
-    return PixelRNN(image_shape=image_shape, num_levels=num_levels, kind=kind, units=6, head_filters=6, seed=0,
-                    **options)
+    return PixelRNN(
+        image_shape=image_shape,
+        num_levels=num_levels,
+        kind=kind,
+        units=6,
+        head_filters=6,
+        seed=0,
+        **options,
+    )
 
 
 def index(row, col, channel=0, width=5, channels=1):
@@ -78,14 +94,18 @@ def test_row_lstm_sees_a_triangle_and_diagonal_bilstm_sees_the_whole_row_above()
 
 
 @pytest.mark.parametrize("channels, num_levels", [(1, 2), (3, 4)])
-def test_complete_context_sees_every_earlier_subpixel_where_the_paper_version_does_not(channels, num_levels):
+def test_complete_context_sees_every_earlier_subpixel_where_the_paper_version_does_not(
+    channels, num_levels
+):
     shape = (5, 11, channels)
     complete = tiny("complete_context", shape, num_levels)
     jacobian = subpixel_jacobian(complete.features, shape, num_levels)
     assert jacobian[np.triu(np.ones_like(jacobian, dtype=bool))].max() == 0.0
     assert np.all(jacobian[np.tril(np.ones_like(jacobian, dtype=bool), -1)] > 0.0)
     assert_causal(complete, shape)
-    paper = subpixel_jacobian(tiny("diagonal_bilstm", shape, num_levels).features, shape, num_levels)
+    paper = subpixel_jacobian(
+        tiny("diagonal_bilstm", shape, num_levels).features, shape, num_levels
+    )
     # The paper's version: pixel (1, 0) misses the last sub-pixel of the row above.
     last_of_row_above = index(0, 10, channels - 1, width=11, channels=channels)
     assert paper[index(1, 0, width=11, channels=channels), last_of_row_above] == 0
@@ -94,9 +114,13 @@ def test_complete_context_sees_every_earlier_subpixel_where_the_paper_version_do
 @pytest.mark.parametrize("kind", ["row_lstm", "diagonal_bilstm"])
 @pytest.mark.parametrize("image_shape", [(2, 2, 1), (1, 2, 3)])
 def test_probabilities_of_all_images_sum_to_one(kind, image_shape):
-    model = PixelRNN(image_shape=image_shape, kind=kind, units=image_shape[-1] * 2, head_filters=6, seed=0)
+    model = PixelRNN(
+        image_shape=image_shape, kind=kind, units=image_shape[-1] * 2, head_filters=6, seed=0
+    )
     subpixels = int(np.prod(image_shape))
-    every_image = np.array(list(itertools.product((0, 1), repeat=subpixels)), np.uint8).reshape((-1,) + image_shape)
+    every_image = np.array(list(itertools.product((0, 1), repeat=subpixels)), np.uint8).reshape(
+        (-1,) + image_shape
+    )
     np.testing.assert_allclose(np.exp(model.log_prob(every_image).numpy()).sum(), 1.0, rtol=1e-5)
 
 
@@ -111,10 +135,14 @@ def test_carried_state_sampler_equals_full_recompute(kind, channels, num_levels)
     known_mask[:, :2] = True
     known_mask[:, 2, :3, 0] = True
     known = np.full((3, 5, 5, channels), num_levels - 1, np.uint8)
-    completed = model.sample_levels(noise, known=known, known_mask=known_mask, method="fast").numpy()
+    completed = model.sample_levels(
+        noise, known=known, known_mask=known_mask, method="fast"
+    ).numpy()
     assert np.all(completed[known_mask] == num_levels - 1)
     np.testing.assert_array_equal(
-        completed, model.sample_levels(noise, known=known, known_mask=known_mask, method="plain").numpy())
+        completed,
+        model.sample_levels(noise, known=known, known_mask=known_mask, method="plain").numpy(),
+    )
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -127,8 +155,10 @@ def test_fit_and_keras_round_trip(kind, tmp_path):
     assert history["nll"][-1] < history["nll"][0]
 
 
-@pytest.mark.parametrize("kind, channels, num_levels", [("row_lstm", 1, 2), ("diagonal_bilstm", 1, 2),
-                                                        ("row_lstm", 3, 4), ("complete_context", 3, 4)])
+@pytest.mark.parametrize(
+    "kind, channels, num_levels",
+    [("row_lstm", 1, 2), ("diagonal_bilstm", 1, 2), ("row_lstm", 3, 4), ("complete_context", 3, 4)],
+)
 def test_export_parity(kind, channels, num_levels, tmp_path):
     model = tiny(kind, (4, 4, channels), num_levels)
     images = np.random.default_rng(0).integers(0, num_levels, (3, 4, 4, channels)).astype(np.uint8)
@@ -163,4 +193,3 @@ def test_diagonal_graph_loop_equals_the_unrolled_loop_with_gradients(shape):
         unrolled = tf.function(outputs_and_gradients)()
     for a, b in zip(graph_loop, unrolled):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-

@@ -21,23 +21,34 @@ def cpu(monkeypatch):
     precision.warn_if_bfloat16_is_slow.cache_clear()
 
 
-@pytest.mark.parametrize("flags, gpus, policy, why", [
-    ({"avx512f"}, (), None, "neither avx512_bf16 nor AMX"),
-    ({"avx512f", "avx512_bf16"}, (), "mixed_bfloat16", "the CPU has avx512_bf16"),
-    ({"amx_bf16"}, (), "mixed_bfloat16", "amx_bf16"),
-    ({"avx512_bf16"}, [(7, 5)], None, "compute capability 7.5, below 8.0"),
-    (set(), [(8, 6)], "mixed_bfloat16", "compute capability 8.6"),
-])
+@pytest.mark.parametrize(
+    "flags, gpus, policy, why",
+    [
+        ({"avx512f"}, (), None, "neither avx512_bf16 nor AMX"),
+        ({"avx512f", "avx512_bf16"}, (), "mixed_bfloat16", "the CPU has avx512_bf16"),
+        ({"amx_bf16"}, (), "mixed_bfloat16", "amx_bf16"),
+        ({"avx512_bf16"}, [(7, 5)], None, "compute capability 7.5, below 8.0"),
+        (set(), [(8, 6)], "mixed_bfloat16", "compute capability 8.6"),
+    ],
+)
 def test_auto_picks_bfloat16_only_where_it_is_native(cpu, flags, gpus, policy, why):
     cpu(flags, gpus)
     chosen, line = precision.resolve("auto")
-    assert chosen == policy and why in line and line.startswith(f"precision: {policy or 'float32'} (auto: ")
-    assert precision.resolve("bfloat16")[0] == "mixed_bfloat16" and precision.resolve(None)[0] is None
+    assert (
+        chosen == policy
+        and why in line
+        and line.startswith(f"precision: {policy or 'float32'} (auto: ")
+    )
+    assert (
+        precision.resolve("bfloat16")[0] == "mixed_bfloat16" and precision.resolve(None)[0] is None
+    )
 
 
 def test_bfloat16_training_warns_once_where_it_is_emulated(cpu, binary_images):
     cpu({"avx512f"})
-    model = PixelCNN(image_shape=(28, 28, 1), filters=4, num_blocks=1, head_filters=4, dtype="mixed_bfloat16")
+    model = PixelCNN(
+        image_shape=(28, 28, 1), filters=4, num_blocks=1, head_filters=4, dtype="mixed_bfloat16"
+    )
     model.compile_for_training()
     with pytest.warns(RuntimeWarning, match="slower than float32 here.*2.9x"):
         model.fit(binary_images, batch_size=8, epochs=1, verbose=0)
@@ -52,11 +63,38 @@ def test_bfloat16_training_warns_once_where_it_is_emulated(cpu, binary_images):
 
 def test_train_prints_its_decision(cpu, mock_dataset, tmp_path, capsys):
     cpu({"avx512f"})
-    assert cli.main(["train", "pixelcnn", "--dataset", "binarized_mnist", "--epochs", "1", "--batch-size", "16",
-                     "--validation-split", "none", "--manual-dir", mock_dataset, "--mixed-precision",
-                     "--set", "filters=4", "--set", "num_blocks=1", "--set", "head_filters=4",
-                     "--out", str(tmp_path / "run")]) == 0
-    assert "precision: float32 (auto: this CPU has neither avx512_bf16 nor AMX" in capsys.readouterr().out
+    assert (
+        cli.main(
+            [
+                "train",
+                "pixelcnn",
+                "--dataset",
+                "binarized_mnist",
+                "--epochs",
+                "1",
+                "--batch-size",
+                "16",
+                "--validation-split",
+                "none",
+                "--manual-dir",
+                mock_dataset,
+                "--mixed-precision",
+                "--set",
+                "filters=4",
+                "--set",
+                "num_blocks=1",
+                "--set",
+                "head_filters=4",
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        "precision: float32 (auto: this CPU has neither avx512_bf16 nor AMX"
+        in capsys.readouterr().out
+    )
     from keras_gen import runtime
 
     assert runtime.load_keras(str(tmp_path / "run" / "model.keras")).dtype_policy.name == "float32"

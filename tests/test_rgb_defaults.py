@@ -27,13 +27,18 @@ def test_default_widths_build_train_sample_and_export_in_rgb(name, tmp_path):
     assert samples["tflite"].shape == (1, 32, 32, 3)
 
 
-@pytest.mark.parametrize("cls, option, value, message", [
-    (PixelCNN, "filters", 64, "multiple of 6"),
-    (GatedPixelCNN, "filters", 32, "multiple of 3"),
-    (PixelRNN, "units", 32, "multiple of 3"),
-    (PixelCNN, "head_filters", -4, "positive whole number"),
-])
-def test_explicit_widths_that_do_not_split_into_colour_groups_are_refused(cls, option, value, message):
+@pytest.mark.parametrize(
+    "cls, option, value, message",
+    [
+        (PixelCNN, "filters", 64, "multiple of 6"),
+        (GatedPixelCNN, "filters", 32, "multiple of 3"),
+        (PixelRNN, "units", 32, "multiple of 3"),
+        (PixelCNN, "head_filters", -4, "positive whole number"),
+    ],
+)
+def test_explicit_widths_that_do_not_split_into_colour_groups_are_refused(
+    cls, option, value, message
+):
     with pytest.raises(ValueError, match=message):
         cls(**RGB, **{option: value})
 

@@ -58,7 +58,9 @@ def test_iwae_matches_exact_log_likelihood_of_a_one_dimensional_latent():
     images = (np.arange(32).reshape(2, 4, 4, 1) % 3 == 0).astype(np.uint8)
     grid = np.linspace(-8, 8, 4001, dtype=np.float32)
     params = model.decode(grid[:, None])
-    log_px_z = np.stack([model.likelihood.log_prob(params, np.repeat(x[None], len(grid), 0)) for x in images])
+    log_px_z = np.stack(
+        [model.likelihood.log_prob(params, np.repeat(x[None], len(grid), 0)) for x in images]
+    )
     log_prior = -0.5 * grid**2 - 0.5 * math.log(2 * math.pi)
     exact = np.log(np.sum(np.exp(log_px_z + log_prior), axis=1) * (grid[1] - grid[0]))
     estimate = model.log_prob(images, num_samples=20000, seed=3).numpy()
@@ -86,7 +88,9 @@ def test_grey_images_use_a_discretized_logistic_that_normalises():
     assert model.likelihood.name == "logistic"
     params = model.decode(model.make_noise(1, seed=0))
     total = sum(
-        np.exp(model.likelihood.log_prob_per_subpixel(params, np.full((1, 8, 8, 1), level, np.uint8)))
+        np.exp(
+            model.likelihood.log_prob_per_subpixel(params, np.full((1, 8, 8, 1), level, np.uint8))
+        )
         for level in range(4)
     )
     np.testing.assert_allclose(total, 1.0, atol=1e-4)

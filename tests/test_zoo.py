@@ -12,9 +12,16 @@ from keras_gen import cli, export, precision, registry, zoo
 from keras_gen.models import VAE, PixelCNN
 from tests.conftest import REPO
 
-EXPECTED = {"vae_binarized_mnist", "pixelcnn_binarized_mnist", "gated_pixelcnn_binarized_mnist",
-            "pixelrnn_row_lstm_binarized_mnist", "pixelrnn_diagonal_bilstm_binarized_mnist",
-            "dcgan_mnist", "wgan_gp_mnist", "conditional_gan_mnist"}
+EXPECTED = {
+    "vae_binarized_mnist",
+    "pixelcnn_binarized_mnist",
+    "gated_pixelcnn_binarized_mnist",
+    "pixelrnn_row_lstm_binarized_mnist",
+    "pixelrnn_diagonal_bilstm_binarized_mnist",
+    "dcgan_mnist",
+    "wgan_gp_mnist",
+    "conditional_gan_mnist",
+}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +35,9 @@ def tiny_zoo(tmp_path_factory):
     folder = root / "tiny_pixelcnn"
     export.export(model, str(folder), verbose=False)
     model.save(str(folder / "model.keras"))
-    (folder / "card.json").write_text(json.dumps(dict(model="PixelCNN", dataset="toy", figures={"nll_nats": 1.5})))
+    (folder / "card.json").write_text(
+        json.dumps(dict(model="PixelCNN", dataset="toy", figures={"nll_nats": 1.5}))
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(zoo.ZOO_DIR_ENV, str(root))
         yield model, images
@@ -42,23 +51,34 @@ def test_list_open_and_from_preset(tiny_zoo):
     noise = model.make_noise(2, seed=3)
     expected = np.asarray(model.sample(noise))
     for runtime in ("savedmodel", "tflite", "keras"):
-        np.testing.assert_array_equal(zoo.open("tiny_pixelcnn", runtime=runtime).sample(noise), expected)
+        np.testing.assert_array_equal(
+            zoo.open("tiny_pixelcnn", runtime=runtime).sample(noise), expected
+        )
     preset = PixelCNN.from_preset("tiny_pixelcnn")
     assert int(preset.optimizer.iterations) == 2  # optimizer state came along: ready to fit further
     preset.fit(images, epochs=1, batch_size=4, verbose=0)
 
 
 def test_wrong_names_and_classes_say_what_is_there(tiny_zoo):
-    with pytest.raises(zoo.ZooError, match="No zoo model named 'pixelcnn'. The zoo has: tiny_pixelcnn"):
+    with pytest.raises(
+        zoo.ZooError, match="No zoo model named 'pixelcnn'. The zoo has: tiny_pixelcnn"
+    ):
         zoo.open("pixelcnn")
-    with pytest.raises(registry.PresetError, match="holds a PixelCNN, not a VAE; use PixelCNN.from_preset"):
+    with pytest.raises(
+        registry.PresetError, match="holds a PixelCNN, not a VAE; use PixelCNN.from_preset"
+    ):
         VAE.from_preset("tiny_pixelcnn")
 
 
 def test_cli_takes_zoo_names(tiny_zoo, tmp_path, capsys):
     model, _ = tiny_zoo
     out = tmp_path / "grid.npy"
-    assert cli.main(["sample", "tiny_pixelcnn", "--runtime", "tflite", "--num", "3", "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            ["sample", "tiny_pixelcnn", "--runtime", "tflite", "--num", "3", "--out", str(out)]
+        )
+        == 0
+    )
     np.testing.assert_array_equal(np.load(out), model.sample(model.make_noise(3, seed=0)))
     assert cli.main(["export", "tiny_pixelcnn", "--out", str(tmp_path / "again")]) == 0
     assert cli.main(["zoo"]) == 0
@@ -92,9 +112,13 @@ def test_importing_keras_gen_is_enough_to_load_a_zoo_model_keras():
     import sys
 
     path = os.path.join(REPO, "saved_models", "dcgan_mnist", "model.keras")
-    code = ("import sys, keras, keras_gen; "
-            "model = keras.saving.load_model(sys.argv[1], safe_mode=True); print(type(model).__name__)")
-    result = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, cwd=REPO)
+    code = (
+        "import sys, keras, keras_gen; "
+        "model = keras.saving.load_model(sys.argv[1], safe_mode=True); print(type(model).__name__)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, path], capture_output=True, text=True, cwd=REPO
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split()[-1] == "DCGAN"
 
@@ -106,7 +130,13 @@ def test_model_card_lists_figures_commands_and_every_file_with_its_sha256(tiny_z
     text = open(path).read()
     assert "| nll_nats | 1.5 |" in text
     folder = zoo.folder("tiny_pixelcnn")
-    for name in ("model.keras", "model.tflite", "export.json", "card.json", "saved_model/saved_model.pb"):
+    for name in (
+        "model.keras",
+        "model.tflite",
+        "export.json",
+        "card.json",
+        "saved_model/saved_model.pb",
+    ):
         assert f"| {name} | " in text and sha256(f"{folder}/{name}") in text, name
 
 
@@ -115,7 +145,10 @@ def test_update_card_keeps_the_other_fields_and_renders_the_latency(tiny_zoo):
     zoo.update_card("tiny_pixelcnn", litert_ms_per_image=2.5)
     assert zoo.card("tiny_pixelcnn") == dict(before, litert_ms_per_image=2.5)
     assert [entry["litert_ms_per_image"] for entry in zoo.list()] == [2.5]
-    assert "- LiteRT sampling: 2.5 ms per image" in open(zoo.folder("tiny_pixelcnn") + "/MODEL_CARD.md").read()
+    assert (
+        "- LiteRT sampling: 2.5 ms per image"
+        in open(zoo.folder("tiny_pixelcnn") + "/MODEL_CARD.md").read()
+    )
 
 
 def test_latency_benchmark_records_each_models_figure_in_its_card(tiny_zoo, tmp_path):
@@ -124,10 +157,27 @@ def test_latency_benchmark_records_each_models_figure_in_its_card(tiny_zoo, tmp_
     import sys
 
     script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "zoo_latency.py")
-    subprocess.run([sys.executable, script, "--num", "1", "--repeats", "1", "--write-cards",
-                    "--out", str(tmp_path / "latency")], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            script,
+            "--num",
+            "1",
+            "--repeats",
+            "1",
+            "--write-cards",
+            "--out",
+            str(tmp_path / "latency"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     milliseconds = zoo.card("tiny_pixelcnn")["litert_ms_per_image"]
-    assert json.load(open(tmp_path / "latency.json"))["rows"][0]["ms_per_image"]["tflite"] > 0 < milliseconds
+    assert (
+        json.load(open(tmp_path / "latency.json"))["rows"][0]["ms_per_image"]["tflite"]
+        > 0
+        < milliseconds
+    )
 
 
 def test_zoo_command_draws_every_model_and_writes_cards(tiny_zoo, tmp_path):
@@ -137,8 +187,15 @@ def test_zoo_command_draws_every_model_and_writes_cards(tiny_zoo, tmp_path):
     assert open(zoo.folder("tiny_pixelcnn") + "/MODEL_CARD.md").read().startswith("# tiny_pixelcnn")
 
 
-@pytest.mark.parametrize("name", ["pixelrnn_row_lstm_binarized_mnist", "pixelrnn_diagonal_bilstm_binarized_mnist",
-                                  "gated_pixelcnn_binarized_mnist", "pixelcnn_binarized_mnist"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "pixelrnn_row_lstm_binarized_mnist",
+        "pixelrnn_diagonal_bilstm_binarized_mnist",
+        "gated_pixelcnn_binarized_mnist",
+        "pixelcnn_binarized_mnist",
+    ],
+)
 def test_a_zoo_folders_export_scores_as_its_model_keras(name):
     """The folder's SavedModel is the export of the folder's model.keras, run through today's layers."""
     from keras_gen import runtime

@@ -44,20 +44,41 @@ class GatedBlock(keras.layers.Layer):
         num_classes: adds a learned class bias to both stacks.
     """
 
-    def __init__(self, filters, kernel_size=3, color_channels=1, first=False, num_classes=None, **kwargs):
+    def __init__(
+        self, filters, kernel_size=3, color_channels=1, first=False, num_classes=None, **kwargs
+    ):
         super().__init__(**kwargs)
         self.filters, self.kernel_size = int(filters), int(kernel_size)
-        self.color_channels, self.first, self.num_classes = int(color_channels), bool(first), num_classes
+        self.color_channels, self.first, self.num_classes = (
+            int(color_channels),
+            bool(first),
+            num_classes,
+        )
         channel_groups(self.filters, self.color_channels)
         k, policy = self.kernel_size, self.dtype_policy  # sublayers compute as their parent does
-        self.vertical = keras.layers.Conv2D(2 * self.filters, (k // 2 + 1, k), name="vertical", dtype=policy)
-        self.vertical_to_horizontal = keras.layers.Conv2D(2 * self.filters, 1, name="vertical_to_horizontal",
-                                                          dtype=policy)
-        self.horizontal = MaskedConv2D(2 * self.filters, (1, k), "A" if first else "B", color_channels,
-                                       name="horizontal", dtype=policy)
-        self.horizontal_out = MaskedConv2D(self.filters, 1, "B", color_channels, name="horizontal_out", dtype=policy)
+        self.vertical = keras.layers.Conv2D(
+            2 * self.filters, (k // 2 + 1, k), name="vertical", dtype=policy
+        )
+        self.vertical_to_horizontal = keras.layers.Conv2D(
+            2 * self.filters, 1, name="vertical_to_horizontal", dtype=policy
+        )
+        self.horizontal = MaskedConv2D(
+            2 * self.filters,
+            (1, k),
+            "A" if first else "B",
+            color_channels,
+            name="horizontal",
+            dtype=policy,
+        )
+        self.horizontal_out = MaskedConv2D(
+            self.filters, 1, "B", color_channels, name="horizontal_out", dtype=policy
+        )
         self.vertical_bias, self.horizontal_bias = (
-            (ClassBias(num_classes, 2 * self.filters, name=f"{name}_bias", dtype=policy) if num_classes else None)
+            (
+                ClassBias(num_classes, 2 * self.filters, name=f"{name}_bias", dtype=policy)
+                if num_classes
+                else None
+            )
             for name in ("vertical", "horizontal")
         )
 
@@ -77,8 +98,12 @@ class GatedBlock(keras.layers.Layer):
     def call(self, inputs, labels=None):
         vertical_in, horizontal_in = inputs
         k = self.kernel_size
-        vertical = self.vertical(ops.pad(vertical_in, [[0, 0], [k // 2, 0], [k // 2, k // 2], [0, 0]]))
-        horizontal = self.horizontal(horizontal_in) + self.vertical_to_horizontal(shift_down(vertical))
+        vertical = self.vertical(
+            ops.pad(vertical_in, [[0, 0], [k // 2, 0], [k // 2, k // 2], [0, 0]])
+        )
+        horizontal = self.horizontal(horizontal_in) + self.vertical_to_horizontal(
+            shift_down(vertical)
+        )
         if self.num_classes:
             vertical = vertical + ops.cast(self.vertical_bias(labels), vertical.dtype)
             horizontal = horizontal + ops.cast(self.horizontal_bias(labels), horizontal.dtype)
@@ -89,6 +114,11 @@ class GatedBlock(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(filters=self.filters, kernel_size=self.kernel_size, color_channels=self.color_channels,
-                      first=self.first, num_classes=self.num_classes)
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            color_channels=self.color_channels,
+            first=self.first,
+            num_classes=self.num_classes,
+        )
         return config

@@ -37,10 +37,23 @@ class AutoregressiveHead(keras.layers.Layer):
         super().__init__(**kwargs)
         self.hidden_filters, self.output_channels = int(hidden_filters), int(output_channels)
         self.color_channels = int(color_channels)
-        self.hidden = MaskedConv2D(self.hidden_filters, 1, "B", self.color_channels, activation="relu",
-                                   name="head_hidden", dtype=self.dtype_policy)
-        self.out = MaskedConv2D(self.output_channels, 1, "B", self.color_channels, name="head_out",
-                                dtype=self.dtype_policy)
+        self.hidden = MaskedConv2D(
+            self.hidden_filters,
+            1,
+            "B",
+            self.color_channels,
+            activation="relu",
+            name="head_hidden",
+            dtype=self.dtype_policy,
+        )
+        self.out = MaskedConv2D(
+            self.output_channels,
+            1,
+            "B",
+            self.color_channels,
+            name="head_out",
+            dtype=self.dtype_policy,
+        )
 
     def build(self, input_shape):
         self.hidden.build(input_shape)
@@ -56,15 +69,25 @@ class AutoregressiveHead(keras.layers.Layer):
     def stepper(self):
         """A function (batch, features) float32 -> (batch, output_channels) float32: `call` at one
         position. Its matrices are read once, here, not per step."""
-        (hidden_kernel, hidden_bias), (out_kernel, out_bias) = float32_matrix(self.hidden), float32_matrix(self.out)
+        (hidden_kernel, hidden_bias), (out_kernel, out_bias) = (
+            float32_matrix(self.hidden),
+            float32_matrix(self.out),
+        )
 
         def step(features):
-            return dense(dense(tf.nn.relu(features), hidden_kernel, hidden_bias, tf.nn.relu), out_kernel, out_bias)
+            return dense(
+                dense(tf.nn.relu(features), hidden_kernel, hidden_bias, tf.nn.relu),
+                out_kernel,
+                out_bias,
+            )
 
         return step
 
     def get_config(self):
         config = super().get_config()
-        config.update(hidden_filters=self.hidden_filters, output_channels=self.output_channels,
-                      color_channels=self.color_channels)
+        config.update(
+            hidden_filters=self.hidden_filters,
+            output_channels=self.output_channels,
+            color_channels=self.color_channels,
+        )
         return config

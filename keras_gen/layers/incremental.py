@@ -48,7 +48,9 @@ def from_rows_above(rows, above, current, bias):
         above, current, bias: from `split_causal_kernel`.
     """
     if above is None:
-        return tf.broadcast_to(bias, tf.concat([tf.shape(rows)[:1], [rows.shape[2], bias.shape[0]]], 0))
+        return tf.broadcast_to(
+            bias, tf.concat([tf.shape(rows)[:1], [rows.shape[2], bias.shape[0]]], 0)
+        )
     return tf.nn.conv2d(rows, above, strides=1, padding="VALID")[:, 0] + bias
 
 
@@ -92,7 +94,11 @@ class Window(collections.namedtuple("Window", ["before", "current"])):
 
     def flat(self):
         """(batch, (pad + 1) * channels): columns c - pad .. c, for the `current` kernel of `split_causal_kernel`."""
-        return tf.concat([self.before, self.current], axis=-1) if self.before.shape[-1] else self.current
+        return (
+            tf.concat([self.before, self.current], axis=-1)
+            if self.before.shape[-1]
+            else self.current
+        )
 
     def with_current(self, current):
         return self._replace(current=current)

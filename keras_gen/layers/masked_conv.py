@@ -52,11 +52,22 @@ class MaskedConv2D(keras.layers.Layer):
         color_channels: colour groups for R->G->B ordering (3 for RGB, 1 for grey).
     """
 
-    def __init__(self, filters, kernel_size, mask_type="B", color_channels=1, activation=None,
-                 use_bias=True, kernel_initializer="glorot_uniform", **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        mask_type="B",
+        color_channels=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.filters = int(filters)
-        self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        self.kernel_size = (
+            (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        )
         if any(k % 2 == 0 for k in self.kernel_size):
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}.")
         self.mask_type = mask_type
@@ -68,11 +79,17 @@ class MaskedConv2D(keras.layers.Layer):
 
     def build(self, input_shape):
         in_channels = int(input_shape[-1])
-        self.mask = causal_mask(self.kernel_size, in_channels, self.filters, self.mask_type, self.color_channels)
+        self.mask = causal_mask(
+            self.kernel_size, in_channels, self.filters, self.mask_type, self.color_channels
+        )
         self.kernel = self.add_weight(
             name="kernel", shape=self.mask.shape, initializer=self.kernel_initializer
         )
-        self.bias = self.add_weight(name="bias", shape=(self.filters,), initializer="zeros") if self.use_bias else None
+        self.bias = (
+            self.add_weight(name="bias", shape=(self.filters,), initializer="zeros")
+            if self.use_bias
+            else None
+        )
 
     def masked_kernel(self):
         """The kernel as applied: kernel * mask, shape (kh, kw, in, filters)."""
@@ -109,8 +126,9 @@ class ClassBias(keras.layers.Layer):
     def __init__(self, num_classes, channels, **kwargs):
         super().__init__(**kwargs)
         self.num_classes, self.channels = int(num_classes), int(channels)
-        self.embedding = keras.layers.Embedding(self.num_classes, self.channels, embeddings_initializer="zeros",
-                                                dtype=self.dtype_policy)
+        self.embedding = keras.layers.Embedding(
+            self.num_classes, self.channels, embeddings_initializer="zeros", dtype=self.dtype_policy
+        )
 
     def build(self, input_shape):
         self.embedding.build(input_shape)
@@ -118,8 +136,10 @@ class ClassBias(keras.layers.Layer):
     def call(self, labels):
         """(batch,) int labels -> (batch, 1, 1, channels)."""
         if labels is None:
-            raise InputError(f"labels: the model is conditional on {self.num_classes} classes; call it with "
-                             "labels of shape (batch,), e.g. model(images, labels).")
+            raise InputError(
+                f"labels: the model is conditional on {self.num_classes} classes; call it with "
+                "labels of shape (batch,), e.g. model(images, labels)."
+            )
         return self.embedding(labels)[:, None, None, :]
 
     def get_config(self):
@@ -139,10 +159,18 @@ class MaskedResidualBlock(keras.layers.Layer):
         self.num_classes = num_classes
         half = self.filters // 2
         policy = self.dtype_policy  # sublayers compute as their parent does
-        self.reduce = MaskedConv2D(half, 1, "B", color_channels, activation="relu", name="reduce", dtype=policy)
-        self.spatial = MaskedConv2D(half, self.kernel_size, "B", color_channels, name="spatial", dtype=policy)
-        self.expand = MaskedConv2D(self.filters, 1, "B", color_channels, name="expand", dtype=policy)
-        self.class_bias = ClassBias(num_classes, half, name="class_bias", dtype=policy) if num_classes else None
+        self.reduce = MaskedConv2D(
+            half, 1, "B", color_channels, activation="relu", name="reduce", dtype=policy
+        )
+        self.spatial = MaskedConv2D(
+            half, self.kernel_size, "B", color_channels, name="spatial", dtype=policy
+        )
+        self.expand = MaskedConv2D(
+            self.filters, 1, "B", color_channels, name="expand", dtype=policy
+        )
+        self.class_bias = (
+            ClassBias(num_classes, half, name="class_bias", dtype=policy) if num_classes else None
+        )
 
     def build(self, input_shape):
         self.reduce.build(input_shape)
@@ -161,6 +189,10 @@ class MaskedResidualBlock(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(filters=self.filters, kernel_size=self.kernel_size,
-                      color_channels=self.color_channels, num_classes=self.num_classes)
+        config.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            color_channels=self.color_channels,
+            num_classes=self.num_classes,
+        )
         return config

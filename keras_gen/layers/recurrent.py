@@ -35,7 +35,8 @@ def lstm_update(gates, cell, color_channels):
     sigmoid_gates, candidate = tf.split(split, [3, 1], axis=-2)
     flat_shape = tf.concat([leading, [units]], 0)
     input_gate, forget_gate, output_gate = (
-        tf.reshape(gate, flat_shape) for gate in tf.unstack(tf.sigmoid(sigmoid_gates), axis=-2))
+        tf.reshape(gate, flat_shape) for gate in tf.unstack(tf.sigmoid(sigmoid_gates), axis=-2)
+    )
     cell = forget_gate * cell + input_gate * tf.tanh(tf.reshape(candidate, flat_shape))
     return output_gate * tf.tanh(cell), cell
 
@@ -53,15 +54,26 @@ class RowLSTM(keras.layers.Layer):
 
     def __init__(self, units, kernel_size=3, color_channels=1, **kwargs):
         super().__init__(**kwargs)
-        self.units, self.kernel_size, self.color_channels = int(units), int(kernel_size), int(color_channels)
+        self.units, self.kernel_size, self.color_channels = (
+            int(units),
+            int(kernel_size),
+            int(color_channels),
+        )
         channel_groups(self.units, self.color_channels)
-        self.input_to_state = MaskedConv2D(4 * self.units, (1, self.kernel_size), "B", self.color_channels,
-                                           name="input_to_state", dtype=self.dtype_policy)
+        self.input_to_state = MaskedConv2D(
+            4 * self.units,
+            (1, self.kernel_size),
+            "B",
+            self.color_channels,
+            name="input_to_state",
+            dtype=self.dtype_policy,
+        )
 
     def build(self, input_shape):
         self.input_to_state.build(input_shape)
         self.state_kernel = self.add_weight(
-            name="state_kernel", shape=(1, self.kernel_size, self.units, 4 * self.units),
+            name="state_kernel",
+            shape=(1, self.kernel_size, self.units, 4 * self.units),
             initializer="glorot_uniform",
         )
 
@@ -69,7 +81,9 @@ class RowLSTM(keras.layers.Layer):
         """The state-to-state part of the gates: (batch, W, u) hidden of a row -> (batch, W, 4u) for the next."""
         kernel = tf.cast(self.state_kernel, hidden.dtype)
         # expand_dims and squeeze, not [:, None] and [:, 0]: a strided slice's gradient costs a copy.
-        return tf.squeeze(tf.nn.conv2d(tf.expand_dims(hidden, 1), kernel, strides=1, padding="SAME"), 1)
+        return tf.squeeze(
+            tf.nn.conv2d(tf.expand_dims(hidden, 1), kernel, strides=1, padding="SAME"), 1
+        )
 
     def step(self, input_gates, hidden, cell):
         """One row: input_gates (batch, W, 4u) and the previous row's (hidden, cell), each (batch, W, u)."""
@@ -77,7 +91,9 @@ class RowLSTM(keras.layers.Layer):
 
     def initial_state(self, features):
         """Zero (hidden, cell) for one row of `features` (batch, rows, W, channels)."""
-        zeros = tf.zeros(tf.concat([tf.shape(features)[:1], [features.shape[2], self.units]], 0), features.dtype)
+        zeros = tf.zeros(
+            tf.concat([tf.shape(features)[:1], [features.shape[2], self.units]], 0), features.dtype
+        )
         return zeros, zeros
 
     def call(self, features):
@@ -92,15 +108,22 @@ class RowLSTM(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(units=self.units, kernel_size=self.kernel_size, color_channels=self.color_channels)
+        config.update(
+            units=self.units, kernel_size=self.kernel_size, color_channels=self.color_channels
+        )
         return config
 
 
 def skew(images):
     """(batch, H, W, C) -> (batch, H, W + H - 1, C): row r moves right by r, so diagonals become columns."""
     height = images.shape[1]
-    return tf.concat([tf.pad(images[:, r : r + 1], [[0, 0], [0, 0], [r, height - 1 - r], [0, 0]])
-                      for r in range(height)], axis=1)
+    return tf.concat(
+        [
+            tf.pad(images[:, r : r + 1], [[0, 0], [0, 0], [r, height - 1 - r], [0, 0]])
+            for r in range(height)
+        ],
+        axis=1,
+    )
 
 
 def unskew(skewed, width):
@@ -120,7 +143,9 @@ def diagonal_order(height, width, mirrored=False):
     if mirrored:
         raster = raster[:, ::-1]
     spans = [(max(0, k - width + 1), min(height - 1, k)) for k in range(height + width - 1)]
-    order = [raster[r, k - r] for k, (first, last) in enumerate(spans) for r in range(first, last + 1)]
+    order = [
+        raster[r, k - r] for k, (first, last) in enumerate(spans) for r in range(first, last + 1)
+    ]
     return np.array(order, np.int32), spans
 
 
@@ -136,7 +161,9 @@ def permute(values, permutation):
 
     @tf.custom_gradient
     def reorder(values):
-        return tf.gather(values, permutation, axis=1), lambda upstream: tf.gather(upstream, inverse, axis=1)
+        return tf.gather(values, permutation, axis=1), lambda upstream: tf.gather(
+            upstream, inverse, axis=1
+        )
 
     return reorder(values)
 
@@ -149,7 +176,10 @@ def _rows(values, first_row, wanted_first, wanted_last, axis=1):
     static = isinstance(first_row, int) and isinstance(wanted_first, int)
     maximum = max if static else tf.maximum
     count = values.shape[axis] if static else tf.shape(values)[axis]
-    top, bottom = maximum(0, first_row - wanted_first), maximum(0, wanted_last - (first_row + count - 1))
+    top, bottom = (
+        maximum(0, first_row - wanted_first),
+        maximum(0, wanted_last - (first_row + count - 1)),
+    )
     paddings = [[0, 0]] * 3
     paddings[axis] = [top, bottom]
     begin, size = [0, 0, 0], [-1, -1, -1]
@@ -199,33 +229,50 @@ class DiagonalLSTM(keras.layers.Layer):
 
     def __init__(self, units, color_channels=1, mirrored=False, masked=True, **kwargs):
         super().__init__(**kwargs)
-        self.units, self.color_channels, self.mirrored = int(units), int(color_channels), bool(mirrored)
+        self.units, self.color_channels, self.mirrored = (
+            int(units),
+            int(color_channels),
+            bool(mirrored),
+        )
         self.masked = bool(masked)
         channel_groups(self.units, self.color_channels)
-        self.input_to_state = MaskedConv2D(4 * self.units, 1, "B" if self.masked else None, self.color_channels,
-                                           name="input_to_state", dtype=self.dtype_policy)
+        self.input_to_state = MaskedConv2D(
+            4 * self.units,
+            1,
+            "B" if self.masked else None,
+            self.color_channels,
+            name="input_to_state",
+            dtype=self.dtype_policy,
+        )
 
     def build(self, input_shape):
         self.input_to_state.build(input_shape)
-        self.state_kernel = self.add_weight(name="state_kernel", shape=(2, self.units, 4 * self.units),
-                                            initializer="glorot_uniform")
+        self.state_kernel = self.add_weight(
+            name="state_kernel", shape=(2, self.units, 4 * self.units), initializer="glorot_uniform"
+        )
 
     def step(self, input_gates, above, previous, previous_cell):
         """One cell: input_gates (..., 4u); the hidden state above, and the previous cell's (hidden, cell)
         (to the left, or to the right when mirrored), each (..., u), zeros past the border."""
         # Rows of the kernel: the state above, then the previous state.
-        kernel = tf.reshape(tf.cast(self.state_kernel, above.dtype), (2 * self.units, 4 * self.units))
+        kernel = tf.reshape(
+            tf.cast(self.state_kernel, above.dtype), (2 * self.units, 4 * self.units)
+        )
         states = tf.concat([above, previous], -1)
         # A plain 2-D matmul: an einsum over "..." ran 8x slower in bfloat16 on CPU.
-        state_gates = tf.reshape(tf.matmul(tf.reshape(states, [-1, 2 * self.units]), kernel),
-                                 tf.concat([tf.shape(states)[:-1], [4 * self.units]], 0))
+        state_gates = tf.reshape(
+            tf.matmul(tf.reshape(states, [-1, 2 * self.units]), kernel),
+            tf.concat([tf.shape(states)[:-1], [4 * self.units]], 0),
+        )
         return lstm_update(input_gates + state_gates, previous_cell, self.color_channels)
 
     def call(self, features):
         height, width = features.shape[1], features.shape[2]
         batch = tf.shape(features)[0]
         order, spans = diagonal_order(height, width, self.mirrored)
-        input_gates = tf.reshape(self.input_to_state(features), [batch, height * width, 4 * self.units])
+        input_gates = tf.reshape(
+            self.input_to_state(features), [batch, height * width, 4 * self.units]
+        )
         input_gates = permute(input_gates, order)  # (batch, H * W, 4u), diagonal by diagonal
         scan = self._unrolled_scan if loops_unrolled() else self._graph_scan
         outputs = scan(input_gates, spans)
@@ -239,10 +286,12 @@ class DiagonalLSTM(keras.layers.Layer):
         hidden = cell = tf.zeros([tf.shape(input_gates[0])[0], 0, self.units], input_gates[0].dtype)
         previous_first, outputs = 0, []
         for (first, last), diagonal_gates in zip(spans, input_gates):
-            hidden, cell = self.step(diagonal_gates,
-                                     _rows(hidden, previous_first, first - 1, last - 1),
-                                     _rows(hidden, previous_first, first, last),
-                                     _rows(cell, previous_first, first, last))
+            hidden, cell = self.step(
+                diagonal_gates,
+                _rows(hidden, previous_first, first - 1, last - 1),
+                _rows(hidden, previous_first, first, last),
+                _rows(cell, previous_first, first, last),
+            )
             outputs.append(hidden)
             previous_first = first
         return tf.concat(outputs, axis=1)
@@ -254,30 +303,45 @@ class DiagonalLSTM(keras.layers.Layer):
         lasts = tf.constant([last for _, last in spans], tf.int32)
         lengths = [last - first + 1 for first, last in spans]
         # TensorArrays, so a step neither slices nor writes into a full-size tensor (nor its gradient).
-        gates = tf.TensorArray(dtype, size=len(spans), infer_shape=False,
-                               element_shape=[None, None, 4 * self.units]).split(
-            tf.transpose(input_gates, [1, 0, 2]), lengths)
-        outputs = tf.TensorArray(dtype, size=len(spans), infer_shape=False, element_shape=[None, None, self.units])
+        gates = tf.TensorArray(
+            dtype, size=len(spans), infer_shape=False, element_shape=[None, None, 4 * self.units]
+        ).split(tf.transpose(input_gates, [1, 0, 2]), lengths)
+        outputs = tf.TensorArray(
+            dtype, size=len(spans), infer_shape=False, element_shape=[None, None, self.units]
+        )
 
         def step(k, hidden, cell, outputs):
             first, last, previous_first = firsts[k], lasts[k], firsts[tf.maximum(k - 1, 0)]
-            hidden, cell = self.step(gates.read(k),
-                                     _rows(hidden, previous_first, first - 1, last - 1, axis=0),
-                                     _rows(hidden, previous_first, first, last, axis=0),
-                                     _rows(cell, previous_first, first, last, axis=0))
+            hidden, cell = self.step(
+                gates.read(k),
+                _rows(hidden, previous_first, first - 1, last - 1, axis=0),
+                _rows(hidden, previous_first, first, last, axis=0),
+                _rows(cell, previous_first, first, last, axis=0),
+            )
             return k + 1, hidden, cell, outputs.write(k, hidden)
 
         empty = tf.zeros([0, batch, self.units], dtype)
         _, _, _, outputs = tf.while_loop(
-            lambda k, *_: k < len(spans), step, (tf.constant(0), empty, empty, outputs),
-            shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None, self.units]),
-                              tf.TensorShape([None, None, self.units]), tf.TensorShape(None)))
+            lambda k, *_: k < len(spans),
+            step,
+            (tf.constant(0), empty, empty, outputs),
+            shape_invariants=(
+                tf.TensorShape([]),
+                tf.TensorShape([None, None, self.units]),
+                tf.TensorShape([None, None, self.units]),
+                tf.TensorShape(None),
+            ),
+        )
         return tf.transpose(outputs.concat(), [1, 0, 2])
 
     def get_config(self):
         config = super().get_config()
-        config.update(units=self.units, color_channels=self.color_channels, mirrored=self.mirrored,
-                      masked=self.masked)
+        config.update(
+            units=self.units,
+            color_channels=self.color_channels,
+            mirrored=self.mirrored,
+            masked=self.masked,
+        )
         return config
 
 
@@ -302,9 +366,17 @@ class DiagonalBiLSTM(keras.layers.Layer):
         super().__init__(**kwargs)
         self.units, self.color_channels = int(units), int(color_channels)
         self.complete_context = bool(complete_context)
-        self.left_to_right = DiagonalLSTM(units, color_channels, name="left_to_right", dtype=self.dtype_policy)
-        self.right_to_left = DiagonalLSTM(units, color_channels, mirrored=True, masked=not self.complete_context,
-                                          name="right_to_left", dtype=self.dtype_policy)
+        self.left_to_right = DiagonalLSTM(
+            units, color_channels, name="left_to_right", dtype=self.dtype_policy
+        )
+        self.right_to_left = DiagonalLSTM(
+            units,
+            color_channels,
+            mirrored=True,
+            masked=not self.complete_context,
+            name="right_to_left",
+            dtype=self.dtype_policy,
+        )
 
     def build(self, input_shape):
         self.left_to_right.build(input_shape)
@@ -315,12 +387,17 @@ class DiagonalBiLSTM(keras.layers.Layer):
         backward_inputs = features
         if self.complete_context:
             if image is None:
-                raise ValueError("A DiagonalBiLSTM with complete_context=True needs the image as well.")
+                raise ValueError(
+                    "A DiagonalBiLSTM with complete_context=True needs the image as well."
+                )
             backward_inputs = tf.concat([features, tf.cast(image, features.dtype)], axis=-1)
         return self.left_to_right(features) + shift_down(self.right_to_left(backward_inputs))
 
     def get_config(self):
         config = super().get_config()
-        config.update(units=self.units, color_channels=self.color_channels,
-                      complete_context=self.complete_context)
+        config.update(
+            units=self.units,
+            color_channels=self.color_channels,
+            complete_context=self.complete_context,
+        )
         return config

@@ -40,8 +40,10 @@ def channel_width(value, default, multiple, name):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive whole number, got {value!r}.")
     if value % multiple:
-        raise ValueError(f"{name}={value} cannot be split into colour groups; use a multiple of {multiple} "
-                         f"(e.g. {-(-int(value) // multiple) * multiple}), or leave it unset.")
+        raise ValueError(
+            f"{name}={value} cannot be split into colour groups; use a multiple of {multiple} "
+            f"(e.g. {-(-int(value) // multiple) * multiple}), or leave it unset."
+        )
     return int(value)
 
 
@@ -180,7 +182,8 @@ class AutoregressiveModel(GenerativeModel):
             # faster on a CPU (benchmarks/sampling.py). Exports stay plain graphs, for the converter.
             cache[method] = tf.function(
                 lambda noise, labels, known, known_mask: self._sample_levels(
-                    noise, labels, known, known_mask, method),
+                    noise, labels, known, known_mask, method
+                ),
                 reduce_retracing=True,
                 jit_compile=fast,
             )
@@ -217,7 +220,9 @@ class AutoregressiveModel(GenerativeModel):
     def _fast_sample_levels(self, noise, labels, known, known_mask):
         raise NotImplementedError
 
-    def _raster_loop(self, noise, known, known_mask, image_pad, state, begin_row, params_at, end_column, end_row):
+    def _raster_loop(
+        self, noise, known, known_mask, image_pad, state, begin_row, params_at, end_column, end_row
+    ):
         """The loop of the fast samplers: a graph loop over rows, and inside it one over columns.
 
         Both loops are graph loops, so an export holds one column's ops, not a
@@ -248,35 +253,65 @@ class AutoregressiveModel(GenerativeModel):
         zero_pixel = tf.zeros([batch, colors])  # the next pixel's channels, before they are drawn
 
         def row_step(row, canvas, state):
-            row_noise, row_given, row_kept = noise[:, row], canvas[:, row], keep[:, row]  # (batch, W, C) each
+            row_noise, row_given, row_kept = (
+                noise[:, row],
+                canvas[:, row],
+                keep[:, row],
+            )  # (batch, W, C) each
             fixed, carried = begin_row(state)
 
             def column_step(col, image, levels, carried):
-                uniform, given, kept = (read_column(values, col) for values in (row_noise, row_given, row_kept))
+                uniform, given, kept = (
+                    read_column(values, col) for values in (row_noise, row_given, row_kept)
+                )
                 pixel = []
                 for channel in range(colors):
                     params, carried = params_at(col, image.flat(), fixed, carried)
                     own = params[:, None, None, channel * num_params : (channel + 1) * num_params]
-                    value = tf.cast(self.likelihood.inverse_cdf(
-                        own, uniform[:, None, None, channel : channel + 1], 1)[:, 0, 0, 0], tf.int32)
+                    value = tf.cast(
+                        self.likelihood.inverse_cdf(
+                            own, uniform[:, None, None, channel : channel + 1], 1
+                        )[:, 0, 0, 0],
+                        tf.int32,
+                    )
                     if known is not None:
                         value = tf.where(kept[:, channel], given[:, channel], value)
                     image = image.with_channel(channel, self._level_to_input(value))
                     pixel.append(value)
                 levels = write_column(levels, col, tf.stack(pixel, axis=-1))
-                return col + 1, image.advance().with_current(zero_pixel), levels, end_column(col, carried)
+                return (
+                    col + 1,
+                    image.advance().with_current(zero_pixel),
+                    levels,
+                    end_column(col, carried),
+                )
 
-            columns = (tf.constant(0), Window.zeros(batch, image_pad, colors),
-                       tf.zeros([batch, width, colors], tf.int32), carried)
+            columns = (
+                tf.constant(0),
+                Window.zeros(batch, image_pad, colors),
+                tf.zeros([batch, width, colors], tf.int32),
+                carried,
+            )
             _, _, levels, carried = tf.while_loop(
-                lambda col, *_: col < width, column_step, columns,
-                shape_invariants=(tf.TensorShape([]),) + tf.nest.map_structure(any_batch, columns[1:]))
+                lambda col, *_: col < width,
+                column_step,
+                columns,
+                shape_invariants=(tf.TensorShape([]),)
+                + tf.nest.map_structure(any_batch, columns[1:]),
+            )
             canvas = tf.tensor_scatter_nd_update(canvas, subpixel_coordinates(batch, row), levels)
             return row + 1, canvas, end_row(levels, fixed, carried)
 
         _, canvas, _ = tf.while_loop(
-            lambda row, *_: row < height, row_step, (tf.constant(0), canvas, state),
-            shape_invariants=(tf.TensorShape([]), any_batch(canvas), tf.nest.map_structure(any_batch, state)))
+            lambda row, *_: row < height,
+            row_step,
+            (tf.constant(0), canvas, state),
+            shape_invariants=(
+                tf.TensorShape([]),
+                any_batch(canvas),
+                tf.nest.map_structure(any_batch, state),
+            ),
+        )
         return tf.cast(canvas, tf.uint8)
 
     def _padded_row_inputs(self, levels, pad):

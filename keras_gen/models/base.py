@@ -80,14 +80,20 @@ class GenerativeModel(keras.Model):
             finally:
                 keras.config.set_dtype_policy(previous)
 
-        init_under_own_policy.__signature__ = inspect.signature(init)  # Keras reads __init__'s argspec
+        init_under_own_policy.__signature__ = inspect.signature(
+            init
+        )  # Keras reads __init__'s argspec
         cls.__init__ = init_under_own_policy
 
-    def __init__(self, image_shape=(28, 28, 1), num_levels=2, num_classes=None, seed=None, **kwargs):
+    def __init__(
+        self, image_shape=(28, 28, 1), num_levels=2, num_classes=None, seed=None, **kwargs
+    ):
         super().__init__(**kwargs)
         image_shape = tuple(int(d) for d in image_shape)
         if len(image_shape) != 3 or min(image_shape) < 1:
-            raise ValueError(f"image_shape must be (H, W, C) with positive sizes, got {image_shape}.")
+            raise ValueError(
+                f"image_shape must be (H, W, C) with positive sizes, got {image_shape}."
+            )
         if not 2 <= int(num_levels) <= 256:
             raise ValueError(f"num_levels must be in [2, 256], got {num_levels}.")
         if num_classes is not None and int(num_classes) < 2:
@@ -111,8 +117,10 @@ class GenerativeModel(keras.Model):
 
         model = registry.load_preset(preset)
         if not isinstance(model, cls):
-            raise registry.PresetError(f"{preset} holds a {type(model).__name__}, not a {cls.__name__}; "
-                                       f"use {type(model).__name__}.from_preset.")
+            raise registry.PresetError(
+                f"{preset} holds a {type(model).__name__}, not a {cls.__name__}; "
+                f"use {type(model).__name__}.from_preset."
+            )
         return model
 
     def compile(self, optimizer="rmsprop", **kwargs):
@@ -148,7 +156,8 @@ class GenerativeModel(keras.Model):
     def with_loss_scaling(self, optimizer):
         """`optimizer`, wrapped in a `LossScaleOptimizer` when the model computes in float16."""
         if self.dtype_policy.compute_dtype == "float16" and not isinstance(
-                optimizer, keras.optimizers.LossScaleOptimizer):
+            optimizer, keras.optimizers.LossScaleOptimizer
+        ):
             return keras.optimizers.LossScaleOptimizer(optimizer)
         return optimizer
 
@@ -190,8 +199,10 @@ class GenerativeModel(keras.Model):
         return super().evaluate(x, y, *args, **kwargs)
 
     def _empty_data_message(self, method):
-        return (f"{type(self).__name__}.{method}: the data holds no images (an empty dataset, or a take, "
-                "filter or split that keeps nothing); nothing was done.")
+        return (
+            f"{type(self).__name__}.{method}: the data holds no images (an empty dataset, or a take, "
+            "filter or split that keeps nothing); nothing was done."
+        )
 
     def _checked_data(self, x, y, kwargs, method):
         """(x, y, kwargs) for Keras, after refusing empty data and padding batches for replicas."""
@@ -207,7 +218,12 @@ class GenerativeModel(keras.Model):
                 self._check_replica_batch(int(tf.shape(tf.nest.flatten(first)[0])[0]), replicas)
             x = self._padded_for_replicas(x, replicas)
             if isinstance(kwargs.get("validation_data"), tf.data.Dataset):
-                kwargs = {**kwargs, "validation_data": self._padded_for_replicas(kwargs["validation_data"], replicas)}
+                kwargs = {
+                    **kwargs,
+                    "validation_data": self._padded_for_replicas(
+                        kwargs["validation_data"], replicas
+                    ),
+                }
         elif x is not None and not callable(getattr(x, "__next__", None)):
             first = tf.nest.flatten(x)[0]
             if hasattr(first, "shape") and len(first.shape) and first.shape[0] == 0:
@@ -218,14 +234,17 @@ class GenerativeModel(keras.Model):
     def _padded_for_replicas(dataset, replicas):
         if replicas == 1:
             return dataset
-        return dataset.map(lambda *batch: repeat_rows_to(batch if len(batch) > 1 else batch[0], replicas))
+        return dataset.map(
+            lambda *batch: repeat_rows_to(batch if len(batch) > 1 else batch[0], replicas)
+        )
 
     def _check_replica_batch(self, batch, replicas):
         if batch < replicas:
             raise validation.InputError(
                 f"{type(self).__name__}: a global batch of {batch} on {replicas} replicas leaves "
                 f"{batch // replicas} images per replica; the smallest global batch that works is "
-                f"{replicas} (one image per replica).")
+                f"{replicas} (one image per replica)."
+            )
 
     def global_mean(self, per_example):
         """The mean of `per_example` (batch,) over the global batch, as this replica's share.
@@ -245,7 +264,8 @@ class GenerativeModel(keras.Model):
         # MultiWorkerMirroredStrategy that all-reduce has no uint8 kernel (tensorflow#72388). These
         # models and their optimizers are built before `fit`, so the build has nothing to do.
         if all(layer.built for layer in self._flatten_layers()) and all(
-                optimizer is None or optimizer.built for optimizer in self.training_optimizers()):
+            optimizer is None or optimizer.built for optimizer in self.training_optimizers()
+        ):
             return
         super()._maybe_symbolic_build(iterator, data_batch)
 
@@ -290,7 +310,9 @@ class GenerativeModel(keras.Model):
         if replicas == 1:
             return draw(tuple(shape), seed=self.seed_generator)
         local = shape[0]
-        start = local * tf.cast(context.replica_id_in_sync_group, local.dtype if tf.is_tensor(local) else tf.int32)
+        start = local * tf.cast(
+            context.replica_id_in_sync_group, local.dtype if tf.is_tensor(local) else tf.int32
+        )
         whole = draw((local * replicas,) + tuple(shape[1:]), seed=self.seed_generator)
         return whole[start : start + local]
 
@@ -375,9 +397,7 @@ class GenerativeModel(keras.Model):
     # -- export ------------------------------------------------------------
     def export_endpoints(self):
         """Functions to export: {name: (fn, input_signature)}, each fn returning a dict."""
-        label_spec = (
-            [tf.TensorSpec((None,), tf.int32, name="labels")] if self.num_classes else []
-        )
+        label_spec = [tf.TensorSpec((None,), tf.int32, name="labels")] if self.num_classes else []
         noise_spec = tf.TensorSpec((None,) + tuple(self.noise_shape), tf.float32, name="noise")
         image_spec = tf.TensorSpec((None,) + self.image_shape, tf.uint8, name="images")
 

@@ -24,9 +24,13 @@ def _upsamplings(size):
 def _as_network(network):
     """A user's network, as a Keras model (built, so its weights exist before training)."""
     if not isinstance(network, keras.Model):
-        raise ValueError(f"generator and discriminator must be Keras models, got {type(network).__name__}.")
+        raise ValueError(
+            f"generator and discriminator must be Keras models, got {type(network).__name__}."
+        )
     if not network.built:
-        raise ValueError(f"{network.name} is not built; give it an Input (keras.Input) or call build() first.")
+        raise ValueError(
+            f"{network.name} is not built; give it an Input (keras.Input) or call build() first."
+        )
     return network
 
 
@@ -94,10 +98,25 @@ class AdversarialModel(GenerativeModel):
     default_betas = (0.5, 0.999)
     discriminator_batch_norm = True
 
-    def __init__(self, image_shape=(28, 28, 1), num_levels=256, latent_dim=64, filters=64,
-                 discriminator_steps=1, num_classes=None, ema_decay=0.0, sample_from_average=True,
-                 code_categories=0, code_weight=1.0, generator=None, discriminator=None, **kwargs):
-        super().__init__(image_shape=image_shape, num_levels=num_levels, num_classes=num_classes, **kwargs)
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        num_levels=256,
+        latent_dim=64,
+        filters=64,
+        discriminator_steps=1,
+        num_classes=None,
+        ema_decay=0.0,
+        sample_from_average=True,
+        code_categories=0,
+        code_weight=1.0,
+        generator=None,
+        discriminator=None,
+        **kwargs,
+    ):
+        super().__init__(
+            image_shape=image_shape, num_levels=num_levels, num_classes=num_classes, **kwargs
+        )
         self.latent_dim, self.filters = int(latent_dim), int(filters)
         self.discriminator_steps = int(discriminator_steps)
         if not 0.0 <= float(ema_decay) < 1.0:
@@ -110,7 +129,9 @@ class AdversarialModel(GenerativeModel):
             self.code = InfoGANCode(self.code_categories, self.code_weight, self.latent_dim)
         self.own_networks = generator is not None or discriminator is not None
         if self.own_networks and (generator is None or discriminator is None):
-            raise ValueError(f"{type(self).__name__} takes both a generator and a discriminator, or neither.")
+            raise ValueError(
+                f"{type(self).__name__} takes both a generator and a discriminator, or neither."
+            )
         height, width, _ = self.image_shape
         self.stages = _upsamplings(height)
         if not self.own_networks and (self.stages == 0 or width != height):
@@ -121,17 +142,25 @@ class AdversarialModel(GenerativeModel):
         if self.own_networks:
             self.generator, self.discriminator = _as_network(generator), _as_network(discriminator)
         else:
-            self.generator, self.discriminator = self._build_generator(), self._build_discriminator()
+            self.generator, self.discriminator = (
+                self._build_generator(),
+                self._build_discriminator(),
+            )
         self.ema_generator, self.average = None, None
         if self.ema_decay:
             self.average = GeneratorAverage(self.ema_decay)
-            copy = (copy_network(self.generator) if self.own_networks
-                    else self._build_generator(name="ema_generator"))
+            copy = (
+                copy_network(self.generator)
+                if self.own_networks
+                else self._build_generator(name="ema_generator")
+            )
             self.ema_generator = self.average.frozen_copy(copy, self.generator)
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         # Cross-entropy of the code read back from generated images (nats; log(categories) is chance).
-        self.code_loss_tracker = keras.metrics.Mean(name="code_loss") if self.code_categories else None
+        self.code_loss_tracker = (
+            keras.metrics.Mean(name="code_loss") if self.code_categories else None
+        )
         self.d_optimizer = self.g_optimizer = None
         self.built = True
 
@@ -162,15 +191,21 @@ class AdversarialModel(GenerativeModel):
         if self.code is not None:
             hidden = layers.Concatenate()([hidden, self.code.generator_input(z)])
         if labels is not None:
-            hidden = layers.Concatenate()([hidden, layers.Embedding(self.num_classes, self.latent_dim)(labels)])
+            hidden = layers.Concatenate()(
+                [hidden, layers.Embedding(self.num_classes, self.latent_dim)(labels)]
+            )
         widest = self.filters * 2 ** (self.stages - 1)
         hidden = layers.Dense(start * start * widest, use_bias=False)(hidden)
         hidden = layers.ReLU()(self._batch_norm()(hidden))
         hidden = layers.Reshape((start, start, widest))(hidden)
         for stage in range(self.stages - 1):
-            hidden = layers.Conv2DTranspose(widest // 2 ** (stage + 1), 4, 2, "same", use_bias=False)(hidden)
+            hidden = layers.Conv2DTranspose(
+                widest // 2 ** (stage + 1), 4, 2, "same", use_bias=False
+            )(hidden)
             hidden = layers.ReLU()(self._batch_norm()(hidden))
-        images = layers.Conv2DTranspose(channels, 4, 2, "same", activation="tanh", dtype="float32")(hidden)
+        images = layers.Conv2DTranspose(channels, 4, 2, "same", activation="tanh", dtype="float32")(
+            hidden
+        )
         return keras.Model([z, labels] if labels is not None else z, images, name=name)
 
     def _build_discriminator(self):
@@ -191,7 +226,9 @@ class AdversarialModel(GenerativeModel):
         outputs = logits
         if self.code is not None:
             outputs = [logits, self.code.discriminator_head(features)]
-        return keras.Model([images, labels] if labels is not None else images, outputs, name="discriminator")
+        return keras.Model(
+            [images, labels] if labels is not None else images, outputs, name="discriminator"
+        )
 
     def _with_labels(self, inputs, labels):
         return [inputs, labels] if self.num_classes else inputs
@@ -201,7 +238,9 @@ class AdversarialModel(GenerativeModel):
 
         With `average=True`, through the weight average `ema_generator` (when `ema_decay` > 0).
         """
-        generator = self.ema_generator if average and self.ema_generator is not None else self.generator
+        generator = (
+            self.ema_generator if average and self.ema_generator is not None else self.generator
+        )
         return tf.cast(generator(self._with_labels(z, labels), training=training), tf.float32)
 
     def discriminate(self, images, labels=None, training=False):
@@ -220,7 +259,9 @@ class AdversarialModel(GenerativeModel):
         return self.generate(z, labels, training)
 
     def _sample(self, noise, labels):
-        return unit_to_pixels((self.generate(noise, labels, average=self.sample_from_average) + 1.0) / 2.0)
+        return unit_to_pixels(
+            (self.generate(noise, labels, average=self.sample_from_average) + 1.0) / 2.0
+        )
 
     # -- compile and save -----------------------------------------------------
     def compile(self, d_optimizer=None, g_optimizer=None, **kwargs):
@@ -228,33 +269,47 @@ class AdversarialModel(GenerativeModel):
         beta_1, beta_2 = self.default_betas
 
         def chosen(optimizer):
-            optimizer = keras.optimizers.get(optimizer) if optimizer else keras.optimizers.Adam(
-                self.default_learning_rate, beta_1=beta_1, beta_2=beta_2)
+            optimizer = (
+                keras.optimizers.get(optimizer)
+                if optimizer
+                else keras.optimizers.Adam(self.default_learning_rate, beta_1=beta_1, beta_2=beta_2)
+            )
             return self.with_loss_scaling(optimizer)
 
         self.d_optimizer, self.g_optimizer = chosen(d_optimizer), chosen(g_optimizer)
         super().compile(**kwargs)  # builds both
-        self.optimizer = None  # Keras' default optimizer would be built over both networks and saved
+        self.optimizer = (
+            None  # Keras' default optimizer would be built over both networks and saved
+        )
 
     def compile_for_training(self, learning_rate=None, **kwargs):
         beta_1, beta_2 = self.default_betas
         rate = learning_rate or self.default_learning_rate
-        self.compile(d_optimizer=keras.optimizers.Adam(rate, beta_1=beta_1, beta_2=beta_2),
-                     g_optimizer=keras.optimizers.Adam(rate, beta_1=beta_1, beta_2=beta_2), **kwargs)
+        self.compile(
+            d_optimizer=keras.optimizers.Adam(rate, beta_1=beta_1, beta_2=beta_2),
+            g_optimizer=keras.optimizers.Adam(rate, beta_1=beta_1, beta_2=beta_2),
+            **kwargs,
+        )
 
     def optimizer_targets(self):
-        return [(self.d_optimizer, self.discriminator.trainable_variables),
-                (self.g_optimizer, self.generator.trainable_variables)]
+        return [
+            (self.d_optimizer, self.discriminator.trainable_variables),
+            (self.g_optimizer, self.generator.trainable_variables),
+        ]
 
     def get_compile_config(self):
         if self.d_optimizer is None:
             return None
-        return {"d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
-                "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer)}
+        return {
+            "d_optimizer": keras.saving.serialize_keras_object(self.d_optimizer),
+            "g_optimizer": keras.saving.serialize_keras_object(self.g_optimizer),
+        }
 
     def compile_from_config(self, config):
-        self.compile(d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
-                     g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]))
+        self.compile(
+            d_optimizer=keras.saving.deserialize_keras_object(config["d_optimizer"]),
+            g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
+        )
 
     # -- training -------------------------------------------------------------
     def discriminator_loss(self, real, fake, labels, real_logits, fake_logits):
@@ -287,7 +342,9 @@ class AdversarialModel(GenerativeModel):
         real = self._real(images)
         for step in range(self.discriminator_steps):
             rows = self.critic_rows(step, tf.shape(real)[0])
-            self._discriminator_step(tf.gather(real, rows), None if labels is None else tf.gather(labels, rows))
+            self._discriminator_step(
+                tf.gather(real, rows), None if labels is None else tf.gather(labels, rows)
+            )
         self._generator_step(tf.shape(real)[0], labels)
         return self.step_logs(self.metrics)
 
@@ -310,9 +367,11 @@ class AdversarialModel(GenerativeModel):
             fake = self.generate(latents, labels, training=True)
             fake_logits, code_logits = self.discriminate_with_code(fake, labels, training=True)
             loss_per_example = self.discriminator_loss(
-                real, fake, labels, self.discriminate(real, labels, training=True), fake_logits)
+                real, fake, labels, self.discriminate(real, labels, training=True), fake_logits
+            )
             loss = self.global_mean(
-                loss_per_example + self.code_weight * self.code_loss(latents, code_logits))
+                loss_per_example + self.code_weight * self.code_loss(latents, code_logits)
+            )
         self.minimize(tape, loss, self.d_optimizer, self.discriminator.trainable_variables)
         self.d_loss_tracker.update_state(loss_per_example)
 
@@ -333,8 +392,12 @@ class AdversarialModel(GenerativeModel):
 
     def _update_ema_generator(self, latents, labels):
         """`GeneratorAverage.update` after a generator step on `latents` (batch, latent_dim)."""
-        self.average.update(self.ema_generator, self.generator, self.g_optimizer.iterations,
-                            self._with_labels(latents, labels))
+        self.average.update(
+            self.ema_generator,
+            self.generator,
+            self.g_optimizer.iterations,
+            self._with_labels(latents, labels),
+        )
 
     def test_step(self, data):
         images, labels = self._unpack_batch(data)
@@ -343,7 +406,10 @@ class AdversarialModel(GenerativeModel):
         fake = self.generate(latents, labels)
         fake_logits, code_logits = self.discriminate_with_code(fake, labels)
         self.d_loss_tracker.update_state(
-            self.discriminator_loss(real, fake, labels, self.discriminate(real, labels), fake_logits))
+            self.discriminator_loss(
+                real, fake, labels, self.discriminate(real, labels), fake_logits
+            )
+        )
         self.g_loss_tracker.update_state(self.generator_loss(fake_logits))
         if self.code_loss_tracker is not None:
             self.code_loss_tracker.update_state(self.code_loss(latents, code_logits))
@@ -351,15 +417,26 @@ class AdversarialModel(GenerativeModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update(latent_dim=self.latent_dim, filters=self.filters,
-                      discriminator_steps=self.discriminator_steps, ema_decay=self.ema_decay,
-                      sample_from_average=self.sample_from_average, code_categories=self.code_categories,
-                      code_weight=self.code_weight)
+        config.update(
+            latent_dim=self.latent_dim,
+            filters=self.filters,
+            discriminator_steps=self.discriminator_steps,
+            ema_decay=self.ema_decay,
+            sample_from_average=self.sample_from_average,
+            code_categories=self.code_categories,
+            code_weight=self.code_weight,
+        )
         if self.own_networks:  # built-in networks follow from the options; a user's are saved whole
             # Through JSON, as a .keras file holds it (tuples become lists), so a reload's config is equal.
-            config.update({name: json.loads(json.dumps(keras.saving.serialize_keras_object(network)))
-                           for name, network in (("generator", self.generator),
-                                                 ("discriminator", self.discriminator))})
+            config.update(
+                {
+                    name: json.loads(json.dumps(keras.saving.serialize_keras_object(network)))
+                    for name, network in (
+                        ("generator", self.generator),
+                        ("discriminator", self.discriminator),
+                    )
+                }
+            )
         return config
 
     @classmethod
@@ -385,11 +462,16 @@ class DCGAN(AdversarialModel):
 
     def discriminator_loss(self, real, fake, labels, real_logits, fake_logits):
         real_targets = tf.fill(tf.shape(real_logits), 1.0 - self.label_smoothing)
-        return (tf.nn.sigmoid_cross_entropy_with_logits(labels=real_targets, logits=real_logits)
-                + tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.zeros_like(fake_logits), logits=fake_logits))
+        return tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=real_targets, logits=real_logits
+        ) + tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=tf.zeros_like(fake_logits), logits=fake_logits
+        )
 
     def generator_loss(self, fake_logits):
-        return tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake_logits), logits=fake_logits)
+        return tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=tf.ones_like(fake_logits), logits=fake_logits
+        )
 
     def get_config(self):
         config = super().get_config()

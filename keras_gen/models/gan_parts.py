@@ -77,7 +77,9 @@ class InfoGANCode:
 
     def __init__(self, categories, weight=1.0, latent_dim=None):
         if latent_dim is not None and not 2 <= int(categories) <= latent_dim:
-            raise ValueError(f"code_categories must be 0 or in [2, latent_dim = {latent_dim}], got {categories}.")
+            raise ValueError(
+                f"code_categories must be 0 or in [2, latent_dim = {latent_dim}], got {categories}."
+            )
         self.categories, self.weight = int(categories), float(weight)
 
     def generator_input(self, z):

@@ -2,7 +2,13 @@
 
 import tensorflow as tf
 
-from keras_gen.layers import AutoregressiveHead, GatedBlock, MaskedConv2D, MaskedResidualBlock, gated_activation
+from keras_gen.layers import (
+    AutoregressiveHead,
+    GatedBlock,
+    MaskedConv2D,
+    MaskedResidualBlock,
+    gated_activation,
+)
 from keras_gen.models.autoregressive import (
     AutoregressiveModel,
     Window,
@@ -47,21 +53,43 @@ class PixelCNN(AutoregressiveModel):
 
     has_fast_sampler = True
 
-    def __init__(self, image_shape=(28, 28, 1), num_levels=2, filters=None, num_blocks=5, first_kernel_size=7,
-                 kernel_size=3, head_filters=None, num_classes=None, likelihood=None, **kwargs):
-        super().__init__(image_shape=image_shape, num_levels=num_levels, num_classes=num_classes,
-                         likelihood=likelihood, **kwargs)
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        num_levels=2,
+        filters=None,
+        num_blocks=5,
+        first_kernel_size=7,
+        kernel_size=3,
+        head_filters=None,
+        num_classes=None,
+        likelihood=None,
+        **kwargs,
+    ):
+        super().__init__(
+            image_shape=image_shape,
+            num_levels=num_levels,
+            num_classes=num_classes,
+            likelihood=likelihood,
+            **kwargs,
+        )
         colors = self.image_shape[-1]
         self.filters = channel_width(filters, 64, 2 * colors, "filters")  # each block halves it
         self.head_filters = channel_width(head_filters, 64, colors, "head_filters")
         self.num_blocks = int(num_blocks)
         self.first_kernel_size, self.kernel_size = int(first_kernel_size), int(kernel_size)
-        self.input_conv = MaskedConv2D(self.filters, self.first_kernel_size, "A", colors, name="input_conv")
+        self.input_conv = MaskedConv2D(
+            self.filters, self.first_kernel_size, "A", colors, name="input_conv"
+        )
         self.blocks = [
-            MaskedResidualBlock(self.filters, self.kernel_size, colors, self.num_classes, name=f"block_{i}")
+            MaskedResidualBlock(
+                self.filters, self.kernel_size, colors, self.num_classes, name=f"block_{i}"
+            )
             for i in range(self.num_blocks)
         ]
-        self.output_head = AutoregressiveHead(self.head_filters, self.output_channels, colors, name="output_head")
+        self.output_head = AutoregressiveHead(
+            self.head_filters, self.output_channels, colors, name="output_head"
+        )
         feature_shape = (None,) + self.image_shape[:2] + (self.filters,)
         self.input_conv.build((None,) + self.image_shape)
         for block in self.blocks:
@@ -89,25 +117,39 @@ class PixelCNN(AutoregressiveModel):
         batch = tf.shape(noise)[0]
         first_pad, pad, half = self.first_kernel_size // 2, self.kernel_size // 2, self.filters // 2
         input_conv = split_causal_kernel(self.input_conv)
-        blocks = [(float32_matrix(b.reduce), split_causal_kernel(b.spatial), float32_matrix(b.expand),
-                   _class_bias(b.class_bias, labels)) for b in self.blocks]
+        blocks = [
+            (
+                float32_matrix(b.reduce),
+                split_causal_kernel(b.spatial),
+                float32_matrix(b.expand),
+                _class_bias(b.class_bias, labels),
+            )
+            for b in self.blocks
+        ]
         head_step = self.output_head.stepper()
 
         def begin_row(state):
             image_rows, reduced_rows = state
-            fixed = dict(state=state,
-                         input_from_above=from_rows_above(image_rows, *input_conv),
-                         spatial_from_above=[from_rows_above(rows, *spatial) + class_bias[:, None]
-                                             for rows, (_, spatial, _, class_bias) in zip(reduced_rows, blocks)])
-            carried = dict(reduced=[Window.zeros(batch, pad, half) for _ in blocks],
-                           reduced_row=[tf.zeros([batch, width, half]) for _ in blocks])
+            fixed = dict(
+                state=state,
+                input_from_above=from_rows_above(image_rows, *input_conv),
+                spatial_from_above=[
+                    from_rows_above(rows, *spatial) + class_bias[:, None]
+                    for rows, (_, spatial, _, class_bias) in zip(reduced_rows, blocks)
+                ],
+            )
+            carried = dict(
+                reduced=[Window.zeros(batch, pad, half) for _ in blocks],
+                reduced_row=[tf.zeros([batch, width, half]) for _ in blocks],
+            )
             return fixed, carried
 
         def params_at(col, image, fixed, now):
             hidden = read_column(fixed["input_from_above"], col) + tf.matmul(image, input_conv[1])
             reduced = []
             for window, from_above, ((rk, rb), (_, sk, _), (ek, eb), _) in zip(
-                    now["reduced"], fixed["spatial_from_above"], blocks):
+                now["reduced"], fixed["spatial_from_above"], blocks
+            ):
                 window = window.with_current(dense(tf.nn.relu(hidden), rk, rb, tf.nn.relu))
                 spatial = read_column(from_above, col) + tf.matmul(window.flat(), sk)
                 hidden = hidden + dense(tf.nn.relu(spatial), ek, eb)
@@ -115,25 +157,41 @@ class PixelCNN(AutoregressiveModel):
             return head_step(hidden), {**now, "reduced": reduced}
 
         def end_column(col, now):
-            return {"reduced": [window.advance() for window in now["reduced"]],
-                    "reduced_row": [write_column(values, col, window.current)
-                                    for values, window in zip(now["reduced_row"], now["reduced"])]}
+            return {
+                "reduced": [window.advance() for window in now["reduced"]],
+                "reduced_row": [
+                    write_column(values, col, window.current)
+                    for values, window in zip(now["reduced_row"], now["reduced"])
+                ],
+            }
 
         def end_row(levels, fixed, now):
             image_rows, reduced_rows = fixed["state"]
-            return (shift_in(image_rows, self._padded_row_inputs(levels, first_pad)),
-                    [shift_in(rows, tf.pad(values, [[0, 0], [pad, pad], [0, 0]]))
-                     for rows, values in zip(reduced_rows, now["reduced_row"])])
+            return (
+                shift_in(image_rows, self._padded_row_inputs(levels, first_pad)),
+                [
+                    shift_in(rows, tf.pad(values, [[0, 0], [pad, pad], [0, 0]]))
+                    for rows, values in zip(reduced_rows, now["reduced_row"])
+                ],
+            )
 
-        state = (tf.zeros([batch, first_pad, width + 2 * first_pad, colors]),
-                 [tf.zeros([batch, pad, width + 2 * pad, half]) for _ in blocks])
-        return self._raster_loop(noise, known, known_mask, first_pad, state, begin_row, params_at, end_column,
-                                 end_row)
+        state = (
+            tf.zeros([batch, first_pad, width + 2 * first_pad, colors]),
+            [tf.zeros([batch, pad, width + 2 * pad, half]) for _ in blocks],
+        )
+        return self._raster_loop(
+            noise, known, known_mask, first_pad, state, begin_row, params_at, end_column, end_row
+        )
 
     def get_config(self):
         config = super().get_config()
-        config.update(filters=self.filters, num_blocks=self.num_blocks, first_kernel_size=self.first_kernel_size,
-                      kernel_size=self.kernel_size, head_filters=self.head_filters)
+        config.update(
+            filters=self.filters,
+            num_blocks=self.num_blocks,
+            first_kernel_size=self.first_kernel_size,
+            kernel_size=self.kernel_size,
+            head_filters=self.head_filters,
+        )
         return config
 
 
@@ -152,21 +210,45 @@ class GatedPixelCNN(AutoregressiveModel):
 
     has_fast_sampler = True
 
-    def __init__(self, image_shape=(28, 28, 1), num_levels=2, filters=None, num_layers=6, first_kernel_size=7,
-                 kernel_size=3, head_filters=None, num_classes=None, likelihood=None, **kwargs):
-        super().__init__(image_shape=image_shape, num_levels=num_levels, num_classes=num_classes,
-                         likelihood=likelihood, **kwargs)
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        num_levels=2,
+        filters=None,
+        num_layers=6,
+        first_kernel_size=7,
+        kernel_size=3,
+        head_filters=None,
+        num_classes=None,
+        likelihood=None,
+        **kwargs,
+    ):
+        super().__init__(
+            image_shape=image_shape,
+            num_levels=num_levels,
+            num_classes=num_classes,
+            likelihood=likelihood,
+            **kwargs,
+        )
         colors = self.image_shape[-1]
         self.filters = channel_width(filters, 64, colors, "filters")
         self.head_filters = channel_width(head_filters, 64, colors, "head_filters")
         self.num_layers = int(num_layers)
         self.first_kernel_size, self.kernel_size = int(first_kernel_size), int(kernel_size)
         self.gated_layers = [
-            GatedBlock(self.filters, self.first_kernel_size if i == 0 else self.kernel_size, colors,
-                       first=i == 0, num_classes=self.num_classes, name=f"gated_{i}")
+            GatedBlock(
+                self.filters,
+                self.first_kernel_size if i == 0 else self.kernel_size,
+                colors,
+                first=i == 0,
+                num_classes=self.num_classes,
+                name=f"gated_{i}",
+            )
             for i in range(self.num_layers)
         ]
-        self.output_head = AutoregressiveHead(self.head_filters, self.output_channels, colors, name="output_head")
+        self.output_head = AutoregressiveHead(
+            self.head_filters, self.output_channels, colors, name="output_head"
+        )
         image_shape = (None,) + self.image_shape
         feature_shape = image_shape[:-1] + (self.filters,)
         for i, layer in enumerate(self.gated_layers):
@@ -197,14 +279,20 @@ class GatedPixelCNN(AutoregressiveModel):
         width, colors = self.image_shape[1:]
         batch = tf.shape(noise)[0]
         pads = [layer.kernel_size // 2 for layer in self.gated_layers]
-        in_channels = [colors] + [self.filters] * (self.num_layers - 1)  # of each layer's vertical ring
-        weights = [dict(horizontal=split_causal_kernel(layer.horizontal)[1:],
-                        horizontal_out=float32_matrix(layer.horizontal_out),
-                        vertical=_float32(layer.vertical),
-                        vertical_to_horizontal=_float32(layer.vertical_to_horizontal),
-                        vertical_bias=_class_bias(layer.vertical_bias, labels),
-                        horizontal_bias=_class_bias(layer.horizontal_bias, labels))
-                   for layer in self.gated_layers]
+        in_channels = [colors] + [self.filters] * (
+            self.num_layers - 1
+        )  # of each layer's vertical ring
+        weights = [
+            dict(
+                horizontal=split_causal_kernel(layer.horizontal)[1:],
+                horizontal_out=float32_matrix(layer.horizontal_out),
+                vertical=_float32(layer.vertical),
+                vertical_to_horizontal=_float32(layer.vertical_to_horizontal),
+                vertical_bias=_class_bias(layer.vertical_bias, labels),
+                horizontal_bias=_class_bias(layer.horizontal_bias, labels),
+            )
+            for layer in self.gated_layers
+        ]
         head_step = self.output_head.stepper()
 
         def vertical_to_horizontal(vertical, weights):  # the 1 x 1 conv on (batch, W, 2f)
@@ -223,9 +311,14 @@ class GatedPixelCNN(AutoregressiveModel):
                 else:  # this layer's input at (row, col) is the previous layer's output
                     new_windows.append(windows[i - 1].with_current(horizontal))
                     window = new_windows[-1].flat()
-                gates = (dense(window, *weights_i["horizontal"]) + read_column(from_above[i], col)
-                         + weights_i["horizontal_bias"])
-                output = dense(gated_activation(gates, layer.color_channels), *weights_i["horizontal_out"])
+                gates = (
+                    dense(window, *weights_i["horizontal"])
+                    + read_column(from_above[i], col)
+                    + weights_i["horizontal_bias"]
+                )
+                output = dense(
+                    gated_activation(gates, layer.color_channels), *weights_i["horizontal_out"]
+                )
                 horizontal = output if layer.first else horizontal + output
             return head_step(horizontal), new_windows
 
@@ -241,7 +334,9 @@ class GatedPixelCNN(AutoregressiveModel):
                     vertical_in = tf.pad(vertical_in, [[0, 0], [pad, pad], [0, 0]])
                 ring = shift_in(vertical_rings[i], vertical_in)
                 kernel, bias = weights_i["vertical"]
-                vertical = tf.nn.bias_add(tf.nn.conv2d(ring, kernel, strides=1, padding="VALID")[:, 0], bias)
+                vertical = tf.nn.bias_add(
+                    tf.nn.conv2d(ring, kernel, strides=1, padding="VALID")[:, 0], bias
+                )
                 new_rings.append(ring)
                 new_from_above.append(vertical_to_horizontal(vertical, weights_i))
                 vertical = vertical + weights_i["vertical_bias"][:, None]
@@ -250,13 +345,21 @@ class GatedPixelCNN(AutoregressiveModel):
 
         # Before row 0 the shifted vertical stack is zero.
         zero_row = tf.zeros([batch, width, 2 * self.filters])
-        state = ([tf.zeros([batch, p + 1, width + 2 * p, c]) for p, c in zip(pads, in_channels)],
-                 [vertical_to_horizontal(zero_row, weights_i) for weights_i in weights])
-        return self._raster_loop(noise, known, known_mask, pads[0], state, begin_row, params_at, end_column,
-                                 end_row)
+        state = (
+            [tf.zeros([batch, p + 1, width + 2 * p, c]) for p, c in zip(pads, in_channels)],
+            [vertical_to_horizontal(zero_row, weights_i) for weights_i in weights],
+        )
+        return self._raster_loop(
+            noise, known, known_mask, pads[0], state, begin_row, params_at, end_column, end_row
+        )
 
     def get_config(self):
         config = super().get_config()
-        config.update(filters=self.filters, num_layers=self.num_layers, first_kernel_size=self.first_kernel_size,
-                      kernel_size=self.kernel_size, head_filters=self.head_filters)
+        config.update(
+            filters=self.filters,
+            num_layers=self.num_layers,
+            first_kernel_size=self.first_kernel_size,
+            kernel_size=self.kernel_size,
+            head_filters=self.head_filters,
+        )
         return config

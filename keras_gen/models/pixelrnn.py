@@ -42,9 +42,22 @@ class PixelRNN(AutoregressiveModel):
 
     has_fast_sampler = True
 
-    def __init__(self, image_shape=(28, 28, 1), num_levels=2, kind="row_lstm", units=None, num_layers=2,
-                 kernel_size=3, head_filters=None, complete_context=None, likelihood=None, **kwargs):
-        super().__init__(image_shape=image_shape, num_levels=num_levels, likelihood=likelihood, **kwargs)
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        num_levels=2,
+        kind="row_lstm",
+        units=None,
+        num_layers=2,
+        kernel_size=3,
+        head_filters=None,
+        complete_context=None,
+        likelihood=None,
+        **kwargs,
+    ):
+        super().__init__(
+            image_shape=image_shape, num_levels=num_levels, likelihood=likelihood, **kwargs
+        )
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}.")
         colors = self.image_shape[-1]
@@ -54,17 +67,28 @@ class PixelRNN(AutoregressiveModel):
             complete_context = kind == "diagonal_bilstm"
         if complete_context and kind != "diagonal_bilstm":
             raise ValueError("complete_context applies to kind='diagonal_bilstm' only.")
-        self.kind, self.num_layers, self.complete_context = kind, int(num_layers), bool(complete_context)
+        self.kind, self.num_layers, self.complete_context = (
+            kind,
+            int(num_layers),
+            bool(complete_context),
+        )
         self.kernel_size = int(kernel_size)
         self.input_conv = MaskedConv2D(self.units, 7, "A", colors, name="input_conv")
         self.recurrent_layers = [
-            RowLSTM(self.units, self.kernel_size, colors, name=f"row_lstm_{i}") if kind == "row_lstm"
-            else DiagonalBiLSTM(self.units, colors, self.complete_context, name=f"diagonal_bilstm_{i}")
+            RowLSTM(self.units, self.kernel_size, colors, name=f"row_lstm_{i}")
+            if kind == "row_lstm"
+            else DiagonalBiLSTM(
+                self.units, colors, self.complete_context, name=f"diagonal_bilstm_{i}"
+            )
             for i in range(self.num_layers)
         ]
-        self.residual_convs = [MaskedConv2D(self.units, 1, "B", colors, name=f"residual_{i}")
-                               for i in range(self.num_layers)]
-        self.output_head = AutoregressiveHead(self.head_filters, self.output_channels, colors, name="output_head")
+        self.residual_convs = [
+            MaskedConv2D(self.units, 1, "B", colors, name=f"residual_{i}")
+            for i in range(self.num_layers)
+        ]
+        self.output_head = AutoregressiveHead(
+            self.head_filters, self.output_channels, colors, name="output_head"
+        )
         features = (None,) + self.image_shape[:2] + (self.units,)
         self.input_conv.build((None,) + self.image_shape)
         for recurrent, residual in zip(self.recurrent_layers, self.residual_convs):
@@ -100,21 +124,33 @@ class PixelRNN(AutoregressiveModel):
         input_conv = split_causal_kernel(self.input_conv)
         residuals = [float32_matrix(conv) for conv in self.residual_convs]
         head_step = self.output_head.stepper()
-        cells = self._row_lstm_cells(batch) if self.kind == "row_lstm" else self._diagonal_bilstm_cells(batch)
+        cells = (
+            self._row_lstm_cells(batch)
+            if self.kind == "row_lstm"
+            else self._diagonal_bilstm_cells(batch)
+        )
         begin_cells, cell_at, end_column_cells, end_row_cells, initial_cells = cells
 
         def begin_row(state):
             image_rows, cell_states = state
-            fixed, carried = zip(*[begin_cells(layer, cell_state)
-                                   for layer, cell_state in zip(self.recurrent_layers, cell_states)])
-            return dict(image_rows=image_rows, input_from_above=from_rows_above(image_rows, *input_conv),
-                        layers=fixed), list(carried)
+            fixed, carried = zip(
+                *[
+                    begin_cells(layer, cell_state)
+                    for layer, cell_state in zip(self.recurrent_layers, cell_states)
+                ]
+            )
+            return dict(
+                image_rows=image_rows,
+                input_from_above=from_rows_above(image_rows, *input_conv),
+                layers=fixed,
+            ), list(carried)
 
         def params_at(col, image, fixed, carried):
             features = read_column(fixed["input_from_above"], col) + tf.matmul(image, input_conv[1])
             new_carried = []
             for layer, layer_fixed, layer_now, (kernel, bias) in zip(
-                    self.recurrent_layers, fixed["layers"], carried, residuals):
+                self.recurrent_layers, fixed["layers"], carried, residuals
+            ):
                 outputs, layer_now = cell_at(layer, col, features, layer_fixed, layer_now)
                 features = features + dense(outputs, kernel, bias)
                 new_carried.append(layer_now)
@@ -127,10 +163,18 @@ class PixelRNN(AutoregressiveModel):
             image_row = self._padded_row_inputs(levels, pad)
             return shift_in(fixed["image_rows"], image_row), [
                 end_row_cells(layer, image_row[:, pad : pad + width], layer_fixed, layer_now)
-                for layer, layer_fixed, layer_now in zip(self.recurrent_layers, fixed["layers"], carried)]
+                for layer, layer_fixed, layer_now in zip(
+                    self.recurrent_layers, fixed["layers"], carried
+                )
+            ]
 
-        state = (tf.zeros([batch, pad, width + 2 * pad, colors]), [initial_cells for _ in self.recurrent_layers])
-        return self._raster_loop(noise, known, known_mask, pad, state, begin_row, params_at, end_column, end_row)
+        state = (
+            tf.zeros([batch, pad, width + 2 * pad, colors]),
+            [initial_cells for _ in self.recurrent_layers],
+        )
+        return self._raster_loop(
+            noise, known, known_mask, pad, state, begin_row, params_at, end_column, end_row
+        )
 
     def _row_lstm_cells(self, batch):
         """A Row LSTM pixel by pixel: its (hidden, cell) along the row above and the row so far.
@@ -141,19 +185,31 @@ class PixelRNN(AutoregressiveModel):
         """
         width, pad = self.image_shape[1], self.kernel_size // 2
         zeros = tf.zeros([batch, width, self.units])
-        input_to_state = {layer.name: split_causal_kernel(layer.input_to_state)[1:] for layer in self.recurrent_layers}
+        input_to_state = {
+            layer.name: split_causal_kernel(layer.input_to_state)[1:]
+            for layer in self.recurrent_layers
+        }
 
         def begin(layer, state):
             hidden, cell = state
             fixed = dict(from_above=layer.state_gates(hidden), cell_above=cell)
-            return fixed, dict(inputs=Window.zeros(batch, pad, self.units), hidden=zeros, cell=zeros)
+            return fixed, dict(
+                inputs=Window.zeros(batch, pad, self.units), hidden=zeros, cell=zeros
+            )
 
         def at(layer, col, features, fixed, now):
             inputs = now["inputs"].with_current(features)
-            gates = dense(inputs.flat(), *input_to_state[layer.name]) + read_column(fixed["from_above"], col)
-            hidden, cell = lstm_update(gates, read_column(fixed["cell_above"], col), layer.color_channels)
-            return hidden, dict(inputs=inputs, hidden=write_column(now["hidden"], col, hidden),
-                                cell=write_column(now["cell"], col, cell))
+            gates = dense(inputs.flat(), *input_to_state[layer.name]) + read_column(
+                fixed["from_above"], col
+            )
+            hidden, cell = lstm_update(
+                gates, read_column(fixed["cell_above"], col), layer.color_channels
+            )
+            return hidden, dict(
+                inputs=inputs,
+                hidden=write_column(now["hidden"], col, hidden),
+                cell=write_column(now["cell"], col, cell),
+            )
 
         def end_column(now):
             return {**now, "inputs": now["inputs"].advance()}
@@ -175,21 +231,35 @@ class PixelRNN(AutoregressiveModel):
         width = self.image_shape[1]
         zero_pixel = tf.zeros([batch, self.units])
         zero_row = tf.zeros([batch, width, self.units])
-        input_to_state = {bilstm.name: float32_matrix(bilstm.left_to_right.input_to_state)
-                          for bilstm in self.recurrent_layers}
+        input_to_state = {
+            bilstm.name: float32_matrix(bilstm.left_to_right.input_to_state)
+            for bilstm in self.recurrent_layers
+        }
 
         def begin(bilstm, state):
             forward_above, backward_above = state
             fixed = dict(forward_above=forward_above, backward_above=backward_above)
-            return fixed, dict(inputs=zero_row, hidden=zero_row, left=(zero_pixel, zero_pixel),
-                               current=(zero_pixel, zero_pixel))
+            return fixed, dict(
+                inputs=zero_row,
+                hidden=zero_row,
+                left=(zero_pixel, zero_pixel),
+                current=(zero_pixel, zero_pixel),
+            )
 
         def at(bilstm, col, features, fixed, now):
             gates = dense(features, *input_to_state[bilstm.name])
-            hidden, cell = bilstm.left_to_right.step(gates, read_column(fixed["forward_above"], col), *now["left"])
-            outputs = hidden + read_column(fixed["backward_above"], col)  # the right-to-left pass, shifted down
-            return outputs, {**now, "inputs": write_column(now["inputs"], col, features),
-                             "hidden": write_column(now["hidden"], col, hidden), "current": (hidden, cell)}
+            hidden, cell = bilstm.left_to_right.step(
+                gates, read_column(fixed["forward_above"], col), *now["left"]
+            )
+            outputs = hidden + read_column(
+                fixed["backward_above"], col
+            )  # the right-to-left pass, shifted down
+            return outputs, {
+                **now,
+                "inputs": write_column(now["inputs"], col, features),
+                "hidden": write_column(now["hidden"], col, hidden),
+                "current": (hidden, cell),
+            }
 
         def end_column(now):
             return {**now, "left": now["current"]}
@@ -202,15 +272,19 @@ class PixelRNN(AutoregressiveModel):
             gates = dense(inputs, *float32_matrix(backward.input_to_state))
 
             def step(col, hidden, cell, backward_hidden):
-                hidden, cell = backward.step(read_column(gates, col), read_column(fixed["backward_above"], col),
-                                             hidden, cell)
+                hidden, cell = backward.step(
+                    read_column(gates, col), read_column(fixed["backward_above"], col), hidden, cell
+                )
                 return col - 1, hidden, cell, write_column(backward_hidden, col, hidden)
 
             # A graph loop, like the sampler's columns, so the export holds one step's ops.
             start = (tf.constant(width - 1), zero_pixel, zero_pixel, zero_row)
             _, _, _, backward_hidden = tf.while_loop(
-                lambda col, *_: col >= 0, step, start,
-                shape_invariants=(tf.TensorShape([]),) + tuple(map(any_batch, start[1:])))
+                lambda col, *_: col >= 0,
+                step,
+                start,
+                shape_invariants=(tf.TensorShape([]),) + tuple(map(any_batch, start[1:])),
+            )
             return now["hidden"], backward_hidden
 
         return begin, at, end_column, end, (zero_row, zero_row)
@@ -222,7 +296,12 @@ class PixelRNN(AutoregressiveModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update(kind=self.kind, units=self.units, num_layers=self.num_layers,
-                      kernel_size=self.kernel_size, head_filters=self.head_filters,
-                      complete_context=self.complete_context)
+        config.update(
+            kind=self.kind,
+            units=self.units,
+            num_layers=self.num_layers,
+            kernel_size=self.kernel_size,
+            head_filters=self.head_filters,
+            complete_context=self.complete_context,
+        )
         return config

@@ -153,14 +153,19 @@ class VAE(LatentVariableModel):
             )
         self.encoder = keras.Sequential(
             [keras.Input(self.image_shape)]
-            + [layers.Conv2D(w, 3, strides=2, padding="same", activation="relu") for w in self.widths]
+            + [
+                layers.Conv2D(w, 3, strides=2, padding="same", activation="relu")
+                for w in self.widths
+            ]
             + [layers.Flatten(), layers.Dense(2 * self.latent_dim)],
             name="encoder",
         )
         self.decoder = keras.Sequential(
             [
                 keras.Input((self.latent_dim,)),
-                layers.Dense((height // factor) * (width // factor) * self.widths[-1], activation="relu"),
+                layers.Dense(
+                    (height // factor) * (width // factor) * self.widths[-1], activation="relu"
+                ),
                 layers.Reshape((height // factor, width // factor, self.widths[-1])),
             ]
             + [
@@ -236,10 +241,14 @@ class VAE(LatentVariableModel):
     def _log_prob(self, images, labels, num_samples=None, seed=None):
         num_samples = num_samples or self.eval_num_samples
         if seed is None:  # per-replica draws in a distributed test step
-            eps = self.replica_random(keras.random.normal, (tf.shape(images)[0], num_samples, self.latent_dim))
+            eps = self.replica_random(
+                keras.random.normal, (tf.shape(images)[0], num_samples, self.latent_dim)
+            )
             eps = tf.transpose(eps, [1, 0, 2])
         else:
-            eps = keras.random.normal([num_samples, tf.shape(images)[0], self.latent_dim], seed=seed)
+            eps = keras.random.normal(
+                [num_samples, tf.shape(images)[0], self.latent_dim], seed=seed
+            )
         return self.importance_weighted_log_prob(images, eps)
 
     def _export_log_prob(self, images, labels):
