@@ -17,28 +17,32 @@ import tensorflow as tf  # noqa: E402
 
 from keras_gen import data, models  # noqa: E402
 
+# name: (model options, preprocessing, images). WGAN-GP's 17 images in global batches of 8 give
+# each worker 4 images for 5 critic steps, and a last batch of 1 image for the 2 workers.
 FAMILIES = {
     "pixelcnn": (
         dict(image_shape=(6, 6, 1), filters=4, num_blocks=1, head_filters=4),
         "dynamic_binarize",
+        32,
     ),
-    "vae": (dict(image_shape=(8, 8, 1), latent_dim=4, widths=(4, 8)), "dynamic_binarize"),
-    "dcgan": (dict(image_shape=(8, 8, 1), latent_dim=4, filters=4), "none"),
+    "vae": (dict(image_shape=(8, 8, 1), latent_dim=4, widths=(4, 8)), "dynamic_binarize", 32),
+    "dcgan": (dict(image_shape=(8, 8, 1), latent_dim=4, filters=4), "none", 32),
+    "wgan_gp": (dict(image_shape=(8, 8, 1), latent_dim=4, filters=4), "none", 17),
 }
 
 
 def main(out_path):
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
     results = {}
-    for name, (config, preprocessing) in FAMILIES.items():
+    for name, (config, preprocessing, count) in FAMILIES.items():
         keras.utils.set_random_seed(0)
         with strategy.scope():
             model = models.get(name)(seed=1, **config)
             model.compile_for_training()
         before = [np.asarray(w).tolist() for w in model.get_weights()]
         raw = (
-            np.arange(32 * int(np.prod(config["image_shape"]))).reshape(
-                (32,) + config["image_shape"]
+            np.arange(count * int(np.prod(config["image_shape"]))).reshape(
+                (count,) + config["image_shape"]
             )
             * 37
             % 256
@@ -50,7 +54,9 @@ def main(out_path):
         )
         assert batches.element_spec.dtype == tf.uint8
         history = model.fit(batches, epochs=1, verbose=0).history
+        steps = [int(optimizer.iterations.numpy()) for optimizer in model.training_optimizers()]
         results[name] = {
+            "optimizer_steps": steps,
             "before": before,
             "after": [np.asarray(w).tolist() for w in model.get_weights()],
             "history": {k: [float(np.mean(v)) for v in values] for k, values in history.items()},

@@ -186,7 +186,9 @@ def test_two_worker_processes_end_with_identical_weights(tmp_path):
     for process, log in zip(processes, logs):
         assert process.returncode == 0, log[-3000:]
     chief, worker = (json.loads(path.read_text()) for path in outputs)
-    assert set(chief) == {"pixelcnn", "vae", "dcgan"}
+    assert set(chief) == {"pixelcnn", "vae", "dcgan", "wgan_gp"}
+    # 3 batches of 17 images, the last of 1 image (repeated to one per worker), 5 critic steps each.
+    assert chief["wgan_gp"]["optimizer_steps"] == worker["wgan_gp"]["optimizer_steps"] == [15, 3]
     for family in chief:
         for mine, theirs, initial in zip(
             chief[family]["after"], worker[family]["after"], chief[family]["before"]

@@ -8,11 +8,15 @@ from keras_gen.layers import (
     AutoregressiveHead,
     CategoricalCode,
     ClassBias,
+    ConditionBias,
     DiagonalBiLSTM,
     DiagonalLSTM,
     GatedBlock,
+    GatedPixelCNNBackbone,
     MaskedConv2D,
     MaskedResidualBlock,
+    PixelCNNBackbone,
+    PixelRNNBackbone,
     RowLSTM,
 )
 
@@ -37,6 +41,24 @@ LAYERS = {
         (FEATURES, FEATURES),
     ),
     "categorical_code": (CategoricalCode, dict(categories=3), (2, 5)),
+    "pixelcnn_backbone": (
+        PixelCNNBackbone,
+        dict(filters=6, num_blocks=2, kernel_size=3, color_channels=3),
+        (2, 4, 5, 3),
+    ),
+    "gated_pixelcnn_backbone": (
+        GatedPixelCNNBackbone,
+        dict(filters=6, num_layers=2, kernel_size=3, color_channels=3),
+        (2, 4, 5, 3),
+    ),
+    "pixelrnn_backbone": (
+        PixelRNNBackbone,
+        dict(
+            kind="diagonal_bilstm", units=6, num_layers=1, color_channels=3, complete_context=True
+        ),
+        (2, 4, 5, 3),
+    ),
+    "condition_bias": (ConditionBias, dict(kind="vector", size=3, channels=4), (2, 3)),
     "autoregressive_head": (
         AutoregressiveHead,
         dict(hidden_filters=6, output_channels=12, color_channels=3),

@@ -1,5 +1,7 @@
 """keras_gen layers."""
 
+from keras_gen.layers.backbones import GatedPixelCNNBackbone, PixelCNNBackbone, PixelRNNBackbone
+from keras_gen.layers.conditioning import ConditionBias
 from keras_gen.layers.gated import GatedBlock, gated_activation, shift_down
 from keras_gen.layers.heads import AutoregressiveHead
 from keras_gen.layers.latent import CategoricalCode

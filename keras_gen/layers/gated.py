@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_gen.layers.conditioning import ConditionBias
 from keras_gen.layers.masked_conv import ClassBias, MaskedConv2D, channel_groups
 from keras_gen.registry import register
 
@@ -42,12 +43,23 @@ class GatedBlock(keras.layers.Layer):
         kernel_size: odd k; the vertical kernel is (k//2 + 1, k), the horizontal (1, k) masked.
         first: the first layer hides the current sub-pixel (mask A) and has no residual.
         num_classes: adds a learned class bias to both stacks.
+        condition_kind, condition_size: or a bias of a vector ("vector") or map ("spatial").
     """
 
     def __init__(
-        self, filters, kernel_size=3, color_channels=1, first=False, num_classes=None, **kwargs
+        self,
+        filters,
+        kernel_size=3,
+        color_channels=1,
+        first=False,
+        num_classes=None,
+        condition_kind=None,
+        condition_size=None,
+        **kwargs,
     ):
         super().__init__(**kwargs)
+        self.condition_kind = condition_kind
+        self.condition_size = None if condition_size is None else int(condition_size)
         self.filters, self.kernel_size = int(filters), int(kernel_size)
         self.color_channels, self.first, self.num_classes = (
             int(color_channels),
@@ -81,6 +93,21 @@ class GatedBlock(keras.layers.Layer):
             )
             for name in ("vertical", "horizontal")
         )
+        # A vector (such as a latent z) or a spatial map; class labels keep the biases above.
+        self.vertical_condition = self.horizontal_condition = None
+        if condition_kind is not None:
+            if num_classes:
+                raise ValueError("A gated layer takes num_classes or condition_kind, not both.")
+            self.vertical_condition, self.horizontal_condition = (
+                ConditionBias(
+                    condition_kind,
+                    condition_size,
+                    2 * self.filters,
+                    name=f"{name}_condition",
+                    dtype=policy,
+                )
+                for name in ("vertical", "horizontal")
+            )
 
     def build(self, input_shape):
         vertical_shape, horizontal_shape = input_shape[0], input_shape[1]
@@ -94,6 +121,9 @@ class GatedBlock(keras.layers.Layer):
         for bias in (self.vertical_bias, self.horizontal_bias):
             if bias is not None:
                 bias.build((None,))
+        for bias in (self.vertical_condition, self.horizontal_condition):
+            if bias is not None:
+                bias.build()
 
     def call(self, inputs, labels=None):
         vertical_in, horizontal_in = inputs
@@ -107,6 +137,9 @@ class GatedBlock(keras.layers.Layer):
         if self.num_classes:
             vertical = vertical + ops.cast(self.vertical_bias(labels), vertical.dtype)
             horizontal = horizontal + ops.cast(self.horizontal_bias(labels), horizontal.dtype)
+        elif self.vertical_condition is not None:  # `labels` is the vector or map it is given
+            vertical = vertical + ops.cast(self.vertical_condition(labels), vertical.dtype)
+            horizontal = horizontal + ops.cast(self.horizontal_condition(labels), horizontal.dtype)
         horizontal_out = self.horizontal_out(gated_activation(horizontal, self.color_channels))
         if not self.first:
             horizontal_out = horizontal_in + horizontal_out
@@ -120,5 +153,7 @@ class GatedBlock(keras.layers.Layer):
             color_channels=self.color_channels,
             first=self.first,
             num_classes=self.num_classes,
+            condition_kind=self.condition_kind,
+            condition_size=self.condition_size,
         )
         return config

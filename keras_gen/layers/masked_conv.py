@@ -4,6 +4,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_gen.layers.conditioning import ConditionBias
 from keras_gen.registry import register
 from keras_gen.validation import InputError
 
@@ -152,11 +153,22 @@ class ClassBias(keras.layers.Layer):
 class MaskedResidualBlock(keras.layers.Layer):
     """PixelCNN residual block: 1x1 (2h -> h), kxk, 1x1 (h -> 2h), all mask B, ReLU between."""
 
-    def __init__(self, filters, kernel_size=3, color_channels=1, num_classes=None, **kwargs):
+    def __init__(
+        self,
+        filters,
+        kernel_size=3,
+        color_channels=1,
+        num_classes=None,
+        condition_kind=None,
+        condition_size=None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.filters, self.kernel_size = int(filters), int(kernel_size)
         self.color_channels = int(color_channels)
         self.num_classes = num_classes
+        self.condition_kind = condition_kind
+        self.condition_size = None if condition_size is None else int(condition_size)
         half = self.filters // 2
         policy = self.dtype_policy  # sublayers compute as their parent does
         self.reduce = MaskedConv2D(
@@ -171,6 +183,14 @@ class MaskedResidualBlock(keras.layers.Layer):
         self.class_bias = (
             ClassBias(num_classes, half, name="class_bias", dtype=policy) if num_classes else None
         )
+        # A vector (such as a latent z) or a spatial map; class labels keep `class_bias`.
+        self.condition_bias = None
+        if condition_kind is not None:
+            if num_classes:
+                raise ValueError("A block takes num_classes or condition_kind, not both.")
+            self.condition_bias = ConditionBias(
+                condition_kind, condition_size, half, name="condition_bias", dtype=policy
+            )
 
     def build(self, input_shape):
         self.reduce.build(input_shape)
@@ -179,12 +199,16 @@ class MaskedResidualBlock(keras.layers.Layer):
         self.expand.build(half_shape)
         if self.class_bias is not None:
             self.class_bias.build((None,))
+        if self.condition_bias is not None:
+            self.condition_bias.build()
 
     def call(self, inputs, labels=None):
+        """`labels` is the block's condition: class labels, or the vector or map of `condition_kind`."""
         hidden = self.reduce(ops.relu(inputs))
         hidden = self.spatial(hidden)
-        if self.class_bias is not None:
-            hidden = hidden + ops.cast(self.class_bias(labels), hidden.dtype)
+        bias = self.class_bias if self.class_bias is not None else self.condition_bias
+        if bias is not None:
+            hidden = hidden + ops.cast(bias(labels), hidden.dtype)
         return inputs + self.expand(ops.relu(hidden))
 
     def get_config(self):
@@ -194,5 +218,7 @@ class MaskedResidualBlock(keras.layers.Layer):
             kernel_size=self.kernel_size,
             color_channels=self.color_channels,
             num_classes=self.num_classes,
+            condition_kind=self.condition_kind,
+            condition_size=self.condition_size,
         )
         return config

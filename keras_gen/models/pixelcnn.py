@@ -4,9 +4,8 @@ import tensorflow as tf
 
 from keras_gen.layers import (
     AutoregressiveHead,
-    GatedBlock,
-    MaskedConv2D,
-    MaskedResidualBlock,
+    GatedPixelCNNBackbone,
+    PixelCNNBackbone,
     gated_activation,
 )
 from keras_gen.models.autoregressive import (
@@ -78,31 +77,37 @@ class PixelCNN(AutoregressiveModel):
         self.head_filters = channel_width(head_filters, 64, colors, "head_filters")
         self.num_blocks = int(num_blocks)
         self.first_kernel_size, self.kernel_size = int(first_kernel_size), int(kernel_size)
-        self.input_conv = MaskedConv2D(
-            self.filters, self.first_kernel_size, "A", colors, name="input_conv"
+        self.trunk = PixelCNNBackbone(
+            self.filters,
+            self.num_blocks,
+            self.first_kernel_size,
+            self.kernel_size,
+            colors,
+            self.num_classes,
+            name="trunk",
         )
-        self.blocks = [
-            MaskedResidualBlock(
-                self.filters, self.kernel_size, colors, self.num_classes, name=f"block_{i}"
-            )
-            for i in range(self.num_blocks)
-        ]
         self.output_head = AutoregressiveHead(
             self.head_filters, self.output_channels, colors, name="output_head"
         )
         feature_shape = (None,) + self.image_shape[:2] + (self.filters,)
-        self.input_conv.build((None,) + self.image_shape)
-        for block in self.blocks:
-            block.build(feature_shape)
+        self.trunk.build((None,) + self.image_shape)
         self.output_head.build(feature_shape)
         self.built = True
 
+    # The trunk's layers, where model.keras files keep their weights: Keras saves each layer
+    # under the first attribute path that reaches it, alphabetically, and these come before
+    # `trunk`, so files written before the trunk was a layer of its own load unchanged.
+    @property
+    def input_conv(self):
+        return self.trunk.input_conv
+
+    @property
+    def blocks(self):
+        return self.trunk.blocks
+
     def call(self, images, labels=None, training=False):
         """(batch, H, W, C) integer levels -> (batch, H, W, C * num_params) likelihood params."""
-        hidden = self.input_conv(self.to_symmetric_interval(images))
-        for block in self.blocks:
-            hidden = block(hidden, labels)
-        return self.output_head(hidden)
+        return self.output_head(self.trunk(self.to_symmetric_interval(images), labels))
 
     def _fast_sample_levels(self, noise, labels, known, known_mask):
         """Cached sampling (Ramachandran et al. 2017): each step computes every layer at one position only.
@@ -235,33 +240,30 @@ class GatedPixelCNN(AutoregressiveModel):
         self.head_filters = channel_width(head_filters, 64, colors, "head_filters")
         self.num_layers = int(num_layers)
         self.first_kernel_size, self.kernel_size = int(first_kernel_size), int(kernel_size)
-        self.gated_layers = [
-            GatedBlock(
-                self.filters,
-                self.first_kernel_size if i == 0 else self.kernel_size,
-                colors,
-                first=i == 0,
-                num_classes=self.num_classes,
-                name=f"gated_{i}",
-            )
-            for i in range(self.num_layers)
-        ]
+        self.trunk = GatedPixelCNNBackbone(
+            self.filters,
+            self.num_layers,
+            self.first_kernel_size,
+            self.kernel_size,
+            colors,
+            self.num_classes,
+            name="trunk",
+        )
         self.output_head = AutoregressiveHead(
             self.head_filters, self.output_channels, colors, name="output_head"
         )
-        image_shape = (None,) + self.image_shape
-        feature_shape = image_shape[:-1] + (self.filters,)
-        for i, layer in enumerate(self.gated_layers):
-            layer.build((image_shape, image_shape) if i == 0 else (feature_shape, feature_shape))
-        self.output_head.build(feature_shape)
+        self.trunk.build((None,) + self.image_shape)
+        self.output_head.build((None,) + self.image_shape[:-1] + (self.filters,))
         self.built = True
+
+    @property
+    def gated_layers(self):
+        # Where model.keras files keep the trunk's weights (see PixelCNN.input_conv).
+        return self.trunk.gated_layers
 
     def features(self, images, labels=None):
         """(batch, H, W, C) levels -> (batch, H, W, filters): the horizontal stack before the 1 x 1 head."""
-        vertical = horizontal = self.to_symmetric_interval(images)
-        for layer in self.gated_layers:
-            vertical, horizontal = layer((vertical, horizontal), labels)
-        return horizontal
+        return self.trunk(self.to_symmetric_interval(images), labels)
 
     def call(self, images, labels=None, training=False):
         """(batch, H, W, C) integer levels -> (batch, H, W, C * num_params) likelihood params."""

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from keras_gen.layers import AutoregressiveHead, DiagonalBiLSTM, MaskedConv2D, RowLSTM
+from keras_gen.layers import AutoregressiveHead, PixelRNNBackbone
 from keras_gen.layers.recurrent import lstm_update
 from keras_gen.models.autoregressive import (
     AutoregressiveModel,
@@ -73,38 +73,52 @@ class PixelRNN(AutoregressiveModel):
             bool(complete_context),
         )
         self.kernel_size = int(kernel_size)
-        self.input_conv = MaskedConv2D(self.units, 7, "A", colors, name="input_conv")
-        self.recurrent_layers = [
-            RowLSTM(self.units, self.kernel_size, colors, name=f"row_lstm_{i}")
-            if kind == "row_lstm"
-            else DiagonalBiLSTM(
-                self.units, colors, self.complete_context, name=f"diagonal_bilstm_{i}"
-            )
-            for i in range(self.num_layers)
-        ]
-        self.residual_convs = [
-            MaskedConv2D(self.units, 1, "B", colors, name=f"residual_{i}")
-            for i in range(self.num_layers)
-        ]
+        self.trunk = PixelRNNBackbone(
+            kind,
+            self.units,
+            self.num_layers,
+            self.kernel_size,
+            colors,
+            self.complete_context,
+            name="trunk",
+        )
         self.output_head = AutoregressiveHead(
             self.head_filters, self.output_channels, colors, name="output_head"
         )
-        features = (None,) + self.image_shape[:2] + (self.units,)
-        self.input_conv.build((None,) + self.image_shape)
-        for recurrent, residual in zip(self.recurrent_layers, self.residual_convs):
-            recurrent.build(features)
-            residual.build(features)
-        self.output_head.build(features)
+        self.trunk.build((None,) + self.image_shape)
+        self.output_head.build((None,) + self.image_shape[:2] + (self.units,))
         self.built = True
+
+    # Where model.keras files keep the trunk's weights (see PixelCNN.input_conv). Files written
+    # before the trunk was a layer of its own keep the recurrent and residual layers under the
+    # model's `layers` (which Keras reaches before `recurrent_layers`), named by their classes in
+    # this order, so `layers` lists the model's layers as it then did.
+    @property
+    def layers(self):
+        trunk = self.trunk
+        return [
+            trunk.input_conv,
+            *trunk.recurrent_layers,
+            *trunk.residual_convs,
+            self.output_head.hidden,
+            self.output_head.out,
+        ]
+
+    @property
+    def input_conv(self):
+        return self.trunk.input_conv
+
+    @property
+    def recurrent_layers(self):
+        return self.trunk.recurrent_layers
+
+    @property
+    def residual_convs(self):
+        return self.trunk.residual_convs
 
     def features(self, images):
         """(batch, H, W, C) levels -> (batch, H, W, units): the recurrent stack's output, before the 1 x 1 head."""
-        image = self.to_symmetric_interval(images)
-        features = self.input_conv(image)
-        for recurrent, residual in zip(self.recurrent_layers, self.residual_convs):
-            outputs = recurrent(features, image) if self.complete_context else recurrent(features)
-            features = features + residual(outputs)
-        return features
+        return self.trunk(self.to_symmetric_interval(images))
 
     def call(self, images, labels=None, training=False):
         """(batch, H, W, C) integer levels -> (batch, H, W, C * num_params) likelihood params."""
