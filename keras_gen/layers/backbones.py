@@ -8,8 +8,41 @@ from keras_gen.layers.recurrent import DiagonalBiLSTM, RowLSTM
 from keras_gen.registry import register
 
 
+class _ConditionedBackbone(keras.layers.Layer):
+    """What the conditioned backbones share: colour groups, the condition and its config."""
+
+    def __init__(
+        self,
+        filters,
+        color_channels=1,
+        num_classes=None,
+        condition_kind=None,
+        condition_size=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.filters, self.color_channels = int(filters), int(color_channels)
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.condition_kind = condition_kind
+        self.condition_size = None if condition_size is None else int(condition_size)
+
+    def compute_output_shape(self, images_shape, condition_shape=None):
+        return tuple(images_shape[:-1]) + (self.filters,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            color_channels=self.color_channels,
+            num_classes=self.num_classes,
+            condition_kind=self.condition_kind,
+            condition_size=self.condition_size,
+        )
+        return config
+
+
 @register
-class PixelCNNBackbone(keras.layers.Layer):
+class PixelCNNBackbone(_ConditionedBackbone):
     """PixelCNN's network (van den Oord et al. 2016a): a mask-A convolution, then residual mask-B
     blocks. Causal: the features at a sub-pixel depend only on earlier sub-pixels.
 
@@ -51,13 +84,11 @@ class PixelCNNBackbone(keras.layers.Layer):
         condition_size=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.filters, self.num_blocks = int(filters), int(num_blocks)
+        super().__init__(
+            filters, color_channels, num_classes, condition_kind, condition_size, **kwargs
+        )
+        self.num_blocks = int(num_blocks)
         self.first_kernel_size, self.kernel_size = int(first_kernel_size), int(kernel_size)
-        self.color_channels = int(color_channels)
-        self.num_classes = None if num_classes is None else int(num_classes)
-        self.condition_kind = condition_kind
-        self.condition_size = None if condition_size is None else int(condition_size)
         policy = self.dtype_policy  # sublayers compute as their parent does
         self.input_conv = MaskedConv2D(
             self.filters,
@@ -97,26 +128,18 @@ class PixelCNNBackbone(keras.layers.Layer):
             hidden = block(hidden, condition)
         return hidden
 
-    def compute_output_shape(self, images_shape, condition_shape=None):
-        return tuple(images_shape[:-1]) + (self.filters,)
-
     def get_config(self):
         config = super().get_config()
         config.update(
-            filters=self.filters,
             num_blocks=self.num_blocks,
             first_kernel_size=self.first_kernel_size,
             kernel_size=self.kernel_size,
-            color_channels=self.color_channels,
-            num_classes=self.num_classes,
-            condition_kind=self.condition_kind,
-            condition_size=self.condition_size,
         )
         return config
 
 
 @register
-class GatedPixelCNNBackbone(keras.layers.Layer):
+class GatedPixelCNNBackbone(_ConditionedBackbone):
     """Gated PixelCNN's network (van den Oord et al. 2016b): gated layers with a vertical and a
     horizontal stack, so no blind spot. Causal, like `PixelCNNBackbone`, and conditioned the same
     way (class labels, a vector or a map, as a bias of both stacks in every layer).
@@ -150,13 +173,11 @@ class GatedPixelCNNBackbone(keras.layers.Layer):
         condition_size=None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        self.filters, self.num_layers = int(filters), int(num_layers)
+        super().__init__(
+            filters, color_channels, num_classes, condition_kind, condition_size, **kwargs
+        )
+        self.num_layers = int(num_layers)
         self.first_kernel_size, self.kernel_size = int(first_kernel_size), int(kernel_size)
-        self.color_channels = int(color_channels)
-        self.num_classes = None if num_classes is None else int(num_classes)
-        self.condition_kind = condition_kind
-        self.condition_size = None if condition_size is None else int(condition_size)
         self.gated_layers = [
             GatedBlock(
                 self.filters,
@@ -185,20 +206,12 @@ class GatedPixelCNNBackbone(keras.layers.Layer):
             vertical, horizontal = layer((vertical, horizontal), condition)
         return horizontal
 
-    def compute_output_shape(self, images_shape, condition_shape=None):
-        return tuple(images_shape[:-1]) + (self.filters,)
-
     def get_config(self):
         config = super().get_config()
         config.update(
-            filters=self.filters,
             num_layers=self.num_layers,
             first_kernel_size=self.first_kernel_size,
             kernel_size=self.kernel_size,
-            color_channels=self.color_channels,
-            num_classes=self.num_classes,
-            condition_kind=self.condition_kind,
-            condition_size=self.condition_size,
         )
         return config
 
