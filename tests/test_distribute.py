@@ -92,9 +92,7 @@ def test_replicas_draw_different_noise(two_replicas):
     with two_replicas.scope():
         model = make_model("vae")
 
-    @tf.function(
-        autograph=False
-    )  # autograph's lambda cache once handed this lambda another function's code
+    @tf.function
     def draw():
         return two_replicas.run(lambda: model.replica_random(keras.random.normal, (4, 3)))
 
