@@ -149,3 +149,40 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
                     f"{name} became {float(np.mean(value))} at epoch {self.epoch + 1}, step {batch + 1}; "
                     "training stopped. Try a lower --learning-rate, or float32 instead of mixed precision."
                 )
+
+
+class LearningRateSteps(keras.callbacks.Callback):
+    """Sets every optimizer's learning rate at the start of each epoch from a schedule.
+
+    Args:
+        schedule: [[first epoch, rate], ...], epochs counted from 1 and in increasing order;
+            e.g. [[1, 1e-3], [16, 3e-4], [23, 1e-4]]. A resumed run starts at its own epoch.
+    """
+
+    def __init__(self, schedule):
+        super().__init__()
+        self.schedule = check_schedule(schedule)
+
+    def rate_at(self, epoch):
+        """The rate of 1-based `epoch`."""
+        return [rate for first, rate in self.schedule if first <= epoch][-1]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.set_learning_rate(self.rate_at(epoch + 1))
+
+
+def check_schedule(schedule):
+    """[[first epoch, rate], ...] checked: starts at epoch 1, epochs increase, rates positive."""
+    pairs = [(int(first), float(rate)) for first, rate in schedule]
+    firsts = [first for first, _ in pairs]
+    if (
+        not pairs
+        or firsts[0] != 1
+        or firsts != sorted(set(firsts))
+        or min(r for _, r in pairs) <= 0
+    ):
+        raise ValueError(
+            "A learning-rate schedule is [[first epoch, rate], ...] from epoch 1, epochs increasing "
+            f"and rates above 0; got {schedule!r}."
+        )
+    return pairs

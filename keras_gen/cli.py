@@ -70,10 +70,10 @@ class Parser(argparse.ArgumentParser):
         raise ArgumentError(f"{self.prog}: {message}")
 
 
-def _add_data_options(parser, split):
+def _add_data_options(parser, split, dataset_required=True):
     parser.add_argument(
         "--dataset",
-        required=True,
+        required=dataset_required,
         help="tfds dataset name: mnist, binarized_mnist, fashion_mnist, cifar10, ...",
     )
     parser.add_argument("--split", default=split, help=f"tfds split (default {split}).")
@@ -121,9 +121,20 @@ def build_parser():
         description="Train a zoo model; writes model.keras, a sample grid PNG "
         "per epoch, loss.png, history.json and TensorBoard logs.",
     )
-    train.add_argument("model", help="model name, e.g. vae.")
-    _add_data_options(train, "train")
-    train.add_argument("--epochs", type=positive_int, default=5, help="passes over the data.")
+    train.add_argument("model", nargs="?", help="model name, e.g. vae (or give --recipe).")
+    train.add_argument(
+        "--recipe",
+        default=None,
+        help="a zoo name (or a recipe.json): train that zoo model again as its recipe says "
+        "(model, options, data, precision, epochs, learning-rate schedule); with --resume, continue.",
+    )
+    _add_data_options(train, "train", dataset_required=False)
+    train.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help="passes over the data (default 5, or the recipe's; with --resume, the total).",
+    )
     train.add_argument(
         "--steps-per-epoch", type=positive_int, default=None, help="cap on batches per epoch."
     )
@@ -327,15 +338,67 @@ def data_source(args):
     )
 
 
+def _train_recipe(args):
+    from keras_gen import recipes
+
+    given = [
+        flag
+        for flag, value in (
+            ("a model name", args.model),
+            ("--dataset", args.dataset),
+            ("--set", args.set),
+            ("--mixed-precision", args.mixed_precision),
+            ("--learning-rate", args.learning_rate),
+        )
+        if value
+    ]
+    if given:
+        raise ArgumentError(
+            f"--recipe sets the model, data, precision and schedule; drop {', '.join(given)}."
+        )
+    return recipes.train(
+        recipes.load(args.recipe),
+        args.out,
+        resume=args.resume,
+        manual_dir=args.manual_dir,
+        data_dir=args.data_dir,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        take=args.take,
+        verbose=_verbosity(),
+    )
+
+
 def cmd_train(args):
     from keras_gen import training
 
     check_writable(os.path.join(args.out, "model.keras"))
-    model = training.train(
+    if args.recipe:
+        model = _train_recipe(args)
+    elif not args.model or not args.dataset:
+        raise ArgumentError(
+            "train needs a model name and --dataset (e.g. train vae --dataset mnist), "
+            "or --recipe with a zoo name."
+        )
+    else:
+        model = _train_model(args)
+    if training.is_chief(model.distribute_strategy):
+        out = os.path.abspath(args.out)
+        print(
+            f"model:   {os.path.join(out, 'model.keras')}\nsamples: {os.path.join(out, 'samples')}/"
+            f"\ncurves:  {os.path.join(out, 'loss.png')}\nlogs:    {os.path.join(out, 'logs')}"
+        )
+    return model
+
+
+def _train_model(args):
+    from keras_gen import training
+
+    return training.train(
         args.model,
         data_source(args),
         args.out,
-        epochs=args.epochs,
+        epochs=args.epochs or 5,
         split=args.split,
         validation_split=args.validation_split,
         steps_per_epoch=args.steps_per_epoch,
@@ -349,13 +412,6 @@ def cmd_train(args):
         resume=args.resume,
         verbose=_verbosity(),
     )
-    if training.is_chief(model.distribute_strategy):
-        out = os.path.abspath(args.out)
-        print(
-            f"model:   {os.path.join(out, 'model.keras')}\nsamples: {os.path.join(out, 'samples')}/"
-            f"\ncurves:  {os.path.join(out, 'loss.png')}\nlogs:    {os.path.join(out, 'logs')}"
-        )
-    return model
 
 
 def _labels_arg(text, count):
@@ -561,7 +617,7 @@ def main(argv=None):
     except ArgumentError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from keras_gen import callbacks, data, export, runtime, training, zoo
+    from keras_gen import callbacks, data, export, recipes, runtime, training, zoo
 
     expected = (
         validation.InputError,
@@ -571,6 +627,7 @@ def main(argv=None):
         export.ExportError,
         callbacks.NonFiniteLossError,
         training.TrainingError,
+        recipes.RecipeError,
         ValueError,
         OSError,
     )

@@ -172,6 +172,7 @@ def train(
     classifier=None,
     seed=0,
     resume=False,
+    extra_callbacks=(),
     verbose=2,
 ):
     """Trains model `name` on `source` into the run folder `out`; returns the trained model.
@@ -190,6 +191,7 @@ def train(
             many train images and keep the best epoch in best.keras.
         classifier: the MNIST classifier's .keras file for `sample_quality` (default: the zoo's).
         resume: continue the run in `out` from its model.keras and history.json.
+        extra_callbacks: more Keras callbacks, run first (e.g. `callbacks.LearningRateSteps`).
         verbose: Keras' verbosity (1: progress bar, 2: a line per epoch).
 
     Example:
@@ -250,6 +252,7 @@ def train(
             validation_data=validation_data,
             verbose=verbose,
             callbacks=[
+                *extra_callbacks,
                 callbacks.StopOnNonFiniteLoss(),
                 callbacks.SampleGrid(os.path.join(out, "samples"), noise, labels),
                 callbacks.SaveEachEpoch(

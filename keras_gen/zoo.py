@@ -19,6 +19,14 @@ from keras_gen import formats, registry
 ZOO_DIR_ENV = "KERAS_GEN_ZOO_DIR"
 CARD = "card.json"
 KERAS_FILE = "model.keras"
+RECIPE = "recipe.json"
+
+
+def recipe_command(name):
+    """The one command that trains zoo model `name` again from its recipe.json."""
+    return (
+        f"python -m keras_gen train --recipe {name} --manual-dir ../shared/data --out runs/{name}"
+    )
 
 
 class ZooError(registry.PresetError):
@@ -170,6 +178,15 @@ def write_card(name):
             f"- LiteRT sampling: {info['litert_ms_per_image']} ms per image (model.tflite, 1 thread, "
             "one image at a time; benchmarks/zoo_latency.py)"
         )
+    if os.path.exists(os.path.join(path, RECIPE)):
+        lines += [
+            "",
+            "Trained again, as its recipe.json says, with one command (`--resume` continues it):",
+            "",
+            "```bash",
+            recipe_command(name),
+            "```",
+        ]
     for title, command in (
         ("Trained with", training.get("command")),
         ("Evaluated with", info.get("evaluation")),

@@ -1,0 +1,110 @@
+"""Recipes: how a zoo model was trained, as data, so that one command trains it again.
+
+A zoo folder's `recipe.json`:
+
+    {"model": "pixelrnn", "options": {"kind": "diagonal_bilstm", "units": 32, "num_layers": 2},
+     "data": {"dataset": "mnist", "preprocessing": "dynamic_binarize", "batch_size": 128},
+     "mixed_precision": null, "epochs": 30,
+     "learning_rate_schedule": [[1, 0.001], [16, 0.0003], [23, 0.0001]],
+     "sample_quality": null, "validation_split": "test[:1000]", "seed": 0, "keep": "last"}
+
+`python -m keras_gen train --recipe pixelrnn_diagonal_bilstm_binarized_mnist --out runs/dbl` runs it,
+and the same command with `--resume` continues it where it stopped. "keep" says which checkpoint
+the zoo holds: "last" (model.keras) or "best" (best.keras, by `sample_quality`).
+"""
+
+import json
+import os
+
+from keras_gen import callbacks, data, training, zoo
+
+RECIPE = zoo.RECIPE
+FIELDS = {
+    "model",
+    "options",
+    "data",
+    "mixed_precision",
+    "epochs",
+    "learning_rate_schedule",
+    "sample_quality",
+    "validation_split",
+    "seed",
+    "keep",
+    "notes",
+}
+DATA_FIELDS = {"dataset", "preprocessing", "bits", "batch_size"}
+
+
+class RecipeError(ValueError):
+    """A recipe that cannot be found or read."""
+
+
+def load(source):
+    """The recipe of a zoo name, a zoo folder or a recipe.json path, checked."""
+    if source.endswith(".json"):
+        path = source
+    elif os.path.isdir(source):
+        path = os.path.join(source, RECIPE)
+    else:
+        path = os.path.join(zoo.folder(source), RECIPE)
+    if not os.path.exists(path):
+        raise RecipeError(f"{path}: no such recipe.")
+    with open(path) as file:
+        try:
+            recipe = json.load(file)
+        except json.JSONDecodeError as error:
+            raise RecipeError(f"{path}: not JSON ({error}).") from None
+    unknown = sorted(set(recipe) - FIELDS) + sorted(set(recipe.get("data", {})) - DATA_FIELDS)
+    if unknown or "model" not in recipe or "dataset" not in recipe.get("data", {}):
+        raise RecipeError(
+            f"{path}: a recipe needs model and data.dataset, and takes only "
+            f"{sorted(FIELDS)}; got unknown {unknown}."
+        )
+    if recipe.get("learning_rate_schedule"):
+        callbacks.check_schedule(recipe["learning_rate_schedule"])
+    return recipe
+
+
+def train(
+    recipe,
+    out,
+    *,
+    resume=False,
+    manual_dir=None,
+    data_dir=None,
+    epochs=None,
+    steps_per_epoch=None,
+    take=None,
+    verbose=2,
+):
+    """Trains `recipe` (a dict from `load`) into the run folder `out`; returns the model.
+
+    `epochs`, `steps_per_epoch` and `take` shorten a run (tests, trials); the learning-rate
+    schedule still counts epochs from 1.
+    """
+    settings = recipe["data"]
+    source = data.Source(
+        settings["dataset"],
+        preprocessing=settings.get("preprocessing", "none"),
+        bits=settings.get("bits", 8),
+        batch_size=settings.get("batch_size", 128),
+        take=take,
+        manual_dir=manual_dir,
+        data_dir=data_dir,
+    )
+    schedule = recipe.get("learning_rate_schedule")
+    return training.train(
+        recipe["model"],
+        source,
+        out,
+        epochs=epochs or recipe.get("epochs", 5),
+        validation_split=recipe.get("validation_split", "test[:1000]"),
+        steps_per_epoch=steps_per_epoch,
+        options=None if resume else recipe.get("options", {}),
+        mixed_precision=None if resume else recipe.get("mixed_precision"),
+        sample_quality=recipe.get("sample_quality"),
+        seed=recipe.get("seed", 0),
+        resume=resume,
+        extra_callbacks=[callbacks.LearningRateSteps(schedule)] if schedule else [],
+        verbose=verbose,
+    )

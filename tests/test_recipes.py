@@ -1,0 +1,81 @@
+"""Recipes: each zoo folder's recipe.json, and `train --recipe` with its learning-rate schedule."""
+
+import json
+import os
+
+import pytest
+
+from keras_gen import callbacks, cli, formats, recipes, runtime, training, zoo
+from keras_gen.models import get
+from tests.conftest import REPO
+
+ZOO = os.path.join(REPO, "saved_models")
+NAMES = sorted(n for n in os.listdir(ZOO) if os.path.isdir(os.path.join(ZOO, n)))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_zoo_folder_has_a_recipe_that_builds_its_model(name):
+    recipe = recipes.load(os.path.join(ZOO, name))
+    assert set(recipe["options"]) <= training.model_options(get(recipe["model"]))
+    config = formats.read_manifest(os.path.join(ZOO, name))["config"]  # the zoo model's own
+    for option, value in recipe["options"].items():
+        assert config[option] == (list(value) if isinstance(value, tuple) else value), option
+    assert recipe["epochs"] >= 1 and recipe["keep"] in ("last", "best")
+    assert recipe["mixed_precision"] in (None, "bfloat16")
+    card = open(os.path.join(ZOO, name, "MODEL_CARD.md")).read()
+    assert zoo.recipe_command(name) in card
+
+
+def test_the_schedule_sets_the_rate_of_each_epoch():
+    steps = callbacks.LearningRateSteps([[1, 1e-3], [16, 3e-4], [23, 1e-4]])
+    assert [steps.rate_at(e) for e in (1, 15, 16, 22, 23, 30)] == [
+        1e-3,
+        1e-3,
+        3e-4,
+        3e-4,
+        1e-4,
+        1e-4,
+    ]
+    for bad in ([], [[2, 1e-3]], [[1, 1e-3], [1, 1e-4]], [[1, 0.0]]):
+        with pytest.raises(ValueError, match="learning-rate schedule"):
+            callbacks.check_schedule(bad)
+
+
+def test_train_recipe_runs_two_short_epochs_then_resumes(mock_dataset, tmp_path, capsys):
+    recipe = {
+        "model": "pixelcnn",
+        "options": {"filters": 4, "num_blocks": 1, "head_filters": 4},
+        "data": {"dataset": "binarized_mnist", "batch_size": 8},
+        "mixed_precision": None,
+        "epochs": 3,
+        "learning_rate_schedule": [[1, 1e-3], [2, 3e-4], [3, 1e-4]],
+        "validation_split": "none",
+        "keep": "last",
+    }
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    run = tmp_path / "run"
+    argv = ["train", "--recipe", str(path), "--manual-dir", mock_dataset, "--steps-per-epoch", "2"]
+    assert cli.main(argv + ["--epochs", "2", "--out", str(run)]) == 0
+    model = runtime.load_keras(str(run / "model.keras"))
+    assert float(model.optimizer.learning_rate) == pytest.approx(3e-4)  # epoch 2's rate
+    assert int(model.optimizer.iterations) == 4
+    assert cli.main(argv + ["--resume", "--out", str(run)]) == 0  # on to the recipe's 3 epochs
+    model = runtime.load_keras(str(run / "model.keras"))
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-4)
+    assert int(model.optimizer.iterations) == 6
+    assert len(json.loads((run / "history.json").read_text())["loss"]) == 3
+
+
+def test_a_recipe_refuses_other_model_settings_and_bad_files(tmp_path, capsys):
+    assert (
+        cli.main(["train", "vae", "--recipe", "vae_binarized_mnist", "--out", str(tmp_path / "r")])
+        == 2
+    )
+    assert "drop a model name" in capsys.readouterr().err
+    assert cli.main(["train", "--out", str(tmp_path / "r")]) == 2
+    assert "needs a model name and --dataset" in capsys.readouterr().err
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"model": "vae", "data": {"dataset": "mnist"}, "learning_rate": 1}))
+    with pytest.raises(recipes.RecipeError, match="unknown \\['learning_rate'\\]"):
+        recipes.load(str(bad))
