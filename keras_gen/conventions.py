@@ -34,3 +34,38 @@ def unit_to_pixels(images):
 def pixels_to_levels(pixels, num_levels):
     """uint8 pixels in [0, 255] -> uint8 levels in [0, num_levels - 1]; inverts levels -> pixels. NumPy."""
     return np.round(np.asarray(pixels, np.float32) * (num_levels - 1) / 255.0).astype(np.uint8)
+
+
+def draw_noise_structure(batch_size, noise_spec, seed=None):
+    """Noise for a model's `noise_spec` ({name: (shape, kind)}), drawn from one seed.
+
+    One entry gives a bare (batch_size, *shape) float32 array, as `draw_noise` does; several give
+    {name: array}, drawn in the order of the names, so the same seed gives the same noise.
+    """
+    if len(noise_spec) == 1:
+        [(shape, kind)] = noise_spec.values()
+        return draw_noise(batch_size, shape, kind, seed)
+    rng = np.random.default_rng(seed)
+    drawn = {}
+    for name in sorted(noise_spec):
+        shape, kind = noise_spec[name]
+        full = (int(batch_size),) + tuple(shape)
+        drawn[name] = (
+            rng.random(full, dtype=np.float32)
+            if kind == "uniform"
+            else rng.standard_normal(full, dtype=np.float32)
+        )
+    return drawn
+
+
+def noise_batch_size(noise):
+    """The batch size of noise: an array, or a dict of arrays."""
+    first = next(iter(noise.values())) if isinstance(noise, dict) else noise
+    return int(first.shape[0])
+
+
+def slice_noise(noise, start, stop):
+    """Rows start:stop of noise, an array or a dict of arrays."""
+    if isinstance(noise, dict):
+        return {name: value[start:stop] for name, value in noise.items()}
+    return noise[start:stop]

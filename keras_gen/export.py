@@ -178,13 +178,15 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
             "image_shape": list(model.image_shape),
             "num_levels": model.num_levels,
             "num_classes": model.num_classes,
-            "noise_shape": list(model.noise_shape),
-            "noise_kind": model.noise_kind,
+            "noise": formats.noise_spec_json(model.noise_spec),
             "signatures": {
                 name: {"inputs": {spec.name: _spec_json(spec) for spec in signature}}
                 for name, (_, signature) in endpoints.items()
             },
         }
+        if len(model.noise_spec) == 1:  # what readers of exports before the named noise look for
+            [(shape, kind)] = model.noise_spec.values()
+            manifest.update(noise_shape=list(shape), noise_kind=kind)
         manifest["saved_model_sample"] = "xla" if compile_sample else "graph"
         manifest["quantized"] = {}
         for name in quantize:

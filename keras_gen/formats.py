@@ -46,3 +46,20 @@ def read_manifest(export_dir):
     path = os.path.join(export_dir, MANIFEST)
     with open(path) as file:
         return json.load(file)
+
+
+def noise_spec_json(noise_spec):
+    """{name: {"shape", "kind"}}: a `noise_spec` as export.json holds it."""
+    return {
+        name: {"shape": list(shape), "kind": kind} for name, (shape, kind) in noise_spec.items()
+    }
+
+
+def noise_spec_of(spec):
+    """{name: (shape, kind)} from a manifest: its "noise", or, in exports made before the noise
+    became a named structure, its one "noise" input of `noise_shape` and `noise_kind`."""
+    if "noise" in spec:
+        return {
+            name: (tuple(entry["shape"]), entry["kind"]) for name, entry in spec["noise"].items()
+        }
+    return {"noise": (tuple(spec["noise_shape"]), spec["noise_kind"])}

@@ -52,20 +52,32 @@ class Runner:
 
     def __init__(self, spec):
         self.image_shape = tuple(spec["image_shape"])
-        self.noise_shape = tuple(spec["noise_shape"])
         self.num_levels = int(spec["num_levels"])
         self.num_classes = spec.get("num_classes")
-        self.noise_kind = spec["noise_kind"]
         self.has_log_prob = bool(spec["has_log_prob"])
+        self.noise_spec = formats.noise_spec_of(spec)
+        single = len(self.noise_spec) == 1
+        # One noise input: its shape and kind, as before the noise became a named structure.
+        self.noise_shape, self.noise_kind = (
+            next(iter(self.noise_spec.values())) if single else (None, None)
+        )
 
     def make_noise(self, batch_size, seed=None):
         """The noise the model's own `make_noise` would draw for the same seed."""
-        return conventions.draw_noise(batch_size, self.noise_shape, self.noise_kind, seed)
+        return conventions.draw_noise_structure(batch_size, self.noise_spec, seed)
 
     def sample(self, noise, labels=None):
-        noise = np.asarray(validation.check_noise(noise, self.noise_shape, self.noise_kind))
-        labels = validation.check_labels(labels, self.num_classes, noise.shape[0])
-        return np.asarray(self._run("sample", {"noise": noise}, labels, "images"))
+        """Images (batch, H, W, C) uint8 for noise: an array, or {name: array} (`noise_spec`)."""
+        noise = validation.check_noise_structure(noise, self.noise_spec)
+        labels = validation.check_labels(
+            labels, self.num_classes, conventions.noise_batch_size(noise)
+        )
+        inputs = (
+            {name: np.asarray(value) for name, value in noise.items()}
+            if isinstance(noise, dict)
+            else {next(iter(self.noise_spec)): np.asarray(noise)}
+        )
+        return np.asarray(self._run("sample", inputs, labels, "images"))
 
     def log_prob(self, images, labels=None):
         if not self.has_log_prob:
@@ -86,17 +98,19 @@ class KerasRunner(Runner):
         super().__init__(
             dict(
                 image_shape=model.image_shape,
-                noise_shape=model.noise_shape,
+                noise=formats.noise_spec_json(model.noise_spec),
                 num_levels=model.num_levels,
                 num_classes=model.num_classes,
-                noise_kind=model.noise_kind,
                 has_log_prob=model.has_log_prob,
             )
         )
 
     def _call(self, signature, inputs):
         if signature == "sample":
-            return {"images": self.model.sample(inputs["noise"], inputs.get("labels"))}
+            noise = {name: inputs[name] for name in self.noise_spec}
+            if len(noise) == 1:
+                [noise] = noise.values()
+            return {"images": self.model.sample(noise, inputs.get("labels"))}
         return {
             "log_prob": self.model._export_log_prob(
                 tf.constant(inputs["images"]), inputs.get("labels")
@@ -231,11 +245,14 @@ def open_artifact(path, runtime=None, num_threads=None):
 
 def sample_in_batches(runner, noise, labels=None, batch_size=64, progress=True):
     """Samples `noise` in chunks with a progress bar; returns (N, H, W, C) uint8."""
-    bar = keras.utils.Progbar(len(noise), unit_name="image") if progress else None
+    count = conventions.noise_batch_size(noise)
+    bar = keras.utils.Progbar(count, unit_name="image") if progress else None
     chunks = []
-    for start in range(0, len(noise), batch_size):
+    for start in range(0, count, batch_size):
         chunk_labels = None if labels is None else labels[start : start + batch_size]
-        chunks.append(runner.sample(noise[start : start + batch_size], chunk_labels))
+        chunks.append(
+            runner.sample(conventions.slice_noise(noise, start, start + batch_size), chunk_labels)
+        )
         if bar:
             bar.add(len(chunks[-1]))
     return np.concatenate(chunks)

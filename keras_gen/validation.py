@@ -73,6 +73,37 @@ def check_noise(noise, noise_shape, noise_kind=None, name="noise"):
     return tf.cast(noise, tf.float32)
 
 
+def check_noise_structure(noise, noise_spec):
+    """Checks noise for a model's `noise_spec` ({name: (shape, kind)}): a bare array when it has one
+    entry, a dict with exactly its names otherwise; every entry float, with one batch size.
+    Returns float32 tensors in the same structure."""
+    if len(noise_spec) == 1:
+        [(name, (shape, kind))] = noise_spec.items()
+        if isinstance(noise, dict):
+            if set(noise) != {name}:
+                raise InputError(
+                    f"noise: expected an array, or {{{name!r}: array}}; got keys {sorted(noise)}."
+                )
+            noise = noise[name]
+        return check_noise(noise, shape, kind)
+    if not isinstance(noise, dict) or set(noise) != set(noise_spec):
+        got = sorted(noise) if isinstance(noise, dict) else type(noise).__name__
+        raise InputError(
+            f"noise: expected a dict with {sorted(noise_spec)}, received {got}. "
+            "Use model.make_noise."
+        )
+    checked = {
+        name: check_noise(noise[name], shape, kind, name=name)
+        for name, (shape, kind) in noise_spec.items()
+    }
+    sizes = {
+        name: int(value.shape[0]) for name, value in checked.items() if value.shape[0] is not None
+    }
+    if len(set(sizes.values())) > 1:
+        raise InputError(f"noise: every entry needs the same batch size, received {sizes}.")
+    return checked
+
+
 def check_labels(labels, num_classes, batch_size, name="labels"):
     """Checks class labels for a conditional model; returns int32 of shape (batch,)."""
     if num_classes is None:

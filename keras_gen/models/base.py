@@ -9,7 +9,13 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gen import precision, validation
-from keras_gen.conventions import draw_noise, pixels_to_levels, unit_to_pixels  # noqa: F401  (their old home)
+from keras_gen.conventions import (  # noqa: F401  (draw_noise and the rest lived here before)
+    draw_noise,
+    draw_noise_structure,
+    noise_batch_size,
+    pixels_to_levels,
+    unit_to_pixels,
+)
 from keras_gen.registry import register
 
 
@@ -322,22 +328,33 @@ class GenerativeModel(keras.Model):
         """Shape of one example's noise, without the batch axis."""
         raise NotImplementedError
 
+    @property
+    def noise_spec(self):
+        """{name: (shape without the batch axis, "normal" or "uniform")}: the noise `sample` takes.
+
+        One entry, "noise", for a model with one noise input (the exports' signature input
+        keeps that name); a model with several, such as a latent z and pixel noise, overrides it.
+        """
+        return {"noise": (tuple(self.noise_shape), self.noise_kind)}
+
     def make_noise(self, batch_size, seed=None):
-        """Draws (batch_size, *noise_shape) float32 noise of this model's kind with NumPy."""
-        return draw_noise(batch_size, self.noise_shape, self.noise_kind, seed)
+        """Draws noise for `noise_spec` with NumPy: a (batch_size, *noise_shape) float32 array
+        for one noise input, {name: array} for several. The same seed gives the same noise."""
+        return draw_noise_structure(batch_size, self.noise_spec, seed)
 
     # -- public, checked entry points -------------------------------------
     def sample(self, noise, labels=None):
         """Turns noise into images, deterministically.
 
         Args:
-            noise: (batch, *noise_shape) float32.
+            noise: (batch, *noise_shape) float32, or {name: array} for a model with several
+                noise inputs (`noise_spec`).
             labels: (batch,) int class labels, for conditional models only.
         Returns:
             (batch, H, W, C) uint8 pixels in [0, 255].
         """
-        noise = validation.check_noise(noise, self.noise_shape, self.noise_kind)
-        labels = validation.check_labels(labels, self.num_classes, noise.shape[0])
+        noise = validation.check_noise_structure(noise, self.noise_spec)
+        labels = validation.check_labels(labels, self.num_classes, noise_batch_size(noise))
         return self._sample(noise, labels)
 
     def log_prob(self, images, labels=None):
@@ -398,13 +415,20 @@ class GenerativeModel(keras.Model):
     def export_endpoints(self):
         """Functions to export: {name: (fn, input_signature)}, each fn returning a dict."""
         label_spec = [tf.TensorSpec((None,), tf.int32, name="labels")] if self.num_classes else []
-        noise_spec = tf.TensorSpec((None,) + tuple(self.noise_shape), tf.float32, name="noise")
+        names = sorted(self.noise_spec)
+        noise_specs = [
+            tf.TensorSpec((None,) + tuple(self.noise_spec[name][0]), tf.float32, name=name)
+            for name in names
+        ]
         image_spec = tf.TensorSpec((None,) + self.image_shape, tf.uint8, name="images")
 
-        def sample_fn(noise, labels=None):
+        def sample_fn(*inputs):
+            # The signature's inputs: each noise input by name, then the labels of a conditional model.
+            noise = inputs[0] if len(names) == 1 else dict(zip(names, inputs[: len(names)]))
+            labels = inputs[len(names)] if len(inputs) > len(names) else None
             return {"images": self._sample(noise, labels)}
 
-        endpoints = {"sample": (sample_fn, [noise_spec] + label_spec)}
+        endpoints = {"sample": (sample_fn, noise_specs + label_spec)}
         if self.has_log_prob:
 
             def log_prob_fn(images, labels=None):
