@@ -156,8 +156,9 @@ class GatedPixelCNNBackbone(_ConditionedBackbone):
     Example:
 
     ```python
-    backbone = GatedPixelCNNBackbone(filters=32, num_layers=12, num_classes=10)
-    features = backbone(images, labels)                   # (batch, 28, 28, 32)
+    backbone = GatedPixelCNNBackbone(filters=8, num_layers=2, num_classes=10)
+    images, labels = np.zeros((2, 6, 6, 1), "float32"), np.array([3, 7])
+    features = backbone(images, labels)                       # (2, 6, 6, 8)
     ```
     """
 
@@ -236,8 +237,8 @@ class PixelRNNBackbone(keras.layers.Layer):
     Example:
 
     ```python
-    backbone = PixelRNNBackbone("diagonal_bilstm", units=32, num_layers=2, complete_context=True)
-    features = backbone(images)                           # (batch, 28, 28, 32)
+    backbone = PixelRNNBackbone("diagonal_bilstm", units=4, num_layers=1, complete_context=True)
+    features = backbone(np.zeros((2, 5, 6, 1), "float32"))    # (2, 5, 6, 4)
     ```
     """
 

@@ -24,7 +24,8 @@ class ConditionBias(keras.layers.Layer):
 
     ```python
     bias = ConditionBias("vector", size=32, channels=16)
-    features = features + bias(z)        # (batch, H, W, 16) + (batch, 1, 1, 16)
+    features, z = np.zeros((2, 6, 6, 16), "float32"), np.ones((2, 32), "float32")
+    features = features + bias(z)                             # (2, 6, 6, 16) + (2, 1, 1, 16)
     ```
     """
 

@@ -44,6 +44,14 @@ class GatedBlock(keras.layers.Layer):
         first: the first layer hides the current sub-pixel (mask A) and has no residual.
         num_classes: adds a learned class bias to both stacks.
         condition_kind, condition_size: or a bias of a vector ("vector") or map ("spatial").
+
+    Example:
+
+    ```python
+    block = GatedBlock(filters=4, kernel_size=3, first=True)
+    images = np.zeros((2, 6, 6, 1), "float32")
+    vertical, horizontal = block((images, images))           # each (2, 6, 6, 4)
+    ```
     """
 
     def __init__(

@@ -86,6 +86,14 @@ class Window(collections.namedtuple("Window", ["before", "current"])):
     before: (batch, pad * channels), the values of the pad columns to the left, oldest first (zeros off the image);
     current: (batch, channels), the current column's values.
     Static shapes, so it is a loop variable of the samplers' column loop.
+
+    Example:
+
+    ```python
+    window = Window.zeros(batch=2, pad=1, channels=3)         # one column to the left, 3 channels
+    window = window.with_current(tf.ones((2, 3))).advance()
+    window.flat().shape                                        # (2, 6): columns c - 1 and c
+    ```
     """
 
     @classmethod

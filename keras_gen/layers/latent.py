@@ -12,6 +12,13 @@ class CategoricalCode(keras.layers.Layer):
 
     The argmax of independent standard normals is uniform over their indices, so a Gaussian z
     carries a uniform categorical code (InfoGAN's discrete code) without a second noise input.
+
+    Example:
+
+    ```python
+    code = CategoricalCode(categories=10)
+    codes = code(np.random.default_rng(0).standard_normal((4, 64)).astype("float32"))  # (4,) in 0..9
+    ```
     """
 
     def __init__(self, categories, **kwargs):

@@ -51,6 +51,13 @@ class MaskedConv2D(keras.layers.Layer):
         kernel_size: int or (kh, kw), odd sizes.
         mask_type: "A" (first layer: the centre sub-pixel is hidden), "B", or None (no mask).
         color_channels: colour groups for R->G->B ordering (3 for RGB, 1 for grey).
+
+    Example:
+
+    ```python
+    conv = MaskedConv2D(filters=8, kernel_size=3, mask_type="A", color_channels=1)
+    features = conv(np.zeros((2, 6, 6, 1), "float32"))      # (2, 6, 6, 8); (r, c) sees only earlier pixels
+    ```
     """
 
     def __init__(
@@ -122,7 +129,15 @@ class MaskedConv2D(keras.layers.Layer):
 
 @register
 class ClassBias(keras.layers.Layer):
-    """A learned per-class bias, broadcast over height and width (conditional models)."""
+    """A learned per-class bias, broadcast over height and width (conditional models).
+
+    Example:
+
+    ```python
+    bias = ClassBias(num_classes=10, channels=4)
+    bias(np.array([3, 7]))                                    # (2, 1, 1, 4), zeros until trained
+    ```
+    """
 
     def __init__(self, num_classes, channels, **kwargs):
         super().__init__(**kwargs)
@@ -151,7 +166,15 @@ class ClassBias(keras.layers.Layer):
 
 @register
 class MaskedResidualBlock(keras.layers.Layer):
-    """PixelCNN residual block: 1x1 (2h -> h), kxk, 1x1 (h -> 2h), all mask B, ReLU between."""
+    """PixelCNN residual block: 1x1 (2h -> h), kxk, 1x1 (h -> 2h), all mask B, ReLU between.
+
+    Example:
+
+    ```python
+    block = MaskedResidualBlock(filters=8, kernel_size=3, num_classes=10)
+    features = block(np.zeros((2, 6, 6, 8), "float32"), np.array([3, 7]))   # (2, 6, 6, 8)
+    ```
+    """
 
     def __init__(
         self,

@@ -50,6 +50,13 @@ class RowLSTM(keras.layers.Layer):
     state. The receptive field is the triangle above each pixel.
 
     Input (batch, H, W, features) -> output (batch, H, W, units).
+
+    Example:
+
+    ```python
+    lstm = RowLSTM(units=4, kernel_size=3)
+    states = lstm(np.zeros((2, 5, 6, 4), "float32"))          # (2, 5, 6, 4), row by row from the top
+    ```
     """
 
     def __init__(self, units, kernel_size=3, color_channels=1, **kwargs):
@@ -225,6 +232,13 @@ class DiagonalLSTM(keras.layers.Layer):
     output only the rows below use.
 
     Input (batch, H, W, features) -> output (batch, H, W, units).
+
+    Example:
+
+    ```python
+    lstm = DiagonalLSTM(units=4)
+    states = lstm(np.zeros((2, 5, 6, 4), "float32"))          # (2, 5, 6, 4), diagonal by diagonal
+    ```
     """
 
     def __init__(self, units, color_channels=1, mirrored=False, masked=True, **kwargs):
@@ -360,6 +374,14 @@ class DiagonalBiLSTM(keras.layers.Layer):
 
     Input (batch, H, W, features) [and with complete_context the image,
     (batch, H, W, color_channels) in [-1, 1]] -> output (batch, H, W, units).
+
+    Example:
+
+    ```python
+    bilstm = DiagonalBiLSTM(units=4, complete_context=True)
+    images = np.zeros((2, 5, 6, 1), "float32")
+    states = bilstm(np.zeros((2, 5, 6, 4), "float32"), images)   # (2, 5, 6, 4)
+    ```
     """
 
     def __init__(self, units, color_channels=1, complete_context=False, **kwargs):

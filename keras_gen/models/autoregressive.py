@@ -54,6 +54,16 @@ class AutoregressiveModel(GenerativeModel):
     Args:
         likelihood: "bernoulli" (binary, default for num_levels=2) or
             "categorical" (a num_levels-way softmax per sub-pixel).
+
+    Example:
+
+    ```python
+    model = PixelCNN(image_shape=(6, 6, 1), filters=4, num_blocks=1, head_filters=4)
+    images = (np.random.default_rng(0).random((3, 6, 6, 1)) < 0.3).astype("uint8")
+    model.log_prob(images), model.bits_per_dim(images)        # (3,) nats, (3,) bits per sub-pixel
+    fast = model.sample_levels(model.make_noise(3, seed=0))   # (3, 6, 6, 1) levels, cached sampler
+    plain = model.sample_levels(model.make_noise(3, seed=0), method="plain")   # the same images
+    ```
     """
 
     noise_kind = "uniform"

@@ -60,6 +60,14 @@ class GenerativeModel(keras.Model):
     Subclasses set `noise_kind` ("normal" or "uniform"), define `noise_shape`,
     and implement `_sample(noise, labels)` and, if they have a likelihood,
     `_log_prob(images, labels)`.
+
+    Example:
+
+    ```python
+    model = VAE(image_shape=(8, 8, 1), latent_dim=2, widths=(4, 8))   # any keras_gen model
+    noise = model.make_noise(4, seed=0)                       # the same seed gives the same noise
+    images = model.sample(noise)                              # (4, 8, 8, 1) uint8 pixels, deterministic
+    ```
     """
 
     noise_kind = "normal"

@@ -80,15 +80,16 @@ class AdversarialModel(GenerativeModel):
     Example:
 
     ```python
-    generator = keras.Sequential([keras.Input((64,)), layers.Dense(7 * 7 * 64, activation="relu"),
-                                  layers.Reshape((7, 7, 64)),
-                                  layers.Conv2DTranspose(32, 4, 2, "same", activation="relu"),
+    generator = keras.Sequential([keras.Input((16,)), layers.Dense(2 * 2 * 8, activation="relu"),
+                                  layers.Reshape((2, 2, 8)),
+                                  layers.Conv2DTranspose(4, 4, 2, "same", activation="relu"),
                                   layers.Conv2DTranspose(1, 4, 2, "same", activation="tanh")])
-    discriminator = keras.Sequential([keras.Input((28, 28, 1)), layers.Conv2D(32, 4, 2, "same"),
+    discriminator = keras.Sequential([keras.Input((8, 8, 1)), layers.Conv2D(8, 4, 2, "same"),
                                       layers.LeakyReLU(0.2), layers.Flatten(), layers.Dense(1)])
-    model = DCGAN(latent_dim=64, generator=generator, discriminator=discriminator)
+    model = DCGAN(image_shape=(8, 8, 1), latent_dim=16, generator=generator, discriminator=discriminator)
     model.compile_for_training()
-    model.fit(data.load("mnist", "train", batch_size=128), epochs=1)
+    images = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 1)).astype("uint8")
+    model.fit(images, batch_size=8, epochs=1, verbose=0)
     ```
     """
 
@@ -454,6 +455,16 @@ class DCGAN(AdversarialModel):
 
     Args:
         label_smoothing: real targets are 1 - label_smoothing (one-sided smoothing).
+
+    Example:
+
+    ```python
+    model = DCGAN(image_shape=(8, 8, 1), latent_dim=4, filters=4, code_categories=3)
+    model.compile_for_training()
+    images = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 1)).astype("uint8")
+    model.fit(images, batch_size=8, epochs=1, verbose=0)     # d_loss, g_loss, code_loss
+    samples = model.sample(model.make_noise(4, seed=0))       # (4, 8, 8, 1) uint8 pixels
+    ```
     """
 
     def __init__(self, label_smoothing=0.0, **kwargs):
@@ -486,6 +497,15 @@ class WGANGP(AdversarialModel):
     Args:
         gradient_penalty_weight: lambda.
         discriminator_steps: critic steps per generator step (n_critic).
+
+    Example:
+
+    ```python
+    model = WGANGP(image_shape=(8, 8, 1), latent_dim=4, filters=4)   # 5 critic steps per batch
+    model.compile_for_training()
+    images = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 1)).astype("uint8")
+    model.fit(images, batch_size=3, epochs=1, verbose=0)     # batches below 5 reuse rows
+    ```
     """
 
     default_learning_rate = 1e-4
@@ -526,7 +546,18 @@ class WGANGP(AdversarialModel):
 
 @register
 class ConditionalGAN(DCGAN):
-    """Class-conditional DCGAN: a label embedding in the generator, a projection discriminator."""
+    """Class-conditional DCGAN: a label embedding in the generator, a projection discriminator.
+
+    Example:
+
+    ```python
+    model = ConditionalGAN(image_shape=(8, 8, 1), latent_dim=4, filters=4, num_classes=3)
+    model.compile_for_training()
+    images = np.random.default_rng(0).integers(0, 256, (8, 8, 8, 1)).astype("uint8")
+    model.fit(images, np.arange(8) % 3, batch_size=4, epochs=1, verbose=0)
+    threes = model.sample(model.make_noise(2, seed=0), np.array([2, 2]))
+    ```
+    """
 
     def __init__(self, num_classes=10, **kwargs):
         if num_classes is None:

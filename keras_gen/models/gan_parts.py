@@ -20,9 +20,11 @@ class GeneratorAverage:
     Example:
 
     ```python
-    average = GeneratorAverage(0.999)
-    ema_generator = average.frozen_copy(generator_builder(name="ema_generator"), generator)
-    average.update(ema_generator, generator, step, latents)
+    generator = keras.Sequential([keras.Input((4,)), layers.Dense(3)])
+    copy = keras.Sequential([keras.Input((4,)), layers.Dense(3)])
+    average = GeneratorAverage(decay=0.999)
+    ema_generator = average.frozen_copy(copy, generator)     # the generator's weights, frozen
+    average.update(ema_generator, generator, step=tf.constant(0), inputs=np.zeros((2, 4), "float32"))
     ```
     """
 
@@ -68,10 +70,9 @@ class InfoGANCode:
     Example:
 
     ```python
-    code = InfoGANCode(categories=10, weight=1.0)
-    hidden = layers.Concatenate()([z, code.generator_input(z)])
-    logits = [real_or_fake_logits, code.discriminator_head(features)]
-    loss = code.weight * code.loss(z, logits[1])           # (batch,) nats
+    code = InfoGANCode(categories=10, weight=1.0, latent_dim=64)
+    z = np.random.default_rng(0).standard_normal((4, 64)).astype("float32")
+    nats = code.loss(z, tf.zeros((4, 10)))                    # (4,) log(10) each: chance
     ```
     """
 

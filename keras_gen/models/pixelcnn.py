@@ -48,6 +48,17 @@ class PixelCNN(AutoregressiveModel):
         head_filters: channels of the 1x1 layer before the output, a multiple of C (default 64,
             rounded up to one).
         num_classes: class-conditional when set (a learned class bias in each block).
+
+    Example:
+
+    ```python
+    model = PixelCNN(image_shape=(6, 6, 1), filters=4, num_blocks=1, head_filters=4)
+    model.compile_for_training()
+    images = (np.random.default_rng(0).random((16, 6, 6, 1)) < 0.3).astype("uint8")
+    model.fit(images, batch_size=8, epochs=1, verbose=0)
+    nats = model.log_prob(images)                             # (16,) exact log-likelihood
+    samples = model.sample(model.make_noise(4, seed=0))       # (4, 6, 6, 1) uint8 pixels
+    ```
     """
 
     has_fast_sampler = True
@@ -211,6 +222,14 @@ class GatedPixelCNN(AutoregressiveModel):
         head_filters: channels of the 1x1 layer before the output, a multiple of C (default 64,
             rounded up to one).
         num_classes: class-conditional when set (a learned class bias in every layer).
+
+    Example:
+
+    ```python
+    model = GatedPixelCNN(image_shape=(6, 6, 1), filters=4, num_layers=2, head_filters=4, num_classes=3)
+    labels = np.array([0, 1, 2, 0])
+    samples = model.sample(model.make_noise(4, seed=0), labels)   # (4, 6, 6, 1), one class each
+    ```
     """
 
     has_fast_sampler = True

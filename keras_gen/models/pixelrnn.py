@@ -38,6 +38,15 @@ class PixelRNN(AutoregressiveModel):
             (benchmarks/complete_context.py); False gives the paper's version.
         head_filters: channels of the 1 x 1 layer before the output, a multiple of C (default 64,
             rounded up to one).
+
+    Example:
+
+    ```python
+    model = PixelRNN(image_shape=(5, 5, 1), kind="diagonal_bilstm", units=4, num_layers=1, head_filters=4)
+    images = (np.random.default_rng(0).random((2, 5, 5, 1)) < 0.3).astype("uint8")
+    nats = model.log_prob(images)                             # (2,)
+    samples = model.sample(model.make_noise(2, seed=0))       # (2, 5, 5, 1) uint8 pixels
+    ```
     """
 
     has_fast_sampler = True

@@ -25,6 +25,14 @@ class LatentVariableModel(GenerativeModel):
 
     Subclasses build `self.encoder` (images in [0, 1] -> 2 * latent_dim) and
     `self.decoder` (z -> likelihood params).
+
+    Example:
+
+    ```python
+    model = VAE(image_shape=(8, 8, 1), latent_dim=2, widths=(4, 8))
+    mean, log_var = model.encode(np.zeros((3, 8, 8, 1), "uint8"))   # (3, 2) each
+    params = model.decode(model.make_noise(3, seed=0))        # (3, 8, 8, 1) Bernoulli logits
+    ```
     """
 
     noise_kind = "normal"
@@ -119,6 +127,16 @@ class VAE(LatentVariableModel):
         beta: weight of the KL term (beta-VAE).
         kl_warmup_steps: the KL weight grows linearly from 0 to beta over these steps.
         eval_num_samples: importance samples k for the `nll` that `evaluate` reports.
+
+    Example:
+
+    ```python
+    model = VAE(image_shape=(8, 8, 1), latent_dim=2, widths=(4, 8), eval_num_samples=4)
+    model.compile_for_training()
+    images = (np.random.default_rng(0).random((16, 8, 8, 1)) < 0.3).astype("uint8")
+    model.fit(images, batch_size=8, epochs=1, verbose=0)     # loss, reconstruction, kl in nats
+    samples = model.sample(model.make_noise(4, seed=0))       # (4, 8, 8, 1) uint8 pixels
+    ```
     """
 
     def __init__(
