@@ -40,6 +40,11 @@ def randomized(layer, seed=0):
 BACKBONES = {
     "pixelcnn": (PixelCNNBackbone, dict(filters=4, num_blocks=2)),
     "gated_pixelcnn": (GatedPixelCNNBackbone, dict(filters=4, num_layers=2)),
+    "row_lstm": (PixelRNNBackbone, dict(kind="row_lstm", units=4, num_layers=1)),
+    "diagonal_bilstm": (
+        PixelRNNBackbone,
+        dict(kind="diagonal_bilstm", units=4, num_layers=1, complete_context=True),
+    ),
 }
 
 
@@ -113,6 +118,8 @@ def test_a_block_takes_labels_or_another_condition_not_both():
         MaskedResidualBlock(4, num_classes=3, condition_kind="vector", condition_size=2)
     with pytest.raises(ValueError, match="num_classes or condition_kind, not both"):
         GatedBlock(4, num_classes=3, condition_kind="spatial", condition_size=2)
+    with pytest.raises(ValueError, match="num_classes or condition_kind, not both"):
+        PixelRNNBackbone(num_classes=3, condition_kind="vector", condition_size=2)
     with pytest.raises(ValueError, match="condition kind must be one of"):
         ConditionBias("text", 4, 2)
 

@@ -1,7 +1,9 @@
 """Networks of the autoregressive families as layers, to reuse in any model."""
 
 import keras
+from keras import ops
 
+from keras_gen.layers.conditioning import ConditionBias
 from keras_gen.layers.gated import GatedBlock
 from keras_gen.layers.masked_conv import MaskedConv2D, MaskedResidualBlock
 from keras_gen.layers.recurrent import DiagonalBiLSTM, RowLSTM
@@ -222,8 +224,10 @@ class PixelRNNBackbone(keras.layers.Layer):
     """PixelRNN's network (van den Oord et al. 2016a): a 7 x 7 mask-A convolution, then Row LSTM or
     Diagonal BiLSTM layers, each with a residual 1 x 1 mask-B convolution. Causal.
 
-    `call(images)` maps float images (batch, H, W, C) in [-1, 1] to features (batch, H, W, units).
-    It takes no condition yet.
+    `call(images, condition=None)` maps float images (batch, H, W, C) in [-1, 1] to features
+    (batch, H, W, units). With a condition (class labels, a vector or a map, as for
+    `PixelCNNBackbone`), a learned bias of it joins the residual stream after the first
+    convolution and after every layer.
 
     Args:
         kind: "row_lstm" or "diagonal_bilstm".
@@ -233,6 +237,7 @@ class PixelRNNBackbone(keras.layers.Layer):
         color_channels: colour groups.
         complete_context: the Diagonal BiLSTM's right-to-left pass also reads the image row
             (see `DiagonalBiLSTM`).
+        num_classes, condition_kind, condition_size: the condition, as for `PixelCNNBackbone`.
 
     Example:
 
@@ -250,9 +255,17 @@ class PixelRNNBackbone(keras.layers.Layer):
         kernel_size=3,
         color_channels=1,
         complete_context=False,
+        num_classes=None,
+        condition_kind=None,
+        condition_size=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if num_classes and condition_kind:
+            raise ValueError("PixelRNNBackbone takes num_classes or condition_kind, not both.")
+        self.num_classes = None if num_classes is None else int(num_classes)
+        self.condition_kind = condition_kind
+        self.condition_size = None if condition_size is None else int(condition_size)
         if kind not in ("row_lstm", "diagonal_bilstm"):
             raise ValueError(f"kind must be 'row_lstm' or 'diagonal_bilstm', got {kind!r}.")
         self.kind, self.units, self.num_layers = kind, int(units), int(num_layers)
@@ -273,23 +286,38 @@ class PixelRNNBackbone(keras.layers.Layer):
             MaskedConv2D(self.units, 1, "B", colors, name=f"residual_{i}", dtype=policy)
             for i in range(self.num_layers)
         ]
+        # One bias after the first convolution and one after each layer; none without a condition.
+        kind_of_condition = "labels" if self.num_classes else condition_kind
+        size = self.num_classes or self.condition_size
+        self.condition_biases = [
+            ConditionBias(kind_of_condition, size, self.units, name=f"condition_{i}", dtype=policy)
+            for i in range(self.num_layers + 1)
+            if kind_of_condition
+        ]
 
-    def build(self, images_shape):
+    def build(self, images_shape, condition_shape=None):
         features = tuple(images_shape[:-1]) + (self.units,)
         self.input_conv.build(images_shape)
         for recurrent, residual in zip(self.recurrent_layers, self.residual_convs):
             recurrent.build(features)
             residual.build(features)
+        for bias in self.condition_biases:
+            bias.build()
         self.built = True
 
-    def call(self, images):
-        features = self.input_conv(images)
-        for recurrent, residual in zip(self.recurrent_layers, self.residual_convs):
+    def _with_condition(self, features, index, condition):
+        if not self.condition_biases:
+            return features
+        return features + ops.cast(self.condition_biases[index](condition), features.dtype)
+
+    def call(self, images, condition=None):
+        features = self._with_condition(self.input_conv(images), 0, condition)
+        for i, (recurrent, residual) in enumerate(zip(self.recurrent_layers, self.residual_convs)):
             outputs = recurrent(features, images) if self.complete_context else recurrent(features)
-            features = features + residual(outputs)
+            features = self._with_condition(features + residual(outputs), i + 1, condition)
         return features
 
-    def compute_output_shape(self, images_shape):
+    def compute_output_shape(self, images_shape, condition_shape=None):
         return tuple(images_shape[:-1]) + (self.units,)
 
     def get_config(self):
@@ -301,5 +329,8 @@ class PixelRNNBackbone(keras.layers.Layer):
             kernel_size=self.kernel_size,
             color_channels=self.color_channels,
             complete_context=self.complete_context,
+            num_classes=self.num_classes,
+            condition_kind=self.condition_kind,
+            condition_size=self.condition_size,
         )
         return config
