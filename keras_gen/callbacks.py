@@ -16,6 +16,16 @@ class SampleGrid(keras.callbacks.Callback):
     Args:
         noise: (N, *noise_shape) float32, fixed so epochs are comparable.
         labels: (N,) int labels for conditional models.
+
+    Example:
+
+    ```python
+    model = VAE(image_shape=(8, 8, 1), latent_dim=2, widths=(4, 8))
+    model.compile_for_training()
+    images = np.zeros((8, 8, 8, 1), "uint8")
+    grid = SampleGrid(tempfile.mkdtemp(), model.make_noise(4, seed=0))
+    model.fit(images, batch_size=4, epochs=1, verbose=0, callbacks=[grid])   # writes epoch_001.png
+    ```
     """
 
     def __init__(self, directory, noise, labels=None):
@@ -30,7 +40,18 @@ class SampleGrid(keras.callbacks.Callback):
 
 class LossCurves(keras.callbacks.Callback):
     """After each epoch, rewrites a PNG of every logged metric against epochs and, given
-    `history_path`, a JSON file of them; a run that resumes continues the history found there."""
+    `history_path`, a JSON file of them; a run that resumes continues the history found there.
+
+    Example:
+
+    ```python
+    model = VAE(image_shape=(8, 8, 1), latent_dim=2, widths=(4, 8))
+    model.compile_for_training()
+    folder = tempfile.mkdtemp()
+    curves = LossCurves(f"{folder}/loss.png", "vae", history_path=f"{folder}/history.json")
+    model.fit(np.zeros((8, 8, 8, 1), "uint8"), batch_size=4, epochs=2, verbose=0, callbacks=[curves])
+    ```
+    """
 
     def __init__(self, path, title="training", history_path=None):
         super().__init__()
@@ -60,7 +81,17 @@ def epochs_done(history):
 
 
 class SaveEachEpoch(keras.callbacks.Callback):
-    """Saves the model (with optimizer state) to `path` after each epoch, never leaving a partial file."""
+    """Saves the model (with optimizer state) to `path` after each epoch, never leaving a partial file.
+
+    Example:
+
+    ```python
+    model = VAE(image_shape=(8, 8, 1), latent_dim=2, widths=(4, 8))
+    model.compile_for_training()
+    path = f"{tempfile.mkdtemp()}/model.keras"
+    model.fit(np.zeros((8, 8, 8, 1), "uint8"), batch_size=4, verbose=0, callbacks=[SaveEachEpoch(path)])
+    ```
+    """
 
     def __init__(self, path):
         super().__init__()
@@ -87,6 +118,18 @@ class SampleQuality(keras.callbacks.Callback):
         reference_labels: (n,) int labels of those images; a conditional model is asked for them.
         best_so_far: the lowest `sample_fd_logits` of the epochs before (a resumed run's history).
         seed: noise seed; each epoch draws from the same noise.
+
+    Example:
+
+    ```python
+    classifier = MnistClassifier()
+    classifier.build((None, 28, 28, 1))                      # the zoo's: metrics.load_classifier()
+    model = DCGAN(latent_dim=4, filters=4)
+    model.compile_for_training()
+    real = np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1)).astype("uint8")
+    quality = SampleQuality(classifier, real, best_path=f"{tempfile.mkdtemp()}/best.keras")
+    model.fit(real[:8], batch_size=4, verbose=0, callbacks=[quality])   # logs sample_fd_logits, ...
+    ```
     """
 
     def __init__(
@@ -133,6 +176,14 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Stops `fit` at the first batch whose logged loss is NaN or infinite, raising `NonFiniteLossError`.
 
     It raises before the epoch ends, so no end-of-epoch checkpoint of the broken weights is written.
+
+    Example:
+
+    ```python
+    model = VAE(image_shape=(8, 8, 1), latent_dim=2, widths=(4, 8))
+    model.compile_for_training()
+    model.fit(np.zeros((8, 8, 8, 1), "uint8"), batch_size=4, verbose=0, callbacks=[StopOnNonFiniteLoss()])
+    ```
     """
 
     def __init__(self):
@@ -157,6 +208,16 @@ class LearningRateSteps(keras.callbacks.Callback):
     Args:
         schedule: [[first epoch, rate], ...], epochs counted from 1 and in increasing order;
             e.g. [[1, 1e-3], [16, 3e-4], [23, 1e-4]]. A resumed run starts at its own epoch.
+
+    Example:
+
+    ```python
+    model = VAE(image_shape=(8, 8, 1), latent_dim=2, widths=(4, 8))
+    model.compile_for_training()
+    steps = LearningRateSteps([[1, 1e-3], [2, 3e-4]])
+    model.fit(np.zeros((8, 8, 8, 1), "uint8"), batch_size=4, epochs=2, verbose=0, callbacks=[steps])
+    float(model.optimizer.learning_rate)                     # 3e-4, epoch 2's rate
+    ```
     """
 
     def __init__(self, schedule):

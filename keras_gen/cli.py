@@ -64,7 +64,19 @@ class ArgumentError(ValueError):
 
 
 class Parser(argparse.ArgumentParser):
-    """Raises ArgumentError instead of exiting, so `main` reports it like every other error."""
+    """Raises ArgumentError instead of exiting, so `main` reports it like every other error.
+
+    Example:
+
+    ```python
+    parser = Parser(prog="demo")
+    parser.add_argument("--num", type=int, required=True)
+    try:
+        parser.parse_args([])
+    except ArgumentError as error:                           # not SystemExit: main() prints it
+        message = str(error)
+    ```
+    """
 
     def error(self, message):
         raise ArgumentError(f"{self.prog}: {message}")

@@ -294,9 +294,9 @@ class Source:
     Example:
 
     ```python
-    source = data.Source("mnist", preprocessing="dynamic_binarize", manual_dir="../shared/data")
-    train = source.load("train", labels=False)       # batches of uint8 levels
-    source.image_shape(), source.num_levels()        # ((28, 28, 1), 2)
+    source = Source("mnist", preprocessing="dynamic_binarize", batch_size=64)
+    source.num_levels()                                      # 2
+    # source.load("train") yields batches of uint8 levels; image_shape() reads the prepared dataset
     ```
     """
 

@@ -11,7 +11,16 @@ import tensorflow as tf
 
 
 class Likelihood:
-    """Base: a factorised distribution over the sub-pixels of an image."""
+    """Base: a factorised distribution over the sub-pixels of an image.
+
+    Example:
+
+    ```python
+    likelihood = Bernoulli()
+    params = tf.zeros((2, 4, 4, 1))                          # logits: p = 0.5 everywhere
+    likelihood.log_prob(params, np.zeros((2, 4, 4, 1), "uint8"))   # (2,) = 16 log 0.5 nats
+    ```
+    """
 
     name = None
 
@@ -45,7 +54,15 @@ class Likelihood:
 
 
 class Bernoulli(Likelihood):
-    """Binary pixels; params are logits, one per sub-pixel."""
+    """Binary pixels; params are logits, one per sub-pixel.
+
+    Example:
+
+    ```python
+    likelihood = Bernoulli()
+    likelihood.log_prob(tf.zeros((1, 2, 2, 1)), np.ones((1, 2, 2, 1), "uint8"))   # 4 log 0.5 nats
+    ```
+    """
 
     name = "bernoulli"
 
@@ -71,7 +88,16 @@ class Bernoulli(Likelihood):
 
 
 class Categorical(Likelihood):
-    """A num_levels-way softmax per sub-pixel."""
+    """A num_levels-way softmax per sub-pixel.
+
+    Example:
+
+    ```python
+    likelihood = Categorical(num_levels=4)
+    params = tf.zeros((1, 2, 2, 4))                          # uniform over 4 levels per sub-pixel
+    likelihood.log_prob(params, np.zeros((1, 2, 2, 1), "uint8"))   # 4 log 0.25 nats
+    ```
+    """
 
     name = "categorical"
 
@@ -100,6 +126,14 @@ class DiscretizedLogistic(Likelihood):
     """A logistic per sub-pixel, integrated over each level's bin (Salimans et al. 2017).
 
     Params per sub-pixel: mean in [-1, 1] space and log-scale.
+
+    Example:
+
+    ```python
+    likelihood = DiscretizedLogistic(num_levels=256)
+    params = tf.zeros((1, 2, 2, likelihood.num_params()))
+    nats = likelihood.log_prob(params, np.full((1, 2, 2, 1), 128, "uint8"))   # (1,)
+    ```
     """
 
     name = "logistic"

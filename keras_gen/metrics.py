@@ -25,7 +25,15 @@ DEFAULT_CLASSIFIER = os.path.join(
 
 @register
 class MnistClassifier(keras.Model):
-    """A small convnet on uint8 pixels (batch, 28, 28, 1); `features` is its 128-d penultimate layer."""
+    """A small convnet on uint8 pixels (batch, 28, 28, 1); `features` is its 128-d penultimate layer.
+
+    Example:
+
+    ```python
+    classifier = MnistClassifier()
+    logits = classifier(np.zeros((2, 28, 28, 1), "float32"))  # (2, 10); the zoo's: metrics.load_classifier()
+    ```
+    """
 
     def __init__(self, image_shape=(28, 28, 1), num_classes=10, **kwargs):
         super().__init__(**kwargs)

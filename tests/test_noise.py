@@ -99,3 +99,31 @@ def test_an_export_from_before_the_named_noise_still_opens(tmp_path):
     runner = runtime.LiteRTRunner(str(tmp_path / "export" / "model.tflite"), manifest)
     noise = model.make_noise(2, seed=0)
     np.testing.assert_array_equal(runner.sample(noise), model.sample(noise))
+
+
+def test_the_cli_samples_an_export_with_named_noise(tmp_path):
+    from keras_gen import cli
+
+    model = TwoNoises(seed=0)
+    export.export(model, tmp_path / "export", verbose=False)
+    out = tmp_path / "samples.npy"
+    assert (
+        cli.main(
+            [
+                "sample",
+                str(tmp_path / "export"),
+                "--num",
+                "5",
+                "--seed",
+                "3",
+                "--batch-size",
+                "2",
+                "--runtime",
+                "tflite",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    np.testing.assert_array_equal(np.load(out), model.sample(model.make_noise(5, seed=3)))
