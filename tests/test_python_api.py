@@ -1,6 +1,7 @@
 """Training and evaluation from Python, without the command line."""
 
 import json
+import math
 
 from keras_gen import data, evaluation, training
 
@@ -31,4 +32,6 @@ def test_train_resume_and_evaluate_from_python(mock_dataset, tmp_path):
     assert len(json.loads((run / "history.json").read_text())["loss"]) == 2
     assert not (run / "backup").exists()
     figures = evaluation.evaluate(str(run / "model.keras"), source, verbose=0)
-    assert figures["nll"] > 0 and figures["bits_per_dim"] > 0 and "seconds" in figures
+    # tfds' mock data is not binary, so only the figures' presence and finiteness are checked here.
+    assert {"nll", "bits_per_dim", "seconds"} <= set(figures)
+    assert all(math.isfinite(figures[name]) for name in ("nll", "bits_per_dim"))
