@@ -12,12 +12,13 @@ This module imports nothing from keras_gen, so every other module may use it.
 import numpy as np
 import tensorflow as tf
 
-NOISE_KINDS = ("normal", "uniform")
-
 
 def draw_noise(batch_size, noise_shape, noise_kind, seed=None):
     """(batch_size, *noise_shape) float32: standard normal, or uniform in [0, 1) for noise_kind="uniform"."""
-    rng = np.random.default_rng(seed)
+    return _draw(np.random.default_rng(seed), batch_size, noise_shape, noise_kind)
+
+
+def _draw(rng, batch_size, noise_shape, noise_kind):
     shape = (int(batch_size),) + tuple(noise_shape)
     if noise_kind == "uniform":
         return rng.random(shape, dtype=np.float32)
@@ -46,16 +47,7 @@ def draw_noise_structure(batch_size, noise_spec, seed=None):
         [(shape, kind)] = noise_spec.values()
         return draw_noise(batch_size, shape, kind, seed)
     rng = np.random.default_rng(seed)
-    drawn = {}
-    for name in sorted(noise_spec):
-        shape, kind = noise_spec[name]
-        full = (int(batch_size),) + tuple(shape)
-        drawn[name] = (
-            rng.random(full, dtype=np.float32)
-            if kind == "uniform"
-            else rng.standard_normal(full, dtype=np.float32)
-        )
-    return drawn
+    return {name: _draw(rng, batch_size, *noise_spec[name]) for name in sorted(noise_spec)}
 
 
 def noise_batch_size(noise):
