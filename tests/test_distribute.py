@@ -14,7 +14,7 @@ import tensorflow as tf
 from keras_gen import models
 from tests.conftest import REPO
 
-# Tiny configurations of the 8 models. WGAN-GP takes 2 critic steps per batch, so its critic and
+# Tiny configurations of the 9 models. WGAN-GP takes 2 critic steps per batch, so its critic and
 # generator steps are both compared, and has a categorical latent code.
 CONFIGS = {
     "vae": ("vae", dict(image_shape=(8, 8, 1), latent_dim=4, widths=(4, 8), eval_num_samples=3)),
@@ -35,6 +35,20 @@ CONFIGS = {
     "diagonal_bilstm": (
         "pixelrnn",
         dict(kind="diagonal_bilstm", image_shape=(6, 6, 1), units=4, num_layers=1),
+    ),
+    "pixelvae": (
+        "pixelvae",
+        dict(
+            image_shape=(8, 8, 1),
+            latent_dim=3,
+            widths=(4,),
+            map_channels=2,
+            filters=4,
+            num_blocks=1,
+            head_filters=4,
+            eval_num_samples=3,
+            free_bits=0.1,
+        ),
     ),
 }
 GLOBAL_BATCH = 8

@@ -20,9 +20,12 @@ def run_example(name, *argv):
         sys.argv = saved
 
 
-def test_fit_on_your_dataset(mock_dataset, tmp_path):
+@pytest.mark.parametrize("model", ["pixelcnn", "pixelvae"])
+def test_fit_on_your_dataset(model, mock_dataset, tmp_path):
     run_example(
         "fit_on_your_dataset.py",
+        "--model",
+        model,
         "--dataset",
         "fashion_mnist",
         "--manual-dir",
@@ -97,3 +100,20 @@ def test_pixelcnn_completion(mock_dataset, tmp_path):
         tmp_path / "completions.png",
     )
     assert (tmp_path / "completions.png").is_file()
+
+
+def test_pixelvae(mock_dataset, tmp_path):
+    run_example(
+        "pixelvae.py",
+        "--manual-dir",
+        mock_dataset,
+        "--epochs",
+        "1",
+        "--take",
+        "64",
+        "--importance-samples",
+        "2",
+        "--out",
+        tmp_path,
+    )
+    assert (tmp_path / "samples_per_z.png").is_file() and (tmp_path / "pixelvae.keras").is_file()

@@ -5,6 +5,7 @@ from keras_gen.models.base import GenerativeModel
 from keras_gen.models.gan import DCGAN, WGANGP, AdversarialModel, ConditionalGAN
 from keras_gen.models.pixelcnn import GatedPixelCNN, PixelCNN
 from keras_gen.models.pixelrnn import PixelRNN
+from keras_gen.models.pixelvae import PixelVAE
 from keras_gen.models.vae import VAE, LatentVariableModel
 
 MODELS = {
@@ -15,6 +16,7 @@ MODELS = {
     "wgan_gp": WGANGP,
     "conditional_gan": ConditionalGAN,
     "pixelrnn": PixelRNN,
+    "pixelvae": PixelVAE,
 }
 
 

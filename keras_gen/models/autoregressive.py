@@ -156,7 +156,7 @@ class AutoregressiveModel(GenerativeModel):
             (batch, H, W, C) uint8 levels.
         """
         noise = validation.check_noise(noise, self.noise_shape, self.noise_kind)
-        labels = validation.check_labels(labels, self.num_classes, noise.shape[0])
+        labels = self._check_condition(labels, noise.shape[0])
         if (known is None) != (known_mask is None):
             raise validation.InputError("Completion needs both `known` and `known_mask`.")
         if known is not None:
@@ -242,7 +242,7 @@ class AutoregressiveModel(GenerativeModel):
         Args:
             image_pad: columns left of the current one that the first layer reads.
             state: the caches carried from row to row (tensors only).
-            begin_row(state) -> (fixed, carried): what the row's columns read
+            begin_row(row, state) -> (fixed, carried): what row `row` (a scalar tensor) reads
                 (`fixed`) and what they update (`carried`: tensors with static
                 shapes but the batch). Only `carried` is a loop variable.
             params_at(col, image, fixed, carried) -> (params, carried): the
@@ -268,7 +268,7 @@ class AutoregressiveModel(GenerativeModel):
                 canvas[:, row],
                 keep[:, row],
             )  # (batch, W, C) each
-            fixed, carried = begin_row(state)
+            fixed, carried = begin_row(row, state)
 
             def column_step(col, image, levels, carried):
                 uniform, given, kept = (

@@ -362,7 +362,7 @@ class GenerativeModel(keras.Model):
             (batch, H, W, C) uint8 pixels in [0, 255].
         """
         noise = validation.check_noise_structure(noise, self.noise_spec)
-        labels = validation.check_labels(labels, self.num_classes, noise_batch_size(noise))
+        labels = self._check_condition(labels, noise_batch_size(noise))
         return self._sample(noise, labels)
 
     def log_prob(self, images, labels=None):
@@ -373,8 +373,17 @@ class GenerativeModel(keras.Model):
         if not self.has_log_prob:
             raise NotImplementedError(f"{type(self).__name__} has no likelihood.")
         images = validation.check_images(images, self.image_shape, self.num_levels)
-        labels = validation.check_labels(labels, self.num_classes, images.shape[0])
+        labels = self._check_condition(labels, images.shape[0])
         return images, labels
+
+    @property
+    def conditioned(self):
+        """Whether the model takes a condition (class labels) beside its images or noise."""
+        return self.num_classes is not None
+
+    def _check_condition(self, labels, batch_size):
+        """The checked condition (class labels) of `sample` and `log_prob`."""
+        return validation.check_labels(labels, self.num_classes, batch_size)
 
     def bits_per_dim(self, images, labels=None):
         """(batch,) negative log-likelihood in bits per sub-pixel."""
@@ -393,12 +402,12 @@ class GenerativeModel(keras.Model):
                 f"{', '.join(map(str, self.image_shape))}); the data gives shape {tuple(images.shape)} "
                 f"and dtype {images.dtype.name}. Check the dataset and image_shape."
             )
-        if self.num_classes is not None and labels is None:
+        if self.conditioned and labels is None:
             raise validation.InputError(
-                f"{type(self).__name__} is conditional on {self.num_classes} classes; the data must yield "
-                "(images, labels), e.g. data.load(..., labels=True)."
+                f"{type(self).__name__} is conditional; the data must yield (images, labels) or "
+                "(images, condition), e.g. data.load(..., labels=True)."
             )
-        return images, (labels if self.num_classes is not None else None)
+        return images, (labels if self.conditioned else None)
 
     def _sample(self, noise, labels):
         raise NotImplementedError

@@ -2,6 +2,7 @@
 
 import tensorflow as tf
 
+from keras_gen import validation
 from keras_gen.layers import (
     AutoregressiveHead,
     GatedPixelCNNBackbone,
@@ -30,6 +31,21 @@ def _class_bias(class_bias, labels):
     return tf.cast(tf.gather(class_bias.embedding.embeddings, labels), tf.float32)
 
 
+def _block_bias(block, condition):
+    """What a residual block adds from its condition, in float32: (batch or 1, 1 or H, 1 or W,
+    half) for class labels, a vector or a map; (1, 1, 1, 1) zeros for an unconditioned block."""
+    if block.class_bias is not None:
+        return _class_bias(block.class_bias, condition)[:, None, None]
+    if block.condition_bias is not None:
+        return tf.cast(block.condition_bias(condition), tf.float32)
+    return tf.zeros([1, 1, 1, 1])
+
+
+def _row_of(values, row):
+    """values[:, row], or values[:, 0] for a condition that is the same on every row."""
+    return values[:, 0] if values.shape[1] == 1 else tf.gather(values, row, axis=1)
+
+
 def _float32(conv):
     """A plain Conv2D's (kh, kw, in, out) kernel and its bias, in float32."""
     return tf.cast(conv.kernel, tf.float32), tf.cast(conv.bias, tf.float32)
@@ -48,6 +64,10 @@ class PixelCNN(AutoregressiveModel):
         head_filters: channels of the 1x1 layer before the output, a multiple of C (default 64,
             rounded up to one).
         num_classes: class-conditional when set (a learned class bias in each block).
+        condition_kind, condition_size: conditional on a "vector" (batch, condition_size) or a
+            "spatial" map (batch, H, W, condition_size) instead, passed where labels go; a
+            PixelVAE's decoder is one. Such a model trains and samples in Keras, but does not
+            export on its own.
 
     Example:
 
@@ -74,6 +94,8 @@ class PixelCNN(AutoregressiveModel):
         head_filters=None,
         num_classes=None,
         likelihood=None,
+        condition_kind=None,
+        condition_size=None,
         **kwargs,
     ):
         super().__init__(
@@ -84,6 +106,10 @@ class PixelCNN(AutoregressiveModel):
             **kwargs,
         )
         colors = self.image_shape[-1]
+        if condition_kind is not None and num_classes is not None:
+            raise ValueError("PixelCNN takes num_classes or condition_kind, not both.")
+        self.condition_kind = condition_kind
+        self.condition_size = None if condition_size is None else int(condition_size)
         self.filters = channel_width(filters, 64, 2 * colors, "filters")  # each block halves it
         self.head_filters = channel_width(head_filters, 64, colors, "head_filters")
         self.num_blocks = int(num_blocks)
@@ -95,6 +121,8 @@ class PixelCNN(AutoregressiveModel):
             self.kernel_size,
             colors,
             self.num_classes,
+            condition_kind,
+            condition_size,
             name="trunk",
         )
         self.output_head = AutoregressiveHead(
@@ -116,8 +144,35 @@ class PixelCNN(AutoregressiveModel):
     def blocks(self):
         return self.trunk.blocks
 
+    @property
+    def conditioned(self):
+        return self.num_classes is not None or self.condition_kind is not None
+
+    def _check_condition(self, condition, batch_size):
+        if self.condition_kind is None:
+            return super()._check_condition(condition, batch_size)
+        height, width = self.image_shape[:2]
+        shape = (
+            (self.condition_size,)
+            if self.condition_kind == "vector"
+            else (height, width, self.condition_size)
+        )
+        return validation.check_noise(condition, shape, name="condition")
+
+    def export_endpoints(self):
+        if self.condition_kind is not None:
+            raise NotImplementedError(
+                f"A PixelCNN conditioned on a {self.condition_kind} has no export signature for "
+                "its condition; export the model that computes it (such as PixelVAE)."
+            )
+        return super().export_endpoints()
+
     def call(self, images, labels=None, training=False):
-        """(batch, H, W, C) integer levels -> (batch, H, W, C * num_params) likelihood params."""
+        """(batch, H, W, C) integer levels -> (batch, H, W, C * num_params) likelihood params.
+
+        `labels`: class labels (batch,), or with `condition_kind` the condition: a vector
+        (batch, condition_size) or a map (batch, H, W, condition_size).
+        """
         return self.output_head(self.trunk(self.to_symmetric_interval(images), labels))
 
     def _fast_sample_levels(self, noise, labels, known, known_mask):
@@ -138,20 +193,20 @@ class PixelCNN(AutoregressiveModel):
                 float32_matrix(b.reduce),
                 split_causal_kernel(b.spatial),
                 float32_matrix(b.expand),
-                _class_bias(b.class_bias, labels),
+                _block_bias(b, labels),
             )
             for b in self.blocks
         ]
         head_step = self.output_head.stepper()
 
-        def begin_row(state):
+        def begin_row(row, state):
             image_rows, reduced_rows = state
             fixed = dict(
                 state=state,
                 input_from_above=from_rows_above(image_rows, *input_conv),
                 spatial_from_above=[
-                    from_rows_above(rows, *spatial) + class_bias[:, None]
-                    for rows, (_, spatial, _, class_bias) in zip(reduced_rows, blocks)
+                    from_rows_above(rows, *spatial) + _row_of(bias, row)
+                    for rows, (_, spatial, _, bias) in zip(reduced_rows, blocks)
                 ],
             )
             carried = dict(
@@ -207,6 +262,8 @@ class PixelCNN(AutoregressiveModel):
             first_kernel_size=self.first_kernel_size,
             kernel_size=self.kernel_size,
             head_filters=self.head_filters,
+            condition_kind=self.condition_kind,
+            condition_size=self.condition_size,
         )
         return config
 
@@ -320,7 +377,7 @@ class GatedPixelCNN(AutoregressiveModel):
             kernel, bias = weights["vertical_to_horizontal"]
             return tf.nn.bias_add(tf.matmul(vertical, kernel[0]), bias)
 
-        def begin_row(state):
+        def begin_row(row, state):
             return state, [Window.zeros(batch, p, self.filters) for p in pads[1:]]
 
         def params_at(col, image, state, windows):

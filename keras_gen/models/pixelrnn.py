@@ -154,7 +154,7 @@ class PixelRNN(AutoregressiveModel):
         )
         begin_cells, cell_at, end_column_cells, end_row_cells, initial_cells = cells
 
-        def begin_row(state):
+        def begin_row(row, state):
             image_rows, cell_states = state
             fixed, carried = zip(
                 *[

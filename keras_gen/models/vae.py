@@ -1,4 +1,4 @@
-"""Latent-variable models: the VAE (Kingma & Welling 2014), with beta and KL warm-up."""
+"""Latent-variable models trained on the ELBO: the family base and the VAE (Kingma & Welling 2014)."""
 
 import math
 
@@ -19,12 +19,70 @@ def _standard_normal_log_density(z):
     return -0.5 * tf.reduce_sum(tf.square(z) + _LOG_2PI, axis=-1)
 
 
+def gaussian_kl_per_dimension(mean, log_var):
+    """KL(N(mean, exp(log_var)) || N(0, 1)) of each latent dimension, in nats: (batch, latent_dim)
+    each -> (batch, latent_dim); summed over the last axis it is the KL of z."""
+    return 0.5 * (tf.square(mean) + tf.exp(log_var) - 1.0 - log_var)
+
+
+def check_downsampling(image_shape, widths, model_name):
+    """Refuses an image whose H and W the encoder's stride-2 layers cannot halve evenly."""
+    factor = 2 ** len(widths)
+    if image_shape[0] % factor or image_shape[1] % factor:
+        raise ValueError(
+            f"{model_name} with {len(widths)} stride-2 layers needs H and W divisible by "
+            f"{factor}; got image_shape {tuple(image_shape)}."
+        )
+
+
+def conv_encoder(image_shape, widths, latent_dim, name="encoder"):
+    """Images in [0, 1] (batch, H, W, C) -> (batch, 2 * latent_dim): a posterior's mean and log
+    variance. One stride-2 3 x 3 ReLU convolution per width, then a dense layer."""
+    return keras.Sequential(
+        [keras.Input(tuple(image_shape))]
+        + [layers.Conv2D(w, 3, strides=2, padding="same", activation="relu") for w in widths]
+        + [layers.Flatten(), layers.Dense(2 * latent_dim)],
+        name=name,
+    )
+
+
+def upsampling_decoder(image_shape, widths, latent_dim, out_channels, name="decoder"):
+    """z (batch, latent_dim) -> (batch, H, W, out_channels), the mirror of `conv_encoder`: a dense
+    layer to the smallest map, one stride-2 transposed convolution per width, a 3 x 3 output."""
+    height, width = image_shape[:2]
+    factor = 2 ** len(widths)
+    return keras.Sequential(
+        [
+            keras.Input((latent_dim,)),
+            layers.Dense((height // factor) * (width // factor) * widths[-1], activation="relu"),
+            layers.Reshape((height // factor, width // factor, widths[-1])),
+        ]
+        + [
+            layers.Conv2DTranspose(w, 3, strides=2, padding="same", activation="relu")
+            for w in reversed(widths)
+        ]
+        + [layers.Conv2D(out_channels, 3, padding="same")],
+        name=name,
+    )
+
+
 @register
 class LatentVariableModel(GenerativeModel):
-    """x ~ p(x | z) with z ~ N(0, I). Owns encode/decode/sample.
+    """x ~ p(x | z) with z ~ N(0, I), trained on the ELBO: the family base of VAE and PixelVAE.
 
-    Subclasses build `self.encoder` (images in [0, 1] -> 2 * latent_dim) and
-    `self.decoder` (z -> likelihood params).
+    It owns the posterior, the KL term with beta, warm-up and free bits, the train and test
+    steps, and the IWAE estimate of log p(x). Subclasses build `self.encoder` (images in [0, 1]
+    -> 2 * latent_dim) and define `log_likelihood_given_latent(images, z)`, `call` and `_sample`.
+
+    Args:
+        latent_dim: size of z.
+        likelihood: of p(x | z); "bernoulli" for binary data, else "logistic" (VAE) or
+            "categorical" (PixelVAE).
+        beta: weight of the KL term (beta-VAE).
+        kl_warmup_steps: the KL weight grows linearly from 0 to beta over these steps.
+        free_bits: nats per latent dimension and image that the KL term does not charge in
+            training (Kingma et al. 2016); 0 charges all. `evaluate` reports the true KL.
+        eval_num_samples: importance samples k for the `nll` that `evaluate` reports.
 
     Example:
 
@@ -38,17 +96,40 @@ class LatentVariableModel(GenerativeModel):
     noise_kind = "normal"
     has_log_prob = True
 
-    def __init__(self, latent_dim=16, likelihood=None, **kwargs):
+    def __init__(
+        self,
+        latent_dim=16,
+        likelihood=None,
+        beta=1.0,
+        kl_warmup_steps=0,
+        free_bits=0.0,
+        eval_num_samples=100,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.latent_dim = int(latent_dim)
         if likelihood is None:
-            likelihood = "bernoulli" if self.num_levels == 2 else "logistic"
+            likelihood = "bernoulli" if self.num_levels == 2 else self.default_likelihood
         self.likelihood_name = likelihood
         self.likelihood = likelihoods.get(likelihood, self.num_levels)
+        self.beta = float(beta)
+        self.kl_warmup_steps = int(kl_warmup_steps)
+        self.free_bits = float(free_bits)
+        self.eval_num_samples = int(eval_num_samples)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.nll_tracker = keras.metrics.Mean(name="nll")
+
+    default_likelihood = "logistic"
 
     @property
     def noise_shape(self):
         return (self.latent_dim,)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker, self.nll_tracker]
 
     def encode(self, images, training=False):
         """Integer level images (batch, H, W, C) -> posterior (mean, log_var), each (batch, latent_dim)."""
@@ -56,34 +137,69 @@ class LatentVariableModel(GenerativeModel):
         mean, log_var = tf.split(stats, 2, axis=-1)
         return mean, tf.clip_by_value(log_var, -12.0, 8.0)
 
-    def decode(self, z, training=False):
-        """z (batch, latent_dim) -> likelihood params (batch, H, W, C * num_params)."""
-        return self.decoder(z, training=training)
+    def log_likelihood_given_latent(self, images, z, training=False):
+        """log p(x | z) in nats: images (n, H, W, C) levels, z (n, latent_dim) -> (n,)."""
+        raise NotImplementedError
 
-    def decode_mean(self, z):
-        """z (batch, latent_dim) -> mean image (batch, H, W, C), float32 in [0, 1]."""
-        return self.likelihood.mean(self.decode(z), self.image_shape[-1])
+    # -- training -------------------------------------------------------------
+    def kl_weight(self):
+        """The KL weight at the optimizer's current step."""
+        if self.kl_warmup_steps <= 0 or self.optimizer is None:
+            return tf.constant(self.beta)
+        progress = tf.cast(self.optimizer.iterations, tf.float32) / self.kl_warmup_steps
+        return self.beta * tf.minimum(1.0, progress)
 
-    def call(self, images, training=False):
-        """Reconstruction: the likelihood params of p(x | z = posterior mean)."""
-        mean, _ = self.encode(images, training=training)
-        return self.decode(mean, training=training)
+    def negative_elbo_terms(self, images, training=False):
+        """(reconstruction, kl per latent dimension): (batch,) and (batch, latent_dim) in nats,
+        with one reparameterised sample of z."""
+        mean, log_var = self.encode(images, training=training)
+        eps = self.replica_random(keras.random.normal, (tf.shape(mean)[0], self.latent_dim))
+        z = mean + tf.exp(0.5 * log_var) * eps
+        reconstruction = -self.log_likelihood_given_latent(images, z, training=training)
+        return reconstruction, gaussian_kl_per_dimension(mean, log_var)
 
-    def _sample(self, noise, labels):
-        # The decoder's mean, the usual picture of a VAE sample.
-        return unit_to_pixels(self.decode_mean(noise))
+    def train_step(self, data):
+        images, _ = self._unpack_batch(data)
+        with tf.GradientTape() as tape:
+            reconstruction, kl_dims = self.negative_elbo_terms(images, training=True)
+            kl = tf.reduce_sum(kl_dims, axis=-1)
+            if self.free_bits > 0:
+                kl_dims = tf.maximum(kl_dims, self.free_bits)  # only the charged KL is clipped
+            charged = tf.reduce_sum(kl_dims, axis=-1)
+            per_image = reconstruction + self.kl_weight() * charged
+            loss = self.global_mean(per_image)
+            if self.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
+        self.minimize(tape, loss, self.optimizer, self.trainable_variables)
+        self.loss_tracker.update_state(per_image)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        return self.step_logs(self.metrics[:3])
 
+    def test_step(self, data):
+        images, _ = self._unpack_batch(data)
+        reconstruction, kl_dims = self.negative_elbo_terms(images)
+        kl = tf.reduce_sum(kl_dims, axis=-1)
+        self.loss_tracker.update_state(reconstruction + self.beta * kl)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        self.nll_tracker.update_state(-self._log_prob(images, None))
+        return self.step_logs(self.metrics)
+
+    # -- likelihood -----------------------------------------------------------
     def _log_prob_terms(self, images, eps):
         """Importance weights log p(x, z_k) - log q(z_k | x) for eps (k, batch, latent_dim)."""
         mean, log_var = self.encode(images)
         std = tf.exp(0.5 * log_var)
         z = mean[None] + std[None] * eps
         k, batch = tf.shape(eps)[0], tf.shape(eps)[1]
-        params = self.decode(tf.reshape(z, [-1, self.latent_dim]))
         tiled = tf.reshape(
             tf.tile(images[None], [k, 1, 1, 1, 1]), tf.concat([[k * batch], self.image_shape], 0)
         )
-        log_px_z = tf.reshape(self.likelihood.log_prob(params, tiled), [k, batch])
+        log_px_z = tf.reshape(
+            self.log_likelihood_given_latent(tiled, tf.reshape(z, [-1, self.latent_dim])),
+            [k, batch],
+        )
         log_q = _standard_normal_log_density(eps) - 0.5 * tf.reduce_sum(log_var, -1)[None]
         return log_px_z + _standard_normal_log_density(z) - log_q
 
@@ -113,135 +229,6 @@ class LatentVariableModel(GenerativeModel):
             (tf.constant(0), tf.fill([batch], -float("inf"))),
         )
         return total - tf.math.log(tf.cast(k, tf.float32))
-
-
-@register
-class VAE(LatentVariableModel):
-    """Convolutional VAE.
-
-    Args:
-        image_shape: (H, W, C); H and W divisible by 2 ** len(widths).
-        num_levels: 2 for binary data (Bernoulli decoder), else a discretized logistic.
-        latent_dim: size of z.
-        widths: encoder conv widths, one stride-2 layer each; the decoder mirrors them.
-        beta: weight of the KL term (beta-VAE).
-        kl_warmup_steps: the KL weight grows linearly from 0 to beta over these steps.
-        eval_num_samples: importance samples k for the `nll` that `evaluate` reports.
-
-    Example:
-
-    ```python
-    model = VAE(image_shape=(8, 8, 1), latent_dim=2, widths=(4, 8), eval_num_samples=4)
-    model.compile_for_training()
-    images = (np.random.default_rng(0).random((16, 8, 8, 1)) < 0.3).astype("uint8")
-    model.fit(images, batch_size=8, epochs=1, verbose=0)     # loss, reconstruction, kl in nats
-    samples = model.sample(model.make_noise(4, seed=0))       # (4, 8, 8, 1) uint8 pixels
-    ```
-    """
-
-    def __init__(
-        self,
-        image_shape=(28, 28, 1),
-        num_levels=2,
-        latent_dim=16,
-        widths=(32, 64),
-        likelihood=None,
-        beta=1.0,
-        kl_warmup_steps=0,
-        eval_num_samples=100,
-        **kwargs,
-    ):
-        super().__init__(
-            image_shape=image_shape,
-            num_levels=num_levels,
-            latent_dim=latent_dim,
-            likelihood=likelihood,
-            **kwargs,
-        )
-        self.widths = tuple(int(w) for w in widths)
-        self.beta = float(beta)
-        self.kl_warmup_steps = int(kl_warmup_steps)
-        self.eval_num_samples = int(eval_num_samples)
-        height, width, channels = self.image_shape
-        factor = 2 ** len(self.widths)
-        if height % factor or width % factor:
-            raise ValueError(
-                f"VAE with {len(self.widths)} stride-2 layers needs H and W divisible by "
-                f"{factor}; got image_shape {self.image_shape}."
-            )
-        self.encoder = keras.Sequential(
-            [keras.Input(self.image_shape)]
-            + [
-                layers.Conv2D(w, 3, strides=2, padding="same", activation="relu")
-                for w in self.widths
-            ]
-            + [layers.Flatten(), layers.Dense(2 * self.latent_dim)],
-            name="encoder",
-        )
-        self.decoder = keras.Sequential(
-            [
-                keras.Input((self.latent_dim,)),
-                layers.Dense(
-                    (height // factor) * (width // factor) * self.widths[-1], activation="relu"
-                ),
-                layers.Reshape((height // factor, width // factor, self.widths[-1])),
-            ]
-            + [
-                layers.Conv2DTranspose(w, 3, strides=2, padding="same", activation="relu")
-                for w in reversed(self.widths)
-            ]
-            + [layers.Conv2D(channels * self.likelihood.num_params(), 3, padding="same")],
-            name="decoder",
-        )
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
-        self.nll_tracker = keras.metrics.Mean(name="nll")
-        self.built = True
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker, self.nll_tracker]
-
-    def kl_weight(self):
-        """The KL weight at the optimizer's current step."""
-        if self.kl_warmup_steps <= 0 or self.optimizer is None:
-            return tf.constant(self.beta)
-        progress = tf.cast(self.optimizer.iterations, tf.float32) / self.kl_warmup_steps
-        return self.beta * tf.minimum(1.0, progress)
-
-    def negative_elbo_terms(self, images, training=False):
-        """(reconstruction, kl) per image in nats, with one reparameterised sample."""
-        mean, log_var = self.encode(images, training=training)
-        eps = self.replica_random(keras.random.normal, (tf.shape(mean)[0], self.latent_dim))
-        z = mean + tf.exp(0.5 * log_var) * eps
-        params = self.decode(z, training=training)
-        reconstruction = -self.likelihood.log_prob(params, images)
-        kl = 0.5 * tf.reduce_sum(tf.square(mean) + tf.exp(log_var) - 1.0 - log_var, axis=-1)
-        return reconstruction, kl
-
-    def train_step(self, data):
-        images, _ = self._unpack_batch(data)
-        with tf.GradientTape() as tape:
-            reconstruction, kl = self.negative_elbo_terms(images, training=True)
-            per_image = reconstruction + self.kl_weight() * kl
-            loss = self.global_mean(per_image)
-            if self.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
-        self.minimize(tape, loss, self.optimizer, self.trainable_variables)
-        self.loss_tracker.update_state(per_image)
-        self.reconstruction_tracker.update_state(reconstruction)
-        self.kl_tracker.update_state(kl)
-        return self.step_logs(self.metrics[:3])
-
-    def test_step(self, data):
-        images, _ = self._unpack_batch(data)
-        reconstruction, kl = self.negative_elbo_terms(images)
-        self.loss_tracker.update_state(reconstruction + self.beta * kl)
-        self.reconstruction_tracker.update_state(reconstruction)
-        self.kl_tracker.update_state(kl)
-        self.nll_tracker.update_state(-self._log_prob(images, None))
-        return self.step_logs(self.metrics)
 
     def log_prob(self, images, labels=None, num_samples=1000, seed=None):
         """IWAE estimate of log p(x) (Burda et al. 2016), in nats per image.
@@ -280,10 +267,93 @@ class VAE(LatentVariableModel):
         config = super().get_config()
         config.update(
             latent_dim=self.latent_dim,
-            widths=list(self.widths),
             likelihood=self.likelihood_name,
             beta=self.beta,
             kl_warmup_steps=self.kl_warmup_steps,
+            free_bits=self.free_bits,
             eval_num_samples=self.eval_num_samples,
         )
+        return config
+
+
+@register
+class VAE(LatentVariableModel):
+    """Convolutional VAE (Kingma & Welling 2014).
+
+    Args:
+        image_shape: (H, W, C); H and W divisible by 2 ** len(widths).
+        num_levels: 2 for binary data (Bernoulli decoder), else a discretized logistic.
+        latent_dim: size of z.
+        widths: encoder conv widths, one stride-2 layer each; the decoder mirrors them.
+        beta, kl_warmup_steps, free_bits, eval_num_samples: as in `LatentVariableModel`.
+
+    Example:
+
+    ```python
+    model = VAE(image_shape=(8, 8, 1), latent_dim=2, widths=(4, 8), eval_num_samples=4)
+    model.compile_for_training()
+    images = (np.random.default_rng(0).random((16, 8, 8, 1)) < 0.3).astype("uint8")
+    model.fit(images, batch_size=8, epochs=1, verbose=0)     # loss, reconstruction, kl in nats
+    samples = model.sample(model.make_noise(4, seed=0))       # (4, 8, 8, 1) uint8 pixels
+    ```
+    """
+
+    def __init__(
+        self,
+        image_shape=(28, 28, 1),
+        num_levels=2,
+        latent_dim=16,
+        widths=(32, 64),
+        likelihood=None,
+        beta=1.0,
+        kl_warmup_steps=0,
+        free_bits=0.0,
+        eval_num_samples=100,
+        **kwargs,
+    ):
+        super().__init__(
+            image_shape=image_shape,
+            num_levels=num_levels,
+            latent_dim=latent_dim,
+            likelihood=likelihood,
+            beta=beta,
+            kl_warmup_steps=kl_warmup_steps,
+            free_bits=free_bits,
+            eval_num_samples=eval_num_samples,
+            **kwargs,
+        )
+        self.widths = tuple(int(w) for w in widths)
+        check_downsampling(self.image_shape, self.widths, "VAE")
+        self.encoder = conv_encoder(self.image_shape, self.widths, self.latent_dim)
+        self.decoder = upsampling_decoder(
+            self.image_shape,
+            self.widths,
+            self.latent_dim,
+            self.image_shape[-1] * self.likelihood.num_params(),
+        )
+        self.built = True
+
+    def decode(self, z, training=False):
+        """z (batch, latent_dim) -> likelihood params (batch, H, W, C * num_params)."""
+        return self.decoder(z, training=training)
+
+    def decode_mean(self, z):
+        """z (batch, latent_dim) -> mean image (batch, H, W, C), float32 in [0, 1]."""
+        return self.likelihood.mean(self.decode(z), self.image_shape[-1])
+
+    def log_likelihood_given_latent(self, images, z, training=False):
+        return self.likelihood.log_prob(self.decode(z, training=training), images)
+
+    def call(self, images, training=False):
+        """Reconstruction: the likelihood params of p(x | z = posterior mean)."""
+        mean, _ = self.encode(images, training=training)
+        return self.decode(mean, training=training)
+
+    def _sample(self, noise, labels):
+        # The decoder's mean, the usual picture of a VAE sample.
+        return unit_to_pixels(self.decode_mean(noise))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(widths=list(self.widths))
         return config
