@@ -208,6 +208,13 @@ def build_parser():
     )
     train.add_argument("--out", required=True, help="run directory to write.")
     train.add_argument(
+        "--from",
+        dest="from_model",
+        metavar="MODEL_KERAS",
+        help="the first stage's model.keras, for a model built on one: train vqvae_prior "
+        "--from runs/vqvae/model.keras.",
+    )
+    train.add_argument(
         "--resume",
         action="store_true",
         help="continue the run in --out from its model.keras (optimizer state included) "
@@ -422,6 +429,7 @@ def _train_model(args):
         classifier=args.classifier,
         seed=args.seed,
         resume=args.resume,
+        from_model=args.from_model,
         verbose=_verbosity(),
     )
 

@@ -31,6 +31,7 @@ FIELDS = {
     "seed",
     "keep",
     "notes",
+    "first_stage",
 }
 DATA_FIELDS = {"dataset", "preprocessing", "bits", "batch_size"}
 
@@ -54,14 +55,20 @@ def load(source):
             recipe = json.load(file)
         except json.JSONDecodeError as error:
             raise RecipeError(f"{path}: not JSON ({error}).") from None
+    return _checked(recipe, path)
+
+
+def _checked(recipe, where):
     unknown = sorted(set(recipe) - FIELDS) + sorted(set(recipe.get("data", {})) - DATA_FIELDS)
     if unknown or "model" not in recipe or "dataset" not in recipe.get("data", {}):
         raise RecipeError(
-            f"{path}: a recipe needs model and data.dataset, and takes only "
+            f"{where}: a recipe needs model and data.dataset, and takes only "
             f"{sorted(FIELDS)}; got unknown {unknown}."
         )
     if recipe.get("learning_rate_schedule"):
         callbacks.check_schedule(recipe["learning_rate_schedule"])
+    if "first_stage" in recipe:
+        recipe["first_stage"] = _checked(recipe["first_stage"], f"{where}: first_stage")
     return recipe
 
 
@@ -80,8 +87,29 @@ def train(
     """Trains `recipe` (a dict from `load`) into the run folder `out`; returns the model.
 
     `epochs`, `steps_per_epoch` and `take` shorten a run (tests, trials); the learning-rate
-    schedule still counts epochs from 1.
+    schedule still counts epochs from 1. A recipe with a "first_stage" (a VQ-VAE prior's VQ-VAE)
+    trains that stage first into `out/first_stage`, or, with `resume`, finishes it, then
+    builds on it.
     """
+    overrides = dict(
+        manual_dir=manual_dir,
+        data_dir=data_dir,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        take=take,
+        verbose=verbose,
+    )
+    from_model = None
+    if "first_stage" in recipe:
+        stage, stage_out = recipe["first_stage"], os.path.join(out, "first_stage")
+        done = callbacks.epochs_done(
+            callbacks.read_history(os.path.join(stage_out, "history.json"))
+        )
+        if done < (epochs or stage.get("epochs", 5)):
+            train(stage, stage_out, resume=resume and done > 0, **overrides)
+        from_model = os.path.join(stage_out, "model.keras")
+        # A resumed run whose first stage has only just finished starts its second stage.
+        resume = resume and os.path.exists(os.path.join(out, "model.keras"))
     settings = recipe["data"]
     source = data.Source(
         settings["dataset"],
@@ -105,6 +133,7 @@ def train(
         sample_quality=recipe.get("sample_quality"),
         seed=recipe.get("seed", 0),
         resume=resume,
+        from_model=from_model,
         extra_callbacks=[callbacks.LearningRateSteps(schedule)] if schedule else [],
         verbose=verbose,
     )

@@ -65,7 +65,31 @@ def model_options(model_class):
     return names | {"dtype", "name"}
 
 
-def _new_model(name, source, saved, history_path, options, mixed_precision, learning_rate, seed):
+def _first_stage(model_class, from_model):
+    """{constructor argument: the loaded first-stage model} for a second-stage model such as
+    a VQ-VAE prior (`builds_on`), checked; {} for others."""
+    builds_on = getattr(model_class, "builds_on", None)
+    if builds_on is None:
+        if from_model:
+            raise TrainingError(f"--from: {model_class.__name__} does not build on another model.")
+        return {}
+    if not from_model:
+        raise TrainingError(
+            f"{model_class.__name__} builds on a trained {builds_on}: pass its model.keras with "
+            f"--from (e.g. --from runs/{builds_on}/model.keras)."
+        )
+    first = runtime.load_keras(from_model)
+    expected = models.get(builds_on)
+    if not isinstance(first, expected):
+        raise TrainingError(
+            f"--from: {from_model} holds a {type(first).__name__}, not a {expected.__name__}."
+        )
+    return {builds_on: first}
+
+
+def _new_model(
+    name, source, saved, history_path, options, mixed_precision, learning_rate, seed, from_model
+):
     model_class = models.get(name)
     if os.path.exists(saved):
         raise FileExistsError(
@@ -81,6 +105,10 @@ def _new_model(name, source, saved, history_path, options, mixed_precision, lear
             f"--set: {name} has no option {', '.join(unknown)}; its options are "
             f"{', '.join(sorted(model_options(model_class)))}."
         )
+    first_stage = _first_stage(model_class, from_model)
+    for first in first_stage.values():  # the first stage fixes the images
+        source.check_matches(first.image_shape, first.num_levels, f"--from {from_model}")
+    options.update(first_stage)
     options.setdefault("image_shape", source.image_shape())
     options.setdefault("num_levels", source.num_levels())
     policy, decision = precision.resolve(mixed_precision)
@@ -94,7 +122,16 @@ def _new_model(name, source, saved, history_path, options, mixed_precision, lear
 
 
 def _resumed_model(
-    name, source, saved, done_epochs, epochs, options, mixed_precision, learning_rate, seed
+    name,
+    source,
+    saved,
+    done_epochs,
+    epochs,
+    options,
+    mixed_precision,
+    learning_rate,
+    seed,
+    from_model,
 ):
     for flag, value in (("--set", options), ("--mixed-precision", mixed_precision)):
         if value:
@@ -115,11 +152,26 @@ def _resumed_model(
     if not isinstance(model, models.get(name)):
         raise TrainingError(f"--resume: {saved} holds a {type(model).__name__}, not a {name}.")
     source.check_matches(model.image_shape, model.num_levels, f"--resume: {saved}")
+    for argument, first in _first_stage(type(model), from_model).items():
+        held = getattr(model, argument)
+        if first.get_config() != {**held.get_config(), "trainable": first.trainable}:
+            raise TrainingError(
+                f"--from {from_model}: a {type(first).__name__} unlike the one {saved} was "
+                f"trained on ({_config_difference(first, held)}); a prior cannot move to "
+                "another first stage. Resume without --from, or start a new run."
+            )
     print(f"precision: {model.dtype_policy.name} (from {saved})")
     if learning_rate:
         model.set_learning_rate(learning_rate)
     keras.utils.set_random_seed(seed + done_epochs)  # shuffle afresh, not replay the first epochs
     return model
+
+
+def _config_difference(first, second):
+    """The config entries where two models differ, e.g. "num_codes 64 vs 32"."""
+    one, two = first.get_config(), second.get_config()
+    keys = sorted(k for k in set(one) | set(two) if k not in ("name", "trainable"))
+    return ", ".join(f"{k} {one.get(k)} vs {two.get(k)}" for k in keys if one.get(k) != two.get(k))
 
 
 def _sample_quality_callbacks(name, model, source, count, classifier, out, history_path, resume):
@@ -172,6 +224,7 @@ def train(
     classifier=None,
     seed=0,
     resume=False,
+    from_model=None,
     extra_callbacks=(),
     verbose=2,
 ):
@@ -191,6 +244,8 @@ def train(
             many train images and keep the best epoch in best.keras.
         classifier: the MNIST classifier's .keras file for `sample_quality` (default: the zoo's).
         resume: continue the run in `out` from its model.keras and history.json.
+        from_model: the first stage's model.keras, for a model that builds on one (a
+            `VQVAEPrior` on its trained `VQVAE`).
         extra_callbacks: more Keras callbacks, run first (e.g. `callbacks.LearningRateSteps`).
         verbose: Keras' verbosity (1: progress bar, 2: a line per epoch).
 
@@ -225,10 +280,19 @@ def train(
                 mixed_precision,
                 learning_rate,
                 seed,
+                from_model,
             )
         else:
             model = _new_model(
-                name, source, saved, history_path, options, mixed_precision, learning_rate, seed
+                name,
+                source,
+                saved,
+                history_path,
+                options,
+                mixed_precision,
+                learning_rate,
+                seed,
+                from_model,
             )
     conditional = model.num_classes is not None
     train_data = source.load(split, labels=conditional)

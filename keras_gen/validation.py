@@ -51,6 +51,23 @@ def check_images(images, image_shape, num_levels, name="images"):
     return tf.cast(images, tf.uint8)
 
 
+def check_codes(codes, grid_shape, num_codes, name="codes"):
+    """Checks a batch of code grids (batch, h, w) of ints in [0, num_codes); returns int32."""
+    if not tf.is_tensor(codes):
+        codes = np.asarray(codes)
+    _check_static_shape(codes, grid_shape, name, "integer codes")
+    if not tf.as_dtype(codes.dtype).is_integer:
+        raise InputError(f"{name}: expected integer codes, received {_describe(codes)}.")
+    if tf.executing_eagerly():
+        values = np.asarray(codes)
+        if values.size and (values.min() < 0 or values.max() >= num_codes):
+            raise InputError(
+                f"{name}: expected codes in [0, {num_codes - 1}] for a codebook of {num_codes}, "
+                f"received values in [{values.min()}, {values.max()}]."
+            )
+    return tf.cast(codes, tf.int32)
+
+
 def check_noise(noise, noise_shape, noise_kind=None, name="noise"):
     """Checks a batch of float noise of shape (batch, *noise_shape); returns float32.
 

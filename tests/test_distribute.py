@@ -14,7 +14,7 @@ import tensorflow as tf
 from keras_gen import models
 from tests.conftest import REPO
 
-# Tiny configurations of the 9 models. WGAN-GP takes 2 critic steps per batch, so its critic and
+# Tiny configurations of the zoo's models (both VQ-VAE codebook updates). WGAN-GP takes 2 critic steps per batch, so its critic and
 # generator steps are both compared, and has a categorical latent code.
 CONFIGS = {
     "vae": ("vae", dict(image_shape=(8, 8, 1), latent_dim=4, widths=(4, 8), eval_num_samples=3)),
@@ -50,6 +50,23 @@ CONFIGS = {
             free_bits=0.1,
         ),
     ),
+    "vqvae": ("vqvae", dict(image_shape=(8, 8, 1), num_codes=5, code_dim=3, widths=(4,))),
+    "vqvae_loss": (
+        "vqvae",
+        dict(image_shape=(8, 8, 1), num_codes=5, code_dim=3, widths=(4,), codebook_update="loss"),
+    ),
+    # Its frozen VQ-VAE is built when the prior is (a callable), inside the strategy's scope.
+    "vqvae_prior": (
+        "vqvae_prior",
+        lambda: dict(
+            vqvae=models.VQVAE(image_shape=(8, 8, 1), num_codes=5, code_dim=3, widths=(4,)),
+            filters=4,
+            num_blocks=1,
+            embedding_dim=3,
+            head_filters=4,
+            num_classes=3,
+        ),
+    ),
 }
 GLOBAL_BATCH = 8
 
@@ -57,6 +74,7 @@ GLOBAL_BATCH = 8
 def make_model(name, **options):
     registered, config = CONFIGS[name]
     keras.utils.set_random_seed(1)
+    config = config() if callable(config) else config
     model = models.get(registered)(seed=3, **config, **options)
     model.compile_for_training()
     return model

@@ -10,7 +10,7 @@ from keras_gen.models import get
 from tests.conftest import REPO
 
 ZOO = os.path.join(REPO, "saved_models")
-NAMES = sorted(n for n in os.listdir(ZOO) if os.path.isdir(os.path.join(ZOO, n)))
+NAMES = zoo.names()  # folders with a trained model (a run in progress has only in_training/)
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -79,3 +79,66 @@ def test_a_recipe_refuses_other_model_settings_and_bad_files(tmp_path, capsys):
     bad.write_text(json.dumps({"model": "vae", "data": {"dataset": "mnist"}, "learning_rate": 1}))
     with pytest.raises(recipes.RecipeError, match="unknown \\['learning_rate'\\]"):
         recipes.load(str(bad))
+
+
+def test_a_two_stage_recipe_trains_the_vqvae_then_its_prior_and_resumes(mock_dataset, tmp_path):
+    stage = {
+        "model": "vqvae",
+        "options": {"num_codes": 4, "code_dim": 2, "widths": [4, 4]},
+        "data": {"dataset": "mnist", "batch_size": 8},
+        "epochs": 1,
+        "validation_split": "none",
+    }
+    recipe = {
+        "model": "vqvae_prior",
+        "options": {"filters": 4, "num_blocks": 1, "head_filters": 4, "embedding_dim": 2},
+        "data": {"dataset": "mnist", "batch_size": 8},
+        "epochs": 2,
+        "validation_split": "none",
+        "keep": "last",
+        "first_stage": stage,
+    }
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    run = tmp_path / "run"
+    argv = ["train", "--recipe", str(path), "--manual-dir", mock_dataset, "--steps-per-epoch", "2"]
+    assert cli.main(argv + ["--epochs", "1", "--out", str(run)]) == 0
+    vqvae = runtime.load_keras(str(run / "first_stage" / "model.keras"))
+    prior = runtime.load_keras(str(run / "model.keras"))
+    assert int(vqvae.optimizer.iterations) == 2 and int(prior.optimizer.iterations) == 2
+    for held, trained in zip(prior.vqvae.weights, vqvae.weights):
+        assert (held.numpy() == trained.numpy()).all(), held.path
+    assert cli.main(argv + ["--resume", "--out", str(run)]) == 0  # the prior on to 2 epochs
+    assert int(runtime.load_keras(str(run / "model.keras")).optimizer.iterations) == 4
+    assert (
+        int(runtime.load_keras(str(run / "first_stage" / "model.keras")).optimizer.iterations) == 2
+    )
+
+
+def test_train_vqvae_prior_needs_a_matching_vqvae_from(mock_dataset, tmp_path, capsys):
+    base = ["--dataset", "mnist", "--manual-dir", mock_dataset, "--steps-per-epoch", "1"]
+    base += ["--validation-split", "none", "--epochs", "1"]
+    vqvae_run = tmp_path / "vqvae"
+    small = ["--set", "widths=[4,4]", "--set", "code_dim=2"]
+    assert (
+        cli.main(["train", "vqvae", *base, *small, "--set", "num_codes=4", "--out", str(vqvae_run)])
+        == 0
+    )
+    assert cli.main(["train", "vqvae_prior", *base, "--out", str(tmp_path / "p")]) == 2
+    assert "pass its model.keras with --from" in capsys.readouterr().err
+    prior_run = tmp_path / "prior"
+    tiny = ["--set", "filters=4", "--set", "num_blocks=1", "--set", "head_filters=4"]
+    from_vqvae = ["--from", str(vqvae_run / "model.keras")]
+    assert (
+        cli.main(["train", "vqvae_prior", *base, *tiny, *from_vqvae, "--out", str(prior_run)]) == 0
+    )
+    other = tmp_path / "other"
+    assert (
+        cli.main(["train", "vqvae", *base, *small, "--set", "num_codes=8", "--out", str(other)])
+        == 0
+    )
+    resumed = ["train", "vqvae_prior", *base, "--epochs", "2", "--resume", "--out", str(prior_run)]
+    assert cli.main(resumed + ["--from", str(other / "model.keras")]) == 2
+    assert "num_codes 8 vs 4" in capsys.readouterr().err
+    assert cli.main(["train", "pixelcnn", *base, *from_vqvae, "--out", str(tmp_path / "x")]) == 2
+    assert "does not build on another model" in capsys.readouterr().err

@@ -112,11 +112,15 @@ class Window(collections.namedtuple("Window", ["before", "current"])):
         return self._replace(current=current)
 
     def with_channel(self, channel, value):
-        """`current` with its channel `channel` (a Python int) set to `value` (batch,)."""
+        """`current` with its channel `channel` (a Python int) set to `value`: (batch,), or
+        (batch, F) for a channel that F features stand for (an embedded level)."""
         channels = self.current.shape[-1]
-        parts = [self.current[:, :channel], value[:, None], self.current[:, channel + 1 :]]
+        value = value if value.shape.rank == 2 else value[:, None]
+        start, width = channel * value.shape[-1], value.shape[-1]
+        parts = [self.current[:, :start], value, self.current[:, start + width :]]
         # No empty slices: with them inside a graph loop, LiteRT's XNNPack delegate failed to prepare.
-        parts = [part for part, size in zip(parts, (channel, 1, channels - channel - 1)) if size]
+        sizes = (start, width, channels - start - width)
+        parts = [part for part, size in zip(parts, sizes) if size]
         return self._replace(current=tf.concat(parts, axis=-1) if len(parts) > 1 else parts[0])
 
     def advance(self):

@@ -7,6 +7,7 @@ from keras_gen.models.pixelcnn import GatedPixelCNN, PixelCNN
 from keras_gen.models.pixelrnn import PixelRNN
 from keras_gen.models.pixelvae import PixelVAE
 from keras_gen.models.vae import VAE, LatentVariableModel
+from keras_gen.models.vqvae import VQVAE, VQVAEPrior
 
 MODELS = {
     "vae": VAE,
@@ -17,6 +18,8 @@ MODELS = {
     "conditional_gan": ConditionalGAN,
     "pixelrnn": PixelRNN,
     "pixelvae": PixelVAE,
+    "vqvae": VQVAE,
+    "vqvae_prior": VQVAEPrior,
 }
 
 

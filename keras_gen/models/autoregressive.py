@@ -260,7 +260,8 @@ class AutoregressiveModel(GenerativeModel):
         num_params = self.likelihood.num_params()
         batch = tf.shape(noise)[0]
         canvas, keep = self._initial_canvas(noise, known, known_mask)
-        zero_pixel = tf.zeros([batch, colors])  # the next pixel's channels, before they are drawn
+        inputs_per_pixel = colors * self.input_features
+        zero_pixel = tf.zeros([batch, inputs_per_pixel])  # the next pixel, before it is drawn
 
         def row_step(row, canvas, state):
             row_noise, row_given, row_kept = (
@@ -298,7 +299,7 @@ class AutoregressiveModel(GenerativeModel):
 
             columns = (
                 tf.constant(0),
-                Window.zeros(batch, image_pad, colors),
+                Window.zeros(batch, image_pad, inputs_per_pixel),
                 tf.zeros([batch, width, colors], tf.int32),
                 carried,
             )
@@ -325,11 +326,23 @@ class AutoregressiveModel(GenerativeModel):
         return tf.cast(canvas, tf.uint8)
 
     def _padded_row_inputs(self, levels, pad):
-        """A finished row as the network sees it, zero-padded by `pad` columns each side: (batch, W + 2 pad, C)."""
-        return tf.pad(self._level_to_input(levels), [[0, 0], [pad, pad], [0, 0]])
+        """A finished row as the network sees it, zero-padded by `pad` columns each side:
+        (batch, W + 2 pad, C * input_features)."""
+        inputs = self._level_to_input(levels)
+        if self.input_features > 1:
+            inputs = tf.reshape(
+                inputs, [-1, levels.shape[1], levels.shape[2] * self.input_features]
+            )
+        return tf.pad(inputs, [[0, 0], [pad, pad], [0, 0]])
+
+    @property
+    def input_features(self):
+        """Floats per sub-pixel that the first layer reads: one, the level scaled to [-1, 1]."""
+        return 1
 
     def _level_to_input(self, value):
-        """int32 levels -> the float the network sees, as `to_symmetric_interval` computes it."""
+        """int32 levels -> the float the network sees, as `to_symmetric_interval` computes it.
+        A model with `input_features` F > 1 returns F floats per level (a trailing axis)."""
         return tf.cast(value, tf.float32) * (2.0 / (self.num_levels - 1)) - 1.0
 
     def get_config(self):

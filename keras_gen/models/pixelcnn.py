@@ -1,6 +1,7 @@
 """PixelCNN (van den Oord et al. 2016a) and Gated PixelCNN (van den Oord et al. 2016b)."""
 
 import tensorflow as tf
+from keras import layers
 
 from keras_gen import validation
 from keras_gen.layers import (
@@ -68,6 +69,8 @@ class PixelCNN(AutoregressiveModel):
             "spatial" map (batch, H, W, condition_size) instead, passed where labels go; a
             PixelVAE's decoder is one. Such a model trains and samples in Keras, but does not
             export on its own.
+        embedding_dim: read each level as a learned vector of this size instead of a number
+            in [-1, 1]: for categories without an order, such as a VQ-VAE's codes (C = 1).
 
     Example:
 
@@ -96,6 +99,7 @@ class PixelCNN(AutoregressiveModel):
         likelihood=None,
         condition_kind=None,
         condition_size=None,
+        embedding_dim=None,
         **kwargs,
     ):
         super().__init__(
@@ -108,6 +112,16 @@ class PixelCNN(AutoregressiveModel):
         colors = self.image_shape[-1]
         if condition_kind is not None and num_classes is not None:
             raise ValueError("PixelCNN takes num_classes or condition_kind, not both.")
+        self.embedding_dim = None if embedding_dim is None else int(embedding_dim)
+        self.level_embedding = None
+        if self.embedding_dim is not None:
+            if colors != 1:
+                raise ValueError("embedding_dim needs one channel (codes, or grey levels).")
+            # Categories such as a VQ-VAE's codes have no order: each level gets its own vector.
+            self.level_embedding = layers.Embedding(
+                self.num_levels, self.embedding_dim, name="level_embedding"
+            )
+            self.level_embedding.build((None,))
         self.condition_kind = condition_kind
         self.condition_size = None if condition_size is None else int(condition_size)
         self.filters = channel_width(filters, 64, 2 * colors, "filters")  # each block halves it
@@ -129,7 +143,7 @@ class PixelCNN(AutoregressiveModel):
             self.head_filters, self.output_channels, colors, name="output_head"
         )
         feature_shape = (None,) + self.image_shape[:2] + (self.filters,)
-        self.trunk.build((None,) + self.image_shape)
+        self.trunk.build((None,) + self.image_shape[:2] + (colors * self.input_features,))
         self.output_head.build(feature_shape)
         self.built = True
 
@@ -173,7 +187,24 @@ class PixelCNN(AutoregressiveModel):
         `labels`: class labels (batch,), or with `condition_kind` the condition: a vector
         (batch, condition_size) or a map (batch, H, W, condition_size).
         """
-        return self.output_head(self.trunk(self.to_symmetric_interval(images), labels))
+        return self.output_head(self.trunk(self.network_inputs(images), labels))
+
+    @property
+    def input_features(self):
+        return self.embedding_dim or 1
+
+    def network_inputs(self, images):
+        """Levels (batch, H, W, C) -> the first layer's inputs: levels scaled to [-1, 1], or with
+        `embedding_dim` each level's learned vector, (batch, H, W, embedding_dim)."""
+        if self.level_embedding is None:
+            return self.to_symmetric_interval(images)
+        return self.level_embedding(images[..., 0])
+
+    def _level_to_input(self, value):
+        if self.level_embedding is None:
+            return super()._level_to_input(value)
+        embeddings = tf.cast(self.level_embedding.embeddings, tf.float32)
+        return tf.gather(embeddings, value[..., 0] if value.shape.rank == 3 else value)
 
     def _fast_sample_levels(self, noise, labels, known, known_mask):
         """Cached sampling (Ramachandran et al. 2017): each step computes every layer at one position only.
@@ -247,7 +278,7 @@ class PixelCNN(AutoregressiveModel):
             )
 
         state = (
-            tf.zeros([batch, first_pad, width + 2 * first_pad, colors]),
+            tf.zeros([batch, first_pad, width + 2 * first_pad, colors * self.input_features]),
             [tf.zeros([batch, pad, width + 2 * pad, half]) for _ in blocks],
         )
         return self._raster_loop(
@@ -264,6 +295,7 @@ class PixelCNN(AutoregressiveModel):
             head_filters=self.head_filters,
             condition_kind=self.condition_kind,
             condition_size=self.condition_size,
+            embedding_dim=self.embedding_dim,
         )
         return config
 
