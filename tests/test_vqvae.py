@@ -4,10 +4,10 @@ one `sample` graph through every runtime, and clear errors."""
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_gen.layers import VectorQuantizer
-from keras_gen.models import VQVAE, VQVAEPrior
-from keras_gen.models import vqvae
+from keras_gen.models import VQVAE, VQVAEPrior, vqvae
 from keras_gen.validation import InputError
 from tests.helpers import assert_export_parity, assert_keras_round_trip
 
@@ -55,8 +55,6 @@ def test_quantizer_snaps_to_the_nearest_code_and_passes_gradients_straight_throu
     quantized, codes = quantizer(latents)
     np.testing.assert_array_equal(codes, [[1, 0, 3]])
     np.testing.assert_allclose(quantized, [[[1, 0], [0, 0], [5, 5]]])
-    import tensorflow as tf
-
     with tf.GradientTape() as tape:
         tape.watch(latents)
         quantized, _ = quantizer(latents)
@@ -157,7 +155,9 @@ def test_vqvae_alone_exports_its_uniform_code_sampler(tmp_path):
 
 def test_bad_input_gets_clear_errors():
     model = tiny_vqvae()
-    with pytest.raises(InputError, match=r"codes in \[0, 5\] for a codebook of 6, received values in \[6, 6\]"):
+    with pytest.raises(
+        InputError, match=r"codes in \[0, 5\] for a codebook of 6, received values in \[6, 6\]"
+    ):
         model.decode_codes(np.full((1, 4, 4), 6))
     with pytest.raises(InputError, match=r"\(batch, 4, 4\)"):
         model.decode_codes(np.zeros((1, 3, 3), int))
