@@ -26,14 +26,25 @@ from _plots import save_grouped_bars  # noqa: E402  (benchmarks/, beside this sc
 
 import keras_gen  # noqa: F401
 from keras_gen import cli, export, models, precision, runtime
-from keras_gen.conventions import pixels_to_levels
+from keras_gen.conventions import pixels_to_levels, slice_noise
 
 KINDS = {
     "pixelcnn": ("pixelcnn", {}),
     "gated_pixelcnn": ("gated_pixelcnn", {}),
     "row_lstm": ("pixelrnn", {"kind": "row_lstm"}),
     "diagonal_bilstm": ("pixelrnn", {"kind": "diagonal_bilstm"}),
+    "pixelvae": ("pixelvae", {}),
+    "vqvae_prior": ("vqvae_prior", {"vqvae": lambda: models.VQVAE()}),
 }
+
+
+def levels_by(model, noise, method):
+    """The model's images as levels from the in-graph sampler `method` ("plain" or "fast"); a
+    VQ-VAE prior samples code grids, which its decoder turns into images."""
+    if isinstance(model, models.VQVAEPrior):
+        codes = model.sample_codes(noise, method=method)
+        return pixels_to_levels(model.vqvae.decode_codes(codes), model.num_levels)
+    return model.sample_levels(noise, method=method)
 
 
 def predict_loop(model, noise):
@@ -66,7 +77,7 @@ def measure(model, num, repeats, skip_predict_loop):
     """Rows (sampler, seconds for `num` images, images as levels) for one model."""
     noise = model.make_noise(num, seed=0)
     rows = []
-    if not skip_predict_loop:
+    if not skip_predict_loop and isinstance(model, models.AutoregressiveModel):
         rows += timed_side_by_side(
             [("predict loop (tutorial)", lambda: predict_loop(model, noise))], 1
         )
@@ -79,13 +90,15 @@ def measure(model, num, repeats, skip_predict_loop):
         }
 
         def one_at_a_time():
-            return np.concatenate([runners[1].sample(noise[i : i + 1]) for i in range(num)])
+            return np.concatenate(
+                [runners[1].sample(slice_noise(noise, i, i + 1)) for i in range(num)]
+            )
 
         as_levels = lambda pixels: pixels_to_levels(pixels, model.num_levels)  # noqa: E731
         rows += timed_side_by_side(
             [
-                ("in-graph plain loop", lambda: model.sample_levels(noise, method="plain")),
-                ("fast (cached)", lambda: model.sample_levels(noise, method="fast")),
+                ("in-graph plain loop", lambda: levels_by(model, noise, "plain")),
+                ("fast (cached)", lambda: levels_by(model, noise, "fast")),
                 ("SavedModel", lambda: as_levels(saved_model.sample(noise))),
                 ("LiteRT, 1 thread", lambda: as_levels(runners[1].sample(noise))),
                 ("LiteRT, 2 threads", lambda: as_levels(runners[2].sample(noise))),
@@ -100,6 +113,7 @@ def build(name, size, options):
     if name.endswith(".keras"):
         return precision.float32_twin(runtime.load_keras(name))  # as `sample` runs it
     model_name, kind_options = KINDS.get(name, (name, {}))
+    kind_options = {k: v() if callable(v) else v for k, v in kind_options.items()}
     extra = {} if size is None else {"image_shape": (size, size, 1)}
     return models.get(model_name)(seed=0, **kind_options, **extra, **options)
 

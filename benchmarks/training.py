@@ -37,6 +37,10 @@ MODELS = {  # name: (registered model, options, levels of its data)
     "dcgan": ("dcgan", {}, 256),
     "wgan_gp": ("wgan_gp", {}, 256),
     "conditional_gan": ("conditional_gan", {}, 256),
+    "pixelvae": ("pixelvae", {}, 2),
+    "vqvae": ("vqvae", {}, 256),
+    # The prior's step includes encoding the batch with its frozen VQ-VAE (built per contestant).
+    "vqvae_prior": ("vqvae_prior", {"vqvae": lambda: models.VQVAE()}, 256),
 }
 POLICIES = ("float32", "mixed_bfloat16", "mixed_float16")
 
@@ -86,6 +90,7 @@ class Contestant:
 def keras_gen_contestant(name, policy, batch_size):
     registered, options, levels = MODELS[name]
     keras.utils.set_random_seed(0)
+    options = {key: value() if callable(value) else value for key, value in options.items()}
     model = models.get(registered)(num_levels=levels, dtype=policy, seed=0, **options)
     model.compile_for_training()
     dataset = batches(levels, batch_size, 4, model.num_classes)

@@ -6,12 +6,14 @@ models, label accuracy, each beside the real-data floor (train against test imag
 """
 
 import math
+import os
 import time
 
 import keras
 import numpy as np
 
-from keras_gen import metrics, precision, runtime, zoo
+from keras_gen import formats, metrics, precision, runtime, zoo
+from keras_gen.models.vqvae import VQVAE, VQVAEPrior, code_usage
 
 
 def generator_figures(runner, source, count=10_000, classifier=None):
@@ -118,5 +120,54 @@ def evaluate(
         )
     else:
         results = generator_figures(runner, source, num_samples or 10_000, classifier)
+    code_model = model if isinstance(model, (VQVAE, VQVAEPrior)) else _code_model_beside(path)
+    if code_model is not None:
+        results.update(code_figures(code_model, source, split, verbose))
     results["seconds"] = time.time() - start
+    return results
+
+
+def _code_model_beside(path):
+    """The model.keras beside the export of a VQ-VAE (a zoo folder), or None: the codes'
+    figures need the encoder, which exports leave out."""
+    keras_file = os.path.join(path, "model.keras")
+    if not (os.path.isdir(path) and os.path.exists(keras_file)):
+        return None
+    if formats.read_manifest(path).get("class_name") not in (VQVAE.__name__, VQVAEPrior.__name__):
+        return None
+    return runtime.load_keras(keras_file)
+
+
+def code_figures(model, source, split="test", verbose=2):
+    """A VQ-VAE's figures over `split` of `source`: reconstruction_mse (pixels in [0, 1]), the
+    codes' perplexity and dead codes (of num_codes) and, for a `VQVAEPrior`, prior_nll (nats per
+    code grid) with prior_bits_per_code.
+
+    Example:
+
+    ```python
+    from keras_gen import data, evaluation, runtime
+
+    source = data.Source("mnist", manual_dir="../shared/data")
+    evaluation.code_figures(runtime.load_keras("runs/vqvae/model.keras"), source)
+    ```
+    """
+    vqvae = model.vqvae if isinstance(model, VQVAEPrior) else model
+    conditional = model.num_classes is not None
+    dataset = source.load(split, labels=conditional, shuffle=False)
+    images = dataset.map(lambda *batch: batch[0])
+    codes = np.concatenate([vqvae.encode_codes(batch).numpy().ravel() for batch in images])
+    perplexity, dead = code_usage(codes, vqvae.num_codes)
+    vqvae.compile()
+    scores = vqvae.evaluate(images, return_dict=True, verbose=verbose)
+    results = {
+        "reconstruction_mse": scores["reconstruction_mse"],
+        "code_perplexity": perplexity,
+        "dead_codes": dead,
+    }
+    if isinstance(model, VQVAEPrior):
+        model.compile()
+        nll = model.evaluate(dataset, return_dict=True, verbose=verbose)["nll"]
+        results["prior_nll"] = nll
+        results["prior_bits_per_code"] = nll / (np.prod(vqvae.grid_shape) * math.log(2))
     return results

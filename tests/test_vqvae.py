@@ -165,3 +165,16 @@ def test_bad_input_gets_clear_errors():
         VQVAEPrior(keras.Sequential([keras.layers.Dense(2)]))
     with pytest.raises(ValueError, match="give num_classes to its VQVAEPrior"):
         VQVAE(image_shape=(8, 8, 1), widths=(4,), num_classes=3)
+
+
+def test_evaluate_reports_samples_reconstruction_codes_and_prior(mock_dataset, tmp_path):
+    from keras_gen import data, evaluation
+
+    model = VQVAE(image_shape=(28, 28, 1), num_codes=4, code_dim=2, widths=(4, 4), seed=0)
+    prior = VQVAEPrior(model, filters=4, num_blocks=1, embedding_dim=2, head_filters=4, seed=0)
+    prior.save(tmp_path / "prior.keras")
+    source = data.Source("mnist", batch_size=16, manual_dir=mock_dataset)
+    results = evaluation.evaluate(str(tmp_path / "prior.keras"), source, num_samples=32)
+    assert {"fd_logits", "reconstruction_mse", "code_perplexity", "dead_codes"} <= set(results)
+    assert 1.0 <= results["code_perplexity"] <= 4 and 0 <= results["dead_codes"] <= 3
+    assert results["prior_nll"] == pytest.approx(results["prior_bits_per_code"] * 49 * np.log(2))
