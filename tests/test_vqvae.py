@@ -63,7 +63,7 @@ def test_quantizer_snaps_to_the_nearest_code_and_passes_gradients_straight_throu
 
 
 def test_ema_codebook_moves_to_the_mean_of_its_latents_and_unused_codes_stay():
-    quantizer = VectorQuantizer(num_codes=3, code_dim=1, decay=0.5)
+    quantizer = VectorQuantizer(num_codes=3, code_dim=1, decay=0.5, dead_fraction=0)
     quantizer.build()
     quantizer.codebook.assign([[0.0], [10.0], [100.0]])
     quantizer.ema_sums.assign([[0.0], [10.0], [100.0]])
@@ -178,3 +178,17 @@ def test_evaluate_reports_samples_reconstruction_codes_and_prior(mock_dataset, t
     assert {"fd_logits", "reconstruction_mse", "code_perplexity", "dead_codes"} <= set(results)
     assert 1.0 <= results["code_perplexity"] <= 4 and 0 <= results["dead_codes"] <= 3
     assert results["prior_nll"] == pytest.approx(results["prior_bits_per_code"] * 49 * np.log(2))
+
+
+def test_dead_codes_restart_at_latents_of_the_batch():
+    quantizer = VectorQuantizer(num_codes=4, code_dim=1, decay=0.5, dead_fraction=0.5)
+    quantizer.build()
+    quantizer.codebook.assign([[0.0], [100.0], [200.0], [300.0]])
+    quantizer.ema_sums.assign([[0.0], [100.0], [200.0], [300.0]])
+    latents = np.array([[1.0], [2.0], [3.0], [4.0], [5.0], [6.0]], np.float32)  # all code 0
+    _, codes = quantizer(latents)
+    quantizer.ema_update(latents, codes, step=0)
+    codebook = quantizer.codebook.numpy()[:, 0]
+    assert set(codebook[1:]) <= set(latents[:, 0])  # restarted at the batch's latents
+    _, codes = quantizer(latents)
+    assert len(np.unique(codes)) > 1

@@ -26,6 +26,9 @@ class VectorQuantizer(keras.layers.Layer):
         codebook_update: "ema" or "loss".
         decay: of the moving averages.
         epsilon: a code whose averaged count falls below it keeps its vector.
+        dead_fraction: an "ema" code whose averaged count falls below this fraction of the
+            codes' mean count is dead, and restarts at one of the batch's latents (0: never).
+            Without restarts most codes of a fresh codebook are never chosen.
 
     Example:
 
@@ -37,7 +40,14 @@ class VectorQuantizer(keras.layers.Layer):
     """
 
     def __init__(
-        self, num_codes, code_dim, codebook_update="ema", decay=0.99, epsilon=1e-5, **kwargs
+        self,
+        num_codes,
+        code_dim,
+        codebook_update="ema",
+        decay=0.99,
+        epsilon=1e-5,
+        dead_fraction=0.03,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if codebook_update not in CODEBOOK_UPDATES:
@@ -47,6 +57,7 @@ class VectorQuantizer(keras.layers.Layer):
         self.num_codes, self.code_dim = int(num_codes), int(code_dim)
         self.codebook_update = codebook_update
         self.decay, self.epsilon = float(decay), float(epsilon)
+        self.dead_fraction = float(dead_fraction)
 
     def build(self, input_shape=None):
         ema = self.codebook_update == "ema"
@@ -107,18 +118,29 @@ class VectorQuantizer(keras.layers.Layer):
         error = tf.square(tf.stop_gradient(tf.cast(latents, tf.float32)) - quantized)
         return tf.reduce_sum(tf.reshape(error, [tf.shape(error)[0], -1]), axis=1)
 
-    def ema_update(self, latents, codes):
+    def ema_update(self, latents, codes, step=0):
         """One moving-average step of an "ema" codebook from this replica's latents and codes,
-        with counts and sums added over all replicas first."""
+        with counts and sums added over all replicas first; dead codes restart at latents of
+        the global batch picked by `step` (the optimizer's), the same on every replica."""
         flat = tf.reshape(tf.cast(latents, tf.float32), [-1, self.code_dim])
         one_hot = tf.one_hot(tf.reshape(codes, [-1]), self.num_codes)
         counts = tf.reduce_sum(one_hot, axis=0)
         sums = tf.matmul(one_hot, flat, transpose_a=True)
+        every = flat  # the global batch's latents, in one device's order
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
             counts, sums = context.all_reduce(tf.distribute.ReduceOp.SUM, [counts, sums])
+            every = context.all_gather(flat, axis=0)
         new_counts = self.decay * self.ema_counts + (1.0 - self.decay) * counts
         new_sums = self.decay * self.ema_sums + (1.0 - self.decay) * sums
+        if self.dead_fraction > 0:
+            dead = new_counts < self.dead_fraction * tf.reduce_mean(new_counts)
+            # Spread, step-dependent picks: a fixed hash, so every replica picks the same rows.
+            picks = (
+                tf.range(self.num_codes, dtype=tf.int64) * 7919 + tf.cast(step, tf.int64) * 104729
+            ) % tf.cast(tf.shape(every)[0], tf.int64)
+            new_counts = tf.where(dead, tf.ones_like(new_counts), new_counts)
+            new_sums = tf.where(dead[:, None], tf.gather(every, picks), new_sums)
         # A code unused for long has a count near zero: it keeps its vector rather than 0 / 0.
         used = new_counts[:, None] > self.epsilon
         means = new_sums / tf.maximum(new_counts, self.epsilon)[:, None]
@@ -138,5 +160,6 @@ class VectorQuantizer(keras.layers.Layer):
             codebook_update=self.codebook_update,
             decay=self.decay,
             epsilon=self.epsilon,
+            dead_fraction=self.dead_fraction,
         )
         return config
