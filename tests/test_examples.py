@@ -117,3 +117,22 @@ def test_pixelvae(mock_dataset, tmp_path):
         tmp_path,
     )
     assert (tmp_path / "samples_per_z.png").is_file() and (tmp_path / "pixelvae.keras").is_file()
+
+
+def test_vqvae(mock_dataset, tmp_path):
+    run_example(
+        "vqvae.py",
+        "--dataset",
+        "fashion_mnist",
+        "--manual-dir",
+        mock_dataset,
+        "--epochs",
+        "1",
+        "--prior-epochs",
+        "1",
+        "--take",
+        "32",
+        "--out",
+        tmp_path,
+    )
+    assert (tmp_path / "reconstructions_and_samples.png").is_file()
