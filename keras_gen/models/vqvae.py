@@ -135,9 +135,16 @@ class VQVAE(GenerativeModel):
         """Levels (batch, H, W, C) -> int32 codes (batch, h, w) in [0, num_codes)."""
         return self.quantizer.codes_of(self.encode_latents(images))
 
+    def decode_output(self, quantized, training=False):
+        """Quantized latents (batch, h, w, code_dim) -> the decoder's linear output (batch, H, W,
+        C), float32: the image in [0, 1] that the squared error is taken of."""
+        return tf.cast(self.decoder(quantized, training=training), tf.float32)
+
     def decode_mean(self, quantized, training=False):
         """Quantized latents (batch, h, w, code_dim) -> the mean image (batch, H, W, C) in [0, 1]."""
-        return tf.sigmoid(tf.cast(self.decoder(quantized, training=training), tf.float32))
+        # Linear, clipped only here: a sigmoid output saturated at 0 on MNIST's black background
+        # in the first steps, and the error stayed that of an all-black image.
+        return tf.clip_by_value(self.decode_output(quantized, training=training), 0.0, 1.0)
 
     def decode_codes(self, codes):
         """int codes (batch, h, w) in [0, num_codes) -> uint8 pixels (batch, H, W, C) in [0, 255]."""
@@ -160,7 +167,7 @@ class VQVAE(GenerativeModel):
         """(loss, squared error, commitment) per image, latents and codes."""
         latents = self.encode_latents(images, training=training)
         quantized, codes = self.quantizer(latents)
-        mean = self.decode_mean(quantized, training=training)
+        mean = self.decode_output(quantized, training=training)
         error = tf.reduce_sum(
             tf.reshape(
                 tf.square(mean - tf.cast(self.to_unit_interval(images), tf.float32)),
