@@ -69,7 +69,7 @@ def test_ema_codebook_moves_to_the_mean_of_its_latents_and_unused_codes_stay():
     quantizer.ema_sums.assign([[0.0], [10.0], [100.0]])
     latents = np.array([[1.0], [3.0], [9.0]], np.float32)  # codes 0, 0, 1
     _, codes = quantizer(latents)
-    quantizer.ema_update(latents, codes)
+    quantizer.update(latents, codes)
     # code 0: (0.5 * 0 + 0.5 * 4) / (0.5 * 1 + 0.5 * 2) = 4 / 3; code 1: (5 + 4.5) / 1 = 9.5
     np.testing.assert_allclose(quantizer.codebook.numpy()[:, 0], [4 / 3, 9.5, 100.0], rtol=1e-6)
 
@@ -79,9 +79,9 @@ def test_vqvae_fit_lowers_the_reconstruction_error(codebook_update):
     model = tiny_vqvae(codebook_update)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     images = grey_images(64)
-    history = model.fit(images, batch_size=16, epochs=8, verbose=0).history
+    history = model.fit(images, batch_size=16, epochs=20, verbose=0).history
     assert {"loss", "reconstruction_mse", "commitment", "perplexity"} <= set(history)
-    assert history["reconstruction_mse"][-1] < 0.6 * history["reconstruction_mse"][0]
+    assert history["reconstruction_mse"][-1] < 0.5 * history["reconstruction_mse"][0]
     perplexity, dead = vqvae.code_usage(model.encode_codes(images), model.num_codes)
     assert 1.0 <= perplexity <= model.num_codes and 0 <= dead < model.num_codes
 
@@ -187,7 +187,7 @@ def test_dead_codes_restart_at_latents_of_the_batch():
     quantizer.ema_sums.assign([[0.0], [100.0], [200.0], [300.0]])
     latents = np.array([[1.0], [2.0], [3.0], [4.0], [5.0], [6.0]], np.float32)  # all code 0
     _, codes = quantizer(latents)
-    quantizer.ema_update(latents, codes, step=0)
+    quantizer.update(latents, codes, step=0)
     codebook = quantizer.codebook.numpy()[:, 0]
     assert set(codebook[1:]) <= set(latents[:, 0])  # restarted at the batch's latents
     _, codes = quantizer(latents)

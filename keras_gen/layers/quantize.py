@@ -17,8 +17,9 @@ class VectorQuantizer(keras.layers.Layer):
     as if quantization were the identity), and their int32 indices (batch, ...).
 
     With `codebook_update="ema"` the codebook follows exponential moving averages of the
-    latents assigned to each code (`ema_update`, called by the model's train step); with
-    "loss" it is trained by the codebook loss ||sg[z_e] - e||^2 that `losses` returns.
+    latents assigned to each code; with "loss" it is trained by the codebook loss
+    ||sg[z_e] - e||^2 (`codebook_loss`). Either way the model's train step calls `update`,
+    which also restarts dead codes.
 
     Args:
         num_codes: K.
@@ -26,7 +27,7 @@ class VectorQuantizer(keras.layers.Layer):
         codebook_update: "ema" or "loss".
         decay: of the moving averages.
         epsilon: a code whose averaged count falls below it keeps its vector.
-        dead_fraction: an "ema" code whose averaged count falls below this fraction of the
+        dead_fraction: a code whose averaged count falls below this fraction of the
             codes' mean count is dead, and restarts at one of the batch's latents (0: never).
             Without restarts most codes of a fresh codebook are never chosen.
 
@@ -67,17 +68,17 @@ class VectorQuantizer(keras.layers.Layer):
             trainable=not ema,
             name="codebook",
         )
+        # The averages start as one assignment of each code to itself, so a code that is never
+        # chosen keeps its initial vector instead of falling to zero. Every replica computes the
+        # same all-reduced update, so the first replica's is kept.
+        self.ema_counts = self.add_weight(
+            shape=(self.num_codes,),
+            initializer="ones",
+            trainable=False,
+            name="ema_counts",
+            aggregation="only_first_replica",
+        )
         if ema:
-            # Every replica computes the same all-reduced update, so the first replica's is kept.
-            # The averages start as one assignment of each code to itself, so a code that is
-            # never chosen keeps its initial vector instead of falling to zero.
-            self.ema_counts = self.add_weight(
-                shape=(self.num_codes,),
-                initializer="ones",
-                trainable=False,
-                name="ema_counts",
-                aggregation="only_first_replica",
-            )
             self.ema_sums = self.add_weight(
                 shape=(self.num_codes, self.code_dim),
                 initializer="zeros",
@@ -118,10 +119,11 @@ class VectorQuantizer(keras.layers.Layer):
         error = tf.square(tf.stop_gradient(tf.cast(latents, tf.float32)) - quantized)
         return tf.reduce_sum(tf.reshape(error, [tf.shape(error)[0], -1]), axis=1)
 
-    def ema_update(self, latents, codes, step=0):
-        """One moving-average step of an "ema" codebook from this replica's latents and codes,
-        with counts and sums added over all replicas first; dead codes restart at latents of
-        the global batch picked by `step` (the optimizer's), the same on every replica."""
+    def update(self, latents, codes, step=0):
+        """After a train step: the codes' moving-average counts (and, for "ema", the codebook
+        moved to the averaged means of its latents), with counts and sums added over all
+        replicas first; then dead codes restart at latents of the global batch, picked by `step`
+        (the optimizer's) so that every replica picks the same."""
         flat = tf.reshape(tf.cast(latents, tf.float32), [-1, self.code_dim])
         one_hot = tf.one_hot(tf.reshape(codes, [-1]), self.num_codes)
         counts = tf.reduce_sum(one_hot, axis=0)
@@ -132,21 +134,26 @@ class VectorQuantizer(keras.layers.Layer):
             counts, sums = context.all_reduce(tf.distribute.ReduceOp.SUM, [counts, sums])
             every = context.all_gather(flat, axis=0)
         new_counts = self.decay * self.ema_counts + (1.0 - self.decay) * counts
-        new_sums = self.decay * self.ema_sums + (1.0 - self.decay) * sums
+        codebook = tf.cast(self.codebook, tf.float32)
+        if self.codebook_update == "ema":
+            new_sums = self.decay * self.ema_sums + (1.0 - self.decay) * sums
+            # A code unused for long has a count near zero: it keeps its vector, not 0 / 0.
+            means = new_sums / tf.maximum(new_counts, self.epsilon)[:, None]
+            codebook = tf.where(new_counts[:, None] > self.epsilon, means, codebook)
         if self.dead_fraction > 0:
             dead = new_counts < self.dead_fraction * tf.reduce_mean(new_counts)
             # Spread, step-dependent picks: a fixed hash, so every replica picks the same rows.
             picks = (
                 tf.range(self.num_codes, dtype=tf.int64) * 7919 + tf.cast(step, tf.int64) * 104729
             ) % tf.cast(tf.shape(every)[0], tf.int64)
+            fresh = tf.gather(every, picks)
             new_counts = tf.where(dead, tf.ones_like(new_counts), new_counts)
-            new_sums = tf.where(dead[:, None], tf.gather(every, picks), new_sums)
-        # A code unused for long has a count near zero: it keeps its vector rather than 0 / 0.
-        used = new_counts[:, None] > self.epsilon
-        means = new_sums / tf.maximum(new_counts, self.epsilon)[:, None]
+            codebook = tf.where(dead[:, None], fresh, codebook)
+            if self.codebook_update == "ema":
+                new_sums = tf.where(dead[:, None], fresh, new_sums)
         self.ema_counts.assign(new_counts)
-        self.ema_sums.assign(new_sums)
-        codebook = tf.where(used, means, tf.cast(self.codebook, tf.float32))
+        if self.codebook_update == "ema":
+            self.ema_sums.assign(new_sums)
         self.codebook.assign(tf.cast(codebook, self.codebook.dtype))
 
     def compute_output_shape(self, input_shape):

@@ -205,8 +205,7 @@ class VQVAE(GenerativeModel):
             if self.losses:
                 total += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
         self.minimize(tape, total, self.optimizer, self.trainable_variables)
-        if self.quantizer.codebook_update == "ema":
-            self.quantizer.ema_update(latents, codes, self.optimizer.iterations)
+        self.quantizer.update(latents, codes, self.optimizer.iterations)
         return self._update_metrics(loss, error, commitment, codes)
 
     def test_step(self, data):
