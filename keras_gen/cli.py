@@ -319,6 +319,12 @@ def build_parser():
         help="also render each folder's card.json and files into its MODEL_CARD.md.",
     )
     zoo_command.add_argument(
+        "--weights-only",
+        action="store_true",
+        help="rewrite every zoo model.keras that still carries optimizer state without it "
+        "(zoo files keep weights and configuration; runs in progress keep theirs in in_training/).",
+    )
+    zoo_command.add_argument(
         "--picture",
         default=None,
         metavar="PNG",
@@ -530,6 +536,12 @@ def cmd_evaluate(args):
 def cmd_zoo(args):
     from keras_gen import zoo
 
+    if args.weights_only:
+        for name in zoo.names():
+            path = zoo.keras_path(name)
+            if os.path.exists(path) and zoo.has_optimizer_state(path):
+                before, after = zoo.write_weights_only(path, path)
+                print(f"{path}: {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB (weights only)")
     entries = zoo.list()
     if args.write_cards:
         for entry in entries:

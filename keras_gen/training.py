@@ -161,6 +161,9 @@ def _resumed_model(
                 "another first stage. Resume without --from, or start a new run."
             )
     print(f"precision: {model.dtype_policy.name} (from {saved})")
+    if getattr(model, "optimizer", None) is None:  # a weights-only file, such as a zoo model's
+        print(f"optimizer: fresh ({saved} holds weights only)")
+        model.compile_for_training()
     if learning_rate:
         model.set_learning_rate(learning_rate)
     keras.utils.set_random_seed(seed + done_epochs)  # shuffle afresh, not replay the first epochs

@@ -134,10 +134,44 @@ def open(name, runtime=None, num_threads=None):  # noqa: A001  (the runners' cou
 
 @registry.register_preset_loader
 def load(source):
-    """The trained Keras model of a zoo name or a folder holding model.keras, ready to `fit` further."""
+    """The trained Keras model of a zoo name or a folder holding model.keras.
+
+    A zoo file holds weights and configuration, not optimizer state (as KerasHub presets do):
+    compile the model (e.g. `model.compile_for_training()`) to train it further, with a fresh
+    optimizer.
+    """
     from keras_gen import runtime
 
     return runtime.load_keras(keras_path(source))
+
+
+def write_weights_only(source, destination):
+    """Writes a copy of the .keras file `source` without its optimizer state (what a zoo folder
+    keeps) to `destination`; returns (bytes before, bytes after). The model, its weights and its
+    seed are unchanged, so it samples and scores exactly as `source` does.
+
+    A run in progress keeps its full checkpoint in the folder's `in_training/` instead.
+    """
+    import keras
+
+    from keras_gen import runtime
+
+    runtime.load_keras(source)  # clear errors for a bad file
+    before = os.path.getsize(source)
+    model = keras.saving.load_model(source, compile=False, safe_mode=True)
+    partial = destination + ".partial.keras"  # never a half-written zoo file
+    model.save(partial)
+    os.replace(partial, destination)
+    return before, os.path.getsize(destination)
+
+
+def has_optimizer_state(path):
+    """Whether the .keras file at `path` carries optimizer state."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+    return bool(config.get("compile_config"))
 
 
 def update_card(name, **fields):

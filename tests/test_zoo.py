@@ -1,5 +1,6 @@
 """The zoo: listing, opening by name in every runtime, presets, and the CLI's zoo names."""
 
+import glob
 import json
 import os
 
@@ -55,8 +56,9 @@ def test_list_open_and_from_preset(tiny_zoo):
             zoo.open("tiny_pixelcnn", runtime=runtime).sample(noise), expected
         )
     preset = PixelCNN.from_preset("tiny_pixelcnn")
-    assert int(preset.optimizer.iterations) == 2  # optimizer state came along: ready to fit further
+    preset.compile_for_training()  # a fresh optimizer
     preset.fit(images, epochs=1, batch_size=4, verbose=0)
+    assert int(preset.optimizer.iterations) == 2
 
 
 def test_wrong_names_and_classes_say_what_is_there(tiny_zoo):
@@ -94,10 +96,32 @@ def test_the_shipped_zoo_lists_every_model(monkeypatch):
         assert entry["size_mb"] < 25, entry["name"]
 
 
+def test_zoo_files_hold_weights_without_optimizer_state(monkeypatch, tmp_path):
+    monkeypatch.delenv(zoo.ZOO_DIR_ENV, raising=False)
+    for name in zoo.names():
+        assert not zoo.has_optimizer_state(zoo.keras_path(name)), name
+    # The in-progress checkpoints resume exactly, so they keep theirs.
+    for checkpoint in glob.glob(os.path.join(zoo.zoo_dir(), "*", "in_training", "model.keras")):
+        assert zoo.has_optimizer_state(checkpoint), checkpoint
+
+
+def test_a_weights_only_copy_samples_and_scores_the_same(tmp_path):
+    model = PixelCNN(image_shape=(5, 5, 1), filters=4, num_blocks=1, head_filters=4, seed=0)
+    model.compile_for_training()
+    images = (np.random.default_rng(0).random((8, 5, 5, 1)) < 0.4).astype(np.uint8)
+    model.fit(images, epochs=1, batch_size=4, verbose=0)
+    model.save(tmp_path / "full.keras")
+    before, after = zoo.write_weights_only(str(tmp_path / "full.keras"), str(tmp_path / "w.keras"))
+    assert after < before and not zoo.has_optimizer_state(str(tmp_path / "w.keras"))
+    copy = PixelCNN.from_preset(str(tmp_path / "w.keras"))
+    noise = model.make_noise(3, seed=1)
+    np.testing.assert_array_equal(copy.sample(noise), model.sample(noise))
+    np.testing.assert_array_equal(copy.log_prob(images), model.log_prob(images))
+
+
 def test_the_shipped_pixelcnn_is_a_preset_with_a_quantized_copy(monkeypatch):
     monkeypatch.delenv(zoo.ZOO_DIR_ENV, raising=False)
     model = PixelCNN.from_preset("pixelcnn_binarized_mnist")
-    assert model.optimizer is not None and int(model.optimizer.iterations) > 0
     noise = model.make_noise(1, seed=0)
     float_images = zoo.open("pixelcnn_binarized_mnist", runtime="tflite").sample(noise)
     int8_images = zoo.open("pixelcnn_binarized_mnist", runtime="tflite-int8").sample(noise)

@@ -121,7 +121,8 @@ class GenerativeModel(keras.Model):
 
     @classmethod
     def from_preset(cls, preset):
-        """The trained model of a zoo preset, ready to `fit` further, `sample` or `save`.
+        """The trained model of a zoo preset, ready to `sample` or `save`; `compile` it (e.g.
+        `compile_for_training()`) to `fit` further, with a fresh optimizer.
 
         Args:
             preset: a zoo name (see `keras_gen.zoo.names()`, e.g. "pixelcnn_binarized_mnist")
