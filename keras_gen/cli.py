@@ -331,6 +331,24 @@ def build_parser():
         help="also draw 8 samples of every zoo model, one row each, through LiteRT.",
     )
 
+    serve = commands.add_parser(
+        "serve",
+        help="serve a page that samples the zoo in your browser (LiteRT.js)",
+        description="Serve a static page and the zoo's model.tflite files; the browser samples "
+        "them on the device with LiteRT.js. Needs LiteRT.js once: npm ci --prefix keras_gen/web.",
+    )
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free).")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: loopback only)."
+    )
+    serve.add_argument(
+        "--files",
+        default=None,
+        metavar="DIR",
+        help="also serve this folder's files under /files/ (noise .npy files for the URL "
+        "contract: /?model=NAME&noise=/files/noise.npy&autorun=1).",
+    )
+
     quickstart = commands.add_parser(
         "quickstart",
         help="train, sample, export and sample via LiteRT",
@@ -533,6 +551,21 @@ def cmd_evaluate(args):
     return results
 
 
+def cmd_serve(args):
+    from keras_gen import serve
+
+    server = serve.make_server(args.host, args.port, files_dir=args.files)
+    host, port = server.server_address[:2]
+    print(f"keras_gen zoo page: http://{host}:{port}/  (Ctrl-C stops it)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
 def cmd_zoo(args):
     from keras_gen import zoo
 
@@ -640,6 +673,7 @@ COMMANDS = {
     "train-classifier": cmd_train_classifier,
     "quickstart": cmd_quickstart,
     "zoo": cmd_zoo,
+    "serve": cmd_serve,
 }
 
 
@@ -649,7 +683,7 @@ def main(argv=None):
     except ArgumentError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from keras_gen import callbacks, data, export, recipes, runtime, training, zoo
+    from keras_gen import callbacks, data, export, recipes, runtime, serve, training, zoo
 
     expected = (
         validation.InputError,
@@ -660,6 +694,7 @@ def main(argv=None):
         callbacks.NonFiniteLossError,
         training.TrainingError,
         recipes.RecipeError,
+        serve.ServeError,
         ValueError,
         OSError,
     )

@@ -1,0 +1,246 @@
+// The page of `python -m keras_gen serve`: samples a zoo model's model.tflite with LiteRT.js.
+//
+// URL contract (README): ?model=<zoo name>&noise=<URL of a float32 .npy>[&labels=1,2,...]
+// &autorun=1 samples exactly that noise (a model with several noise inputs takes
+// noise_<name>=<URL> for each), then shows the sha256 of the uint8 images (C order) in
+// #result-sha256 and the milliseconds per image in #result-ms. Errors show in #error.
+
+import {loadAndCompile, loadLiteRt, Tensor} from '@litertjs/core';
+
+const $ = (id) => document.getElementById(id);
+const compiled = new Map();  // zoo name -> compiled model (batch 1)
+let zoo = [];
+
+function showError(message) {
+  $('error').textContent = message;
+  $('error').hidden = false;
+  $('status').textContent = 'Stopped.';
+}
+
+function clearError() {
+  $('error').hidden = true;
+  $('error').textContent = '';
+}
+
+// -- noise --------------------------------------------------------------------
+function mulberry32(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+// Seeded noise for the page's own sampling: {name: Float32Array of count * prod(shape)}.
+function seededNoise(entry, count, seed) {
+  const random = mulberry32(seed);
+  const noise = {};
+  for (const name of Object.keys(entry.noise).sort()) {
+    const {shape, kind} = entry.noise[name];
+    const values = new Float32Array(count * shape.reduce((a, b) => a * b, 1));
+    for (let i = 0; i < values.length; i++) {
+      if (kind === 'uniform') {
+        values[i] = Math.min(random(), 1 - 2 ** -24);
+      } else {  // Box-Muller
+        values[i] = Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+      }
+    }
+    noise[name] = values;
+  }
+  return noise;
+}
+
+// A float32 .npy file (C order, little-endian) -> {shape, data}.
+function parseNpy(buffer, url) {
+  const bytes = new Uint8Array(buffer);
+  const magic = String.fromCharCode(...bytes.slice(1, 6));
+  if (bytes[0] !== 0x93 || magic !== 'NUMPY') throw new Error(`${url}: not a .npy file`);
+  const major = bytes[6];
+  const headerLength = major === 1 ? bytes[8] | (bytes[9] << 8) : new DataView(buffer).getUint32(8, true);
+  const start = major === 1 ? 10 : 12;
+  const header = new TextDecoder().decode(bytes.slice(start, start + headerLength));
+  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
+  const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
+  const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? '';
+  const shape = shapeText.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  if (descr !== '<f4' || fortran !== 'False') {
+    throw new Error(`${url}: expected float32 ('<f4') in C order, got ${descr}, fortran_order ${fortran}`);
+  }
+  return {shape, data: new Float32Array(buffer.slice(start + headerLength))};
+}
+
+async function fetchNoise(entry, params) {
+  const names = Object.keys(entry.noise).sort();
+  const noise = {};
+  let count = null;
+  for (const name of names) {
+    const url = params.get(names.length === 1 ? 'noise' : `noise_${name}`) ?? params.get(`noise_${name}`);
+    if (!url) throw new Error(`noise: give ${names.length === 1 ? 'noise' : names.map((n) => 'noise_' + n).join(' and ')}=<URL of a float32 .npy>`);
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`noise: ${url} could not be fetched (HTTP ${response.status})`);
+    const {shape, data} = parseNpy(await response.arrayBuffer(), url);
+    const expected = entry.noise[name].shape;
+    if (shape.length !== expected.length + 1 || expected.some((d, i) => d !== shape[i + 1])) {
+      throw new Error(`${name}: ${entry.name} takes noise of shape (batch, ${expected.join(', ')}); ${url} holds (${shape.join(', ')})`);
+    }
+    if (count !== null && shape[0] !== count) throw new Error('noise: every input needs the same batch size');
+    count = shape[0];
+    noise[name] = data;
+  }
+  return {noise, count};
+}
+
+// -- sampling -----------------------------------------------------------------
+async function compiledModel(name) {
+  if (!compiled.has(name)) {
+    const response = await fetch(`/models/${name}.tflite`);
+    if (!response.ok) throw new Error(`model ${name}: its file could not be fetched (HTTP ${response.status})`);
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    compiled.set(name, await loadAndCompile(bytes, {accelerator: 'wasm'}));
+  }
+  return compiled.get(name);
+}
+
+// Samples `count` images one at a time (the web copies have batch 1): a Uint8Array of
+// count * H * W * C pixels and the milliseconds per image.
+async function sampleImages(entry, noise, count, labels) {
+  const model = await compiledModel(entry.name);
+  const [height, width, channels] = entry.image_shape;
+  const perImage = height * width * channels;
+  const images = new Uint8Array(count * perImage);
+  let milliseconds = 0;
+  for (let i = 0; i < count; i++) {
+    const inputs = {};
+    for (const [name, values] of Object.entries(noise)) {
+      const size = values.length / count;
+      inputs[name] = new Tensor(values.slice(i * size, (i + 1) * size), [1, ...entry.noise[name].shape]);
+    }
+    if (entry.num_classes) inputs.labels = new Tensor(new Int32Array([labels[i]]), [1]);
+    const start = performance.now();
+    const outputs = await model.run('sample', inputs);
+    milliseconds += performance.now() - start;
+    images.set(outputs.images.toTypedArray(), i * perImage);
+    for (const tensor of [...Object.values(inputs), ...Object.values(outputs)]) tensor.delete();
+  }
+  return {images, msPerImage: milliseconds / count};
+}
+
+async function sha256Hex(bytes) {
+  const digest = await crypto.subtle.digest('SHA-256', bytes);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function drawGrid(entry, images, count) {
+  const [height, width, channels] = entry.image_shape;
+  const columns = Math.ceil(Math.sqrt(count));
+  const rows = Math.ceil(count / columns);
+  const canvas = $('grid');
+  canvas.width = columns * width;
+  canvas.height = rows * height;
+  const context = canvas.getContext('2d');
+  const picture = context.createImageData(canvas.width, canvas.height);
+  for (let i = 0; i < count; i++) {
+    const top = Math.floor(i / columns) * height;
+    const left = (i % columns) * width;
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        const source = ((i * height + y) * width + x) * channels;
+        const target = ((top + y) * canvas.width + left + x) * 4;
+        for (let c = 0; c < 3; c++) picture.data[target + c] = images[source + (channels === 3 ? c : 0)];
+        picture.data[target + 3] = 255;
+      }
+    }
+  }
+  context.putImageData(picture, 0, 0);
+}
+
+async function run(entry, noise, count, labels) {
+  clearError();
+  $('status').textContent = `Sampling ${count} image${count > 1 ? 's' : ''} from ${entry.name}…`;
+  $('result-sha256').textContent = '–';
+  $('result-ms').textContent = '–';
+  const {images, msPerImage} = await sampleImages(entry, noise, count, labels);
+  drawGrid(entry, images, count);
+  $('result-ms').textContent = msPerImage.toFixed(1);
+  $('result-sha256').textContent = await sha256Hex(images);
+  $('status').textContent = `${count} image${count > 1 ? 's' : ''} from ${entry.name}, ${msPerImage.toFixed(1)} ms each, on this device.`;
+}
+
+// -- the page -----------------------------------------------------------------
+function showCard(entry) {
+  $('card-name').textContent = `${entry.name} (${entry.model})`;
+  const figures = Object.entries(entry.figures).map(([k, v]) => `${k}: ${v}`);
+  const published = Object.entries(entry.published).map(([k, v]) => `published ${k}: ${v}`);
+  $('card-figures').replaceChildren(...[...figures, ...published].map((text) => {
+    const item = document.createElement('li');
+    item.textContent = text;
+    return item;
+  }));
+  $('card-pictures').replaceChildren(...entry.pictures.map((picture) => {
+    const image = document.createElement('img');
+    image.src = `/models/${entry.name}/${picture}`;
+    image.alt = `${entry.name}: ${picture}`;
+    return image;
+  }));
+  $('label-row').hidden = !entry.num_classes;
+  if (entry.num_classes) {
+    $('label').replaceChildren(...Array.from({length: entry.num_classes}, (_, k) => new Option(String(k), String(k))));
+  }
+}
+
+function selected() {
+  return zoo.find((entry) => entry.name === $('model').value);
+}
+
+async function main() {
+  const params = new URLSearchParams(location.search);
+  try {
+    zoo = await (await fetch('/zoo.json')).json();
+    $('model').replaceChildren(...zoo.map((entry) => new Option(entry.name, entry.name)));
+    await loadLiteRt('/litertjs/core/wasm/', {threads: crossOriginIsolated && params.get('threads') === '1'});
+  } catch (error) {
+    showError(`LiteRT.js could not start: ${error.message ?? error}`);
+    return;
+  }
+  const wanted = params.get('model');
+  if (wanted !== null && !zoo.some((entry) => entry.name === wanted)) {
+    showError(`unknown model ${JSON.stringify(wanted)}; the zoo has ${zoo.map((e) => e.name).join(', ')}`);
+    return;
+  }
+  if (wanted) $('model').value = wanted;
+  showCard(selected());
+  $('model').addEventListener('change', () => showCard(selected()));
+  $('sample').disabled = false;
+  $('status').textContent = 'Ready: pick a model and sample.';
+  $('sample').addEventListener('click', async () => {
+    const entry = selected();
+    const count = Math.max(1, Math.min(64, Number($('count').value) || 1));
+    const labels = Array.from({length: count}, () => Number($('label').value || 0));
+    try {
+      await run(entry, seededNoise(entry, count, Number($('seed').value) || 0), count, labels);
+    } catch (error) {
+      showError(error.message ?? String(error));
+    }
+  });
+  if (params.get('autorun') === '1') {
+    const entry = selected();
+    try {
+      const {noise, count} = await fetchNoise(entry, params);
+      let labels = null;
+      if (entry.num_classes) {
+        labels = (params.get('labels') ?? '').split(',').filter(Boolean).map(Number);
+        if (labels.length !== count || labels.some((k) => !(k >= 0 && k < entry.num_classes))) {
+          throw new Error(`labels: ${entry.name} needs ${count} labels in 0..${entry.num_classes - 1}, as labels=0,1,...`);
+        }
+      }
+      await run(entry, noise, count, labels);
+    } catch (error) {
+      showError(error.message ?? String(error));
+    }
+  }
+}
+
+main();

@@ -1,0 +1,158 @@
+"""The zoo page in a real Chromium (Debian's, headless, driven by Playwright): every zoo model
+samples in the browser exactly what Python LiteRT samples, and bad input gets a message.
+
+Needs Debian's chromium and LiteRT.js (`npm ci --prefix keras_gen/web`); `.ci/run` installs
+both. Without them these tests skip, saying which is missing.
+"""
+
+import hashlib
+import os
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from keras_gen import cli, formats, runtime, serve, zoo
+from tests.conftest import REPO
+
+CHROMIUM = shutil.which("chromium")
+SCREENSHOTS = os.environ.get("KERAS_GEN_SCREENSHOTS")  # a folder: keep the page's pictures
+COUNT = 2  # images per model: the autoregressive ones take about half a second each here
+
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
+    pytest.mark.skipif(
+        not os.path.exists(os.path.join(serve.litertjs_dir(), "core", "dist", "index.js")),
+        reason="LiteRT.js is not installed (npm ci --prefix keras_gen/web)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    files = tmp_path_factory.mktemp("files")
+    server = serve.make_server(port=0, files_dir=str(files))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", files
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+def open_page(browser, url, width=1280, height=900):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(url)
+    return page
+
+
+def wait_for_result(page, timeout=120_000):
+    """The page's sha256 and ms per image, or the text of its error."""
+    page.wait_for_function(
+        "document.getElementById('result-sha256').textContent !== '–'"
+        " || !document.getElementById('error').hidden",
+        timeout=timeout,
+    )
+    if not page.locator("#error").is_hidden():
+        return None, None, page.inner_text("#error")
+    return page.inner_text("#result-sha256"), float(page.inner_text("#result-ms")), None
+
+
+def zoo_names():
+    return [n for n in zoo.names() if os.path.exists(os.path.join(zoo.folder(n), formats.TFLITE))]
+
+
+@pytest.mark.parametrize("name", zoo_names())
+def test_the_browser_samples_what_python_litert_samples(server, browser, name):
+    base, files = server
+    runner = runtime.open_artifact(os.path.join(zoo.folder(name), formats.TFLITE))
+    noise = runner.make_noise(COUNT, seed=7)
+    labels = np.arange(COUNT, dtype=np.int32) + 3 if runner.num_classes else None
+    query = f"?model={name}&autorun=1"
+    for key, values in noise.items() if isinstance(noise, dict) else [("noise", noise)]:
+        path = files / f"{name}_{key}.npy"
+        np.save(path, np.ascontiguousarray(values, np.float32))
+        query += f"&{'noise' if key == 'noise' else 'noise_' + key}=/files/{path.name}"
+    if labels is not None:
+        query += "&labels=" + ",".join(map(str, labels))
+    expected = runner.sample(noise, labels)
+    page = open_page(browser, base + "/" + query)
+    digest, milliseconds, error = wait_for_result(page)
+    assert error is None, error
+    assert digest == hashlib.sha256(np.ascontiguousarray(expected, np.uint8).tobytes()).hexdigest()
+    assert milliseconds > 0
+    if SCREENSHOTS and name == "pixelcnn_binarized_mnist":
+        page.screenshot(path=os.path.join(SCREENSHOTS, "web_desktop.png"), full_page=True)
+        phone = open_page(browser, base + "/" + query, width=390, height=844)
+        wait_for_result(phone)
+        phone.screenshot(path=os.path.join(SCREENSHOTS, "web_phone.png"), full_page=True)
+    page.close()
+
+
+def test_the_page_samples_from_its_own_controls(server, browser):
+    base, _ = server
+    page = open_page(browser, base + "/?model=conditional_gan_mnist")
+    page.wait_for_selector("#sample:not([disabled])", timeout=60_000)
+    assert page.is_visible("#label-row")  # a conditional model asks for the digit
+    page.select_option("#label", "7")
+    page.fill("#count", "4")
+    page.click("#sample")
+    digest, milliseconds, error = wait_for_result(page)
+    assert error is None and len(digest) == 64 and milliseconds > 0
+    assert "conditional_gan_mnist" in page.inner_text("#card-name")
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("?model=nonesuch", 'unknown model "nonesuch"'),
+        (
+            "?model=pixelcnn_binarized_mnist&noise=/files/wrong.npy&autorun=1",
+            "takes noise of shape",
+        ),
+        ("?model=pixelcnn_binarized_mnist&noise=/files/missing.npy&autorun=1", "HTTP 404"),
+        ("?model=conditional_gan_mnist&noise=/files/gan.npy&autorun=1", "needs 2 labels"),
+    ],
+)
+def test_bad_input_gets_a_message_on_the_page(server, browser, query, message):
+    base, files = server
+    np.save(files / "wrong.npy", np.zeros((2, 5, 5, 1), np.float32))
+    np.save(files / "gan.npy", np.zeros((2, 64), np.float32))
+    page = open_page(browser, base + "/" + query)
+    page.wait_for_selector("#error:not([hidden])", timeout=60_000)
+    assert message in page.inner_text("#error")
+
+
+def test_the_server_refuses_a_port_in_use_and_a_missing_litertjs(server, tmp_path, capsys):
+    base, _ = server
+    port = int(base.rsplit(":", 1)[1])
+    with pytest.raises(serve.ServeError, match="port is in use"):
+        serve.make_server(port=port)
+    assert cli.main(["serve", "--port", str(port)]) == 2
+    assert "is in use" in capsys.readouterr().err
+    with pytest.raises(serve.ServeError, match="npm ci --prefix"):
+        serve.make_server(port=0, litertjs=str(tmp_path))
+
+
+def test_a_fixed_batch_copy_is_the_same_model():
+    path = os.path.join(REPO, "saved_models", "pixelcnn_binarized_mnist", formats.TFLITE)
+    with open(path, "rb") as file:
+        copy = serve.fixed_batch_copy(file.read())
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=copy)
+    sample = interpreter.get_signature_runner("sample")
+    assert list(sample.get_input_details()["noise"]["shape_signature"]) == [1, 28, 28, 1]
+    noise = np.random.default_rng(0).random((1, 28, 28, 1), dtype=np.float32)
+    expected = runtime.open_artifact(path).sample(noise)
+    np.testing.assert_array_equal(sample(noise=noise)["images"], expected)
