@@ -156,3 +156,25 @@ def test_a_fixed_batch_copy_is_the_same_model():
     noise = np.random.default_rng(0).random((1, 28, 28, 1), dtype=np.float32)
     expected = runtime.open_artifact(path).sample(noise)
     np.testing.assert_array_equal(sample(noise=noise)["images"], expected)
+
+
+def test_the_vae_interpolates_between_two_samples_with_a_slider(server, browser):
+    base, _ = server
+    page = open_page(browser, base + "/?model=vae_binarized_mnist")
+    page.wait_for_function("document.getElementById('between-t').textContent === 't = 0.00'")
+
+    def picture():
+        return page.evaluate(
+            "() => Array.from(document.getElementById('between').getContext('2d')"
+            ".getImageData(0, 0, 28, 28).data)"
+        )
+
+    start = picture()
+    page.fill("#slider", "1")
+    page.wait_for_function("document.getElementById('between-t').textContent === 't = 1.00'")
+    end = picture()
+    assert start != end and max(end) == 255
+    assert page.is_hidden("#error")
+    page.goto(base + "/?model=pixelcnn_binarized_mnist")
+    page.wait_for_selector("#sample:not([disabled])")
+    assert page.is_hidden("#interpolation")  # no single latent vector

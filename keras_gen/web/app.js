@@ -4,11 +4,15 @@
 // &autorun=1 samples exactly that noise (a model with several noise inputs takes
 // noise_<name>=<URL> for each), then shows the sha256 of the uint8 images (C order) in
 // #result-sha256 and the milliseconds per image in #result-ms. Errors show in #error.
+// &threads=N runs XNNPack on N threads (benchmarks/browser_latency.py).
 
 import {loadAndCompile, loadLiteRt, Tensor} from '@litertjs/core';
 
 const $ = (id) => document.getElementById(id);
 const compiled = new Map();  // zoo name -> compiled model (batch 1)
+const params = new URLSearchParams(location.search);
+// ?threads=N: XNNPack threads (more than one needs the threaded build and cross-origin isolation).
+const threads = Math.max(1, Math.floor(Number(params.get('threads'))) || 1);
 let zoo = [];
 
 function showError(message) {
@@ -99,7 +103,7 @@ async function compiledModel(name) {
     const response = await fetch(`/models/${name}.tflite`);
     if (!response.ok) throw new Error(`model ${name}: its file could not be fetched (HTTP ${response.status})`);
     const bytes = new Uint8Array(await response.arrayBuffer());
-    compiled.set(name, await loadAndCompile(bytes, {accelerator: 'wasm'}));
+    compiled.set(name, await loadAndCompile(bytes, {accelerator: 'wasm', cpuOptions: {numThreads: threads}}));
   }
   return compiled.get(name);
 }
@@ -133,11 +137,10 @@ async function sha256Hex(bytes) {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
-function drawGrid(entry, images, count) {
+function drawGrid(entry, images, count, canvas = $('grid')) {
   const [height, width, channels] = entry.image_shape;
   const columns = Math.ceil(Math.sqrt(count));
   const rows = Math.ceil(count / columns);
-  const canvas = $('grid');
   canvas.width = columns * width;
   canvas.height = rows * height;
   const context = canvas.getContext('2d');
@@ -169,6 +172,38 @@ async function run(entry, noise, count, labels) {
   $('status').textContent = `${count} image${count > 1 ? 's' : ''} from ${entry.name}, ${msPerImage.toFixed(1)} ms each, on this device.`;
 }
 
+// -- latent interpolation ---------------------------------------------------------
+// One latent vector z (the VAE's, a GAN's): slerp between the z of two seeds.
+function hasOneLatent(entry) {
+  const names = Object.keys(entry.noise);
+  return names.length === 1 && entry.noise[names[0]].kind === 'normal' && !entry.num_classes;
+}
+
+function slerp(a, b, t) {
+  const dot = a.reduce((sum, x, i) => sum + x * b[i], 0);
+  const norms = Math.sqrt(a.reduce((s, x) => s + x * x, 0) * b.reduce((s, x) => s + x * x, 0));
+  const angle = Math.acos(Math.min(1, Math.max(-1, dot / norms)));
+  if (angle < 1e-6) return a.map((x, i) => (1 - t) * x + t * b[i]);
+  const [wa, wb] = [Math.sin((1 - t) * angle), Math.sin(t * angle)].map((w) => w / Math.sin(angle));
+  return a.map((x, i) => wa * x + wb * b[i]);
+}
+
+let interpolating = Promise.resolve();
+function interpolate() {
+  const entry = selected();
+  if (!hasOneLatent(entry)) return;
+  const [name] = Object.keys(entry.noise);
+  const t = Number($('slider').value);
+  const a = seededNoise(entry, 1, Number($('seed-a').value) || 0)[name];
+  const b = seededNoise(entry, 1, Number($('seed-b').value) || 0)[name];
+  const z = Float32Array.from(slerp(Array.from(a), Array.from(b), t));
+  interpolating = interpolating.then(async () => {
+    const {images} = await sampleImages(entry, {[name]: z}, 1, null);
+    drawGrid(entry, images, 1, $('between'));
+    $('between-t').textContent = `t = ${t.toFixed(2)}`;
+  }).catch((error) => showError(error.message ?? String(error)));
+}
+
 // -- the page -----------------------------------------------------------------
 function showCard(entry) {
   $('card-name').textContent = `${entry.name} (${entry.model})`;
@@ -186,6 +221,7 @@ function showCard(entry) {
     return image;
   }));
   $('label-row').hidden = !entry.num_classes;
+  $('interpolation').hidden = !hasOneLatent(entry);
   if (entry.num_classes) {
     $('label').replaceChildren(...Array.from({length: entry.num_classes}, (_, k) => new Option(String(k), String(k))));
   }
@@ -196,11 +232,10 @@ function selected() {
 }
 
 async function main() {
-  const params = new URLSearchParams(location.search);
   try {
     zoo = await (await fetch('/zoo.json')).json();
     $('model').replaceChildren(...zoo.map((entry) => new Option(entry.name, entry.name)));
-    await loadLiteRt('/litertjs/core/wasm/', {threads: crossOriginIsolated && params.get('threads') === '1'});
+    await loadLiteRt('/litertjs/core/wasm/', {threads: threads > 1 && crossOriginIsolated});
   } catch (error) {
     showError(`LiteRT.js could not start: ${error.message ?? error}`);
     return;
@@ -212,7 +247,12 @@ async function main() {
   }
   if (wanted) $('model').value = wanted;
   showCard(selected());
-  $('model').addEventListener('change', () => showCard(selected()));
+  $('model').addEventListener('change', () => {
+    showCard(selected());
+    interpolate();
+  });
+  for (const id of ['slider', 'seed-a', 'seed-b']) $(id).addEventListener('input', interpolate);
+  interpolate();
   $('sample').disabled = false;
   $('status').textContent = 'Ready: pick a model and sample.';
   $('sample').addEventListener('click', async () => {
