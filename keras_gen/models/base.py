@@ -404,9 +404,13 @@ class GenerativeModel(keras.Model):
                 f"and dtype {images.dtype.name}. Check the dataset and image_shape."
             )
         if self.conditioned and labels is None:
+            what = (
+                f" on {self.num_classes} classes; the data must yield (images, labels)"
+                if self.num_classes is not None
+                else "; the data must yield (images, condition)"
+            )
             raise validation.InputError(
-                f"{type(self).__name__} is conditional; the data must yield (images, labels) or "
-                "(images, condition), e.g. data.load(..., labels=True)."
+                f"{type(self).__name__} is conditional{what}, e.g. data.load(..., labels=True)."
             )
         return images, (labels if self.conditioned else None)
 
