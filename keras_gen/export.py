@@ -1,8 +1,10 @@
 """Export any keras_gen model to a SavedModel and a TFLite (LiteRT) model.
 
 Layout of an export directory:
-    saved_model/   signatures "sample" (noise [, labels] -> uint8 images) and,
-                   for models with a likelihood, "log_prob" (images -> nats per image);
+    saved_model/   signatures "sample" (noise [, labels] -> uint8 images),
+                   for models with a likelihood, "log_prob" (images -> nats per image), and
+                   for autoregressive models, "complete" (noise, known levels, known_mask
+                   [, labels] -> uint8 images that keep the known sub-pixels);
                    an autoregressive model's "sample" is XLA-compiled (`jit_compile`), so
                    TensorFlow clients (TF Serving, tf.saved_model.load) run its fast
                    sampler as one fused loop
@@ -164,12 +166,16 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
         _write_saved_model(endpoints, plain_dir)
         with open(os.path.join(staging, TFLITE), "wb") as file:
             file.write(to_tflite(plain_dir, list(endpoints)))
-        if compile_sample:
-            function, signature = endpoints["sample"]
+        if compile_sample:  # the samplers: `sample`, and `complete` where the model has it
+            compiled = {
+                name: (tf.function(function, jit_compile=True), signature)
+                for name, (function, signature) in endpoints.items()
+                if name in ("sample", "complete")
+            }
             _write_saved_model(
-                {**endpoints, "sample": (tf.function(function, jit_compile=True), signature)},
+                {**endpoints, **compiled},
                 saved_model_dir,
-                loops_unrolled_for=set(endpoints) - {"sample"},
+                loops_unrolled_for=set(endpoints) - set(compiled),
             )
         manifest = {
             "format_version": FORMAT_VERSION,

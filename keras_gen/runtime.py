@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gen import conventions, formats, precision, validation
+from keras_gen.models.autoregressive import AutoregressiveModel
 
 
 class ArtifactError(ValueError):
@@ -64,6 +65,7 @@ class Runner:
         self.num_levels = int(spec["num_levels"])
         self.num_classes = spec.get("num_classes")
         self.has_log_prob = bool(spec["has_log_prob"])
+        self.signatures = set(spec.get("signatures") or ("sample",))
         self.noise_spec = formats.noise_spec_of(spec)
         single = len(self.noise_spec) == 1
         # One noise input: its shape and kind, as before the noise became a named structure.
@@ -95,6 +97,30 @@ class Runner:
         labels = validation.check_labels(labels, self.num_classes, images.shape[0])
         return np.asarray(self._run("log_prob", {"images": images}, labels, "log_prob"))
 
+    def complete(self, images, known_mask, noise, labels=None):
+        """An autoregressive model's completion: keeps the sub-pixels of `images` (uint8 levels)
+        where `known_mask` (bool or 0/1) is set and samples the rest from `noise` (uniform, as
+        `sample` takes it). Returns (batch, H, W, C) uint8 pixels."""
+        if "complete" not in self.signatures:
+            raise ArtifactError(
+                "This export has no complete signature (exported before it existed, or not an "
+                "autoregressive model)."
+            )
+        noise = validation.check_noise(noise, self.noise_shape, self.noise_kind)
+        images = np.asarray(validation.check_images(images, self.image_shape, self.num_levels))
+        mask = np.asarray(known_mask)
+        if mask.shape != images.shape:
+            raise validation.InputError(
+                f"known_mask: expected shape {images.shape}, received {mask.shape}."
+            )
+        labels = validation.check_labels(labels, self.num_classes, images.shape[0])
+        inputs = {
+            "noise": np.asarray(noise),
+            "known": images,
+            "known_mask": mask.astype(np.uint8),
+        }
+        return np.asarray(self._run("complete", inputs, labels, "images"))
+
     def _run(self, signature, inputs, labels, output):
         if labels is not None:
             inputs["labels"] = np.asarray(labels, np.int32)
@@ -121,10 +147,22 @@ class KerasRunner(Runner):
                 num_levels=model.num_levels,
                 num_classes=model.num_classes,
                 has_log_prob=model.has_log_prob,
+                signatures=["sample"]
+                + (["log_prob"] if model.has_log_prob else [])
+                + (["complete"] if isinstance(model, AutoregressiveModel) else []),
             )
         )
 
     def _call(self, signature, inputs):
+        if signature == "complete":
+            return {
+                "images": self.model.complete(
+                    inputs["known"],
+                    inputs["known_mask"] != 0,
+                    inputs["noise"],
+                    inputs.get("labels"),
+                )
+            }
         if signature == "sample":
             noise = {name: inputs[name] for name in self.noise_spec}
             if len(noise) == 1:

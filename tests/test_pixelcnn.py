@@ -227,3 +227,24 @@ def test_bad_input_gets_clear_errors():
 
     with pytest.raises(ValueError, match="no fast sampler"):
         tiny(WithoutFastSampler).sample_levels(model.make_noise(1), method="fast")
+
+
+@pytest.mark.parametrize("cls, num_classes", [(PixelCNN, None), (GatedPixelCNN, 2)])
+def test_exported_completion_keeps_known_subpixels_in_every_runtime(cls, num_classes, tmp_path):
+    import os
+
+    from keras_gen import export, runtime
+
+    model = tiny(cls, 1, 2, num_classes=num_classes)
+    export.export(model, str(tmp_path / "export"), verbose=False)
+    images = (np.random.default_rng(3).random((3, 5, 5, 1)) < 0.5).astype(np.uint8)
+    mask = np.zeros(images.shape, bool)
+    mask[:, :2] = True  # the top two rows
+    noise = model.make_noise(3, seed=4)
+    labels = np.array([0, 1, 1]) if num_classes else None
+    expected = model.complete(images, mask, noise, labels).numpy()
+    np.testing.assert_array_equal(expected[mask], images[mask] * 255)
+    for path in ("export", os.path.join("export", "model.tflite")):
+        runner = runtime.open_artifact(str(tmp_path / path))
+        np.testing.assert_array_equal(runner.complete(images, mask, noise, labels), expected)
+    assert "complete" in runtime.KerasRunner(model).signatures

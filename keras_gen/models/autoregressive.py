@@ -184,6 +184,26 @@ class AutoregressiveModel(GenerativeModel):
         """
         return self.levels_to_pixels(self.sample_levels(noise, labels, images, known_mask, method))
 
+    def export_endpoints(self):
+        """The family's endpoints, and "complete": noise, `known` uint8 levels and `known_mask`
+        uint8 (1: keep the sub-pixel), each (batch, H, W, C) [, labels] -> uint8 pixels."""
+        endpoints = super().export_endpoints()
+        label_spec = [tf.TensorSpec((None,), tf.int32, name="labels")] if self.num_classes else []
+        shape = (None,) + self.image_shape
+        specs = [
+            tf.TensorSpec(shape, tf.float32, name="noise"),
+            tf.TensorSpec(shape, tf.uint8, name="known"),
+            tf.TensorSpec(shape, tf.uint8, name="known_mask"),
+        ]
+
+        def complete_fn(noise, known, known_mask, labels=None):
+            keep = tf.not_equal(tf.cast(known_mask, tf.int32), 0)  # LiteRT: no uint8 NotEqual
+            levels = self._sample_levels(noise, labels, known, keep, "auto")
+            return {"images": self.levels_to_pixels(levels)}
+
+        endpoints["complete"] = (complete_fn, specs + label_spec)
+        return endpoints
+
     def _compiled_sampler(self, method):
         cache = self.__dict__.setdefault("_sampler_cache", {})
         if method not in cache:
