@@ -4,14 +4,15 @@ Layout of an export directory:
     saved_model/   signatures "sample" (noise [, labels] -> uint8 images),
                    for models with a likelihood, "log_prob" (images -> nats per image), and
                    for autoregressive models, "complete" (noise, known levels, known_mask
-                   [, labels] -> uint8 images that keep the known sub-pixels);
+                   [, labels] -> uint8 images that keep the known sub-pixels; a plain graph);
                    an autoregressive model's "sample" is XLA-compiled (`jit_compile`), so
                    TensorFlow clients (TF Serving, tf.saved_model.load) run its fast
                    sampler as one fused loop
     model.tflite   the same signatures, built-in ops only, converted from the plain graph
     model_int8.tflite, model_float16.tflite
                    optional quantized copies (`quantize=`): int8 weights with
-                   float activations (dynamic range), or float16 weights
+                   float activations (dynamic range), or float16 weights; sample and
+                   log_prob only
     export.json    shapes, dtypes, the model's config, each file's sha256 and
                    size, and how closely each quantized copy follows the float model
 """
@@ -166,16 +167,12 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
         _write_saved_model(endpoints, plain_dir)
         with open(os.path.join(staging, TFLITE), "wb") as file:
             file.write(to_tflite(plain_dir, list(endpoints)))
-        if compile_sample:  # the samplers: `sample`, and `complete` where the model has it
-            compiled = {
-                name: (tf.function(function, jit_compile=True), signature)
-                for name, (function, signature) in endpoints.items()
-                if name in ("sample", "complete")
-            }
+        if compile_sample:
+            function, signature = endpoints["sample"]
             _write_saved_model(
-                {**endpoints, **compiled},
+                {**endpoints, "sample": (tf.function(function, jit_compile=True), signature)},
                 saved_model_dir,
-                loops_unrolled_for=set(endpoints) - set(compiled),
+                loops_unrolled_for=set(endpoints) - {"sample"},
             )
         manifest = {
             "format_version": FORMAT_VERSION,
@@ -195,13 +192,18 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
             manifest.update(noise_shape=list(shape), noise_kind=kind)
         manifest["saved_model_sample"] = "xla" if compile_sample else "graph"
         manifest["quantized"] = {}
+        # Quantized copies are for small deployments: sampling and scoring, not completion.
+        quantized_signatures = [name for name in endpoints if name != "complete"]
         for name in quantize:
             path = os.path.join(staging, QUANTIZED_TFLITE[name])
             with open(path, "wb") as file:
-                file.write(to_tflite(plain_dir, list(endpoints), quantize=name))
+                file.write(to_tflite(plain_dir, quantized_signatures, quantize=name))
             quality = quantization_quality(exported, manifest, os.path.join(staging, TFLITE), path)
             manifest["quantized"][name] = dict(
-                file=QUANTIZED_TFLITE[name], batch=QUALITY_BATCH, **quality
+                file=QUANTIZED_TFLITE[name],
+                batch=QUALITY_BATCH,
+                signatures=quantized_signatures,
+                **quality,
             )
         if compile_sample:
             shutil.rmtree(plain_dir)

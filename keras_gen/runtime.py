@@ -216,6 +216,7 @@ class LiteRTRunner(Runner):
 
         super().__init__(_spec_from_manifest(manifest))
         self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
+        self.signatures = set(self.interpreter.get_signature_list())  # a quantized copy has fewer
 
     def _call(self, signature, inputs):
         return self.interpreter.get_signature_runner(signature)(**inputs)

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from keras_gen import cli, formats, runtime, serve, zoo
+from keras_gen.conventions import pixels_to_levels
 from tests.conftest import REPO
 
 CHROMIUM = shutil.which("chromium")
@@ -178,3 +179,56 @@ def test_the_vae_interpolates_between_two_samples_with_a_slider(server, browser)
     page.goto(base + "/?model=pixelcnn_binarized_mnist")
     page.wait_for_selector("#sample:not([disabled])")
     assert page.is_hidden("#interpolation")  # no single latent vector
+
+
+def completion_names():
+    return [
+        n for n in zoo_names() if "complete" in formats.read_manifest(zoo.folder(n))["signatures"]
+    ]
+
+
+@pytest.mark.parametrize("name", completion_names())
+def test_the_browser_completes_what_python_completes(server, browser, name):
+    base, files = server
+    runner = runtime.open_artifact(os.path.join(zoo.folder(name), formats.TFLITE))
+    known = pixels_to_levels(runner.sample(runner.make_noise(1, seed=1)), runner.num_levels)
+    noise = runner.make_noise(1, seed=2)
+    mask = np.zeros(known.shape, bool)
+    mask[:, :14] = True
+    expected = runner.complete(known, mask, noise)
+    np.testing.assert_array_equal(
+        pixels_to_levels(expected, runner.num_levels)[mask], known[mask]
+    )  # the kept rows are unchanged
+    np.save(files / f"{name}_known.npy", known)
+    np.save(files / f"{name}_completion_noise.npy", noise)
+    page = open_page(
+        browser,
+        f"{base}/?model={name}&known=/files/{name}_known.npy"
+        f"&noise=/files/{name}_completion_noise.npy&rows=14&autorun=1",
+    )
+    digest, _, error = wait_for_result(page)
+    assert error is None, error
+    assert digest == hashlib.sha256(np.ascontiguousarray(expected).tobytes()).hexdigest()
+
+
+def test_a_drawing_keeps_its_top_rows_when_completed(server, browser):
+    base, _ = server
+    page = open_page(browser, base + "/?model=pixelcnn_binarized_mnist")
+    page.wait_for_selector("#complete:not([disabled])", timeout=60_000)
+    box = page.locator("#drawing").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.15)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.45, steps=12)
+    page.mouse.up()
+    page.click("#complete")
+    digest, _, error = wait_for_result(page)
+    assert error is None and len(digest) == 64
+    pixels = page.evaluate(
+        "() => ['drawing', 'completed'].map((id) => Array.from(document.getElementById(id)"
+        ".getContext('2d').getImageData(0, 0, 28, 14).data))"
+    )
+    drawing, completed = (np.array(p).reshape(14, 28, 4)[..., 0] for p in pixels)
+    assert drawing.max() == 255  # the stroke reached the kept rows
+    np.testing.assert_array_equal(completed, np.where(drawing > 127, 255, 0))
+    if SCREENSHOTS:
+        page.screenshot(path=os.path.join(SCREENSHOTS, "web_completion.png"), full_page=True)

@@ -236,7 +236,7 @@ def test_exported_completion_keeps_known_subpixels_in_every_runtime(cls, num_cla
     from keras_gen import export, runtime
 
     model = tiny(cls, 1, 2, num_classes=num_classes)
-    export.export(model, str(tmp_path / "export"), verbose=False)
+    export.export(model, str(tmp_path / "export"), verbose=False, quantize=["int8"])
     images = (np.random.default_rng(3).random((3, 5, 5, 1)) < 0.5).astype(np.uint8)
     mask = np.zeros(images.shape, bool)
     mask[:, :2] = True  # the top two rows
@@ -248,3 +248,6 @@ def test_exported_completion_keeps_known_subpixels_in_every_runtime(cls, num_cla
         runner = runtime.open_artifact(str(tmp_path / path))
         np.testing.assert_array_equal(runner.complete(images, mask, noise, labels), expected)
     assert "complete" in runtime.KerasRunner(model).signatures
+    int8 = runtime.open_artifact(str(tmp_path / "export"), "tflite-int8")  # sample and log_prob
+    with pytest.raises(runtime.ArtifactError, match="no complete signature"):
+        int8.complete(images, mask, noise, labels)

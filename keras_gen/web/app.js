@@ -70,10 +70,11 @@ function parseNpy(buffer, url) {
   const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1] ?? '';
   const shape = shapeText.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
-  if (descr !== '<f4' || fortran !== 'False') {
-    throw new Error(`${url}: expected float32 ('<f4') in C order, got ${descr}, fortran_order ${fortran}`);
+  const types = {'<f4': Float32Array, '|u1': Uint8Array};
+  if (!(descr in types) || fortran !== 'False') {
+    throw new Error(`${url}: expected float32 ('<f4') or uint8 ('|u1') in C order, got ${descr}, fortran_order ${fortran}`);
   }
-  return {shape, data: new Float32Array(buffer.slice(start + headerLength))};
+  return {shape, data: new types[descr](buffer.slice(start + headerLength))};
 }
 
 async function fetchNoise(entry, params) {
@@ -106,6 +107,25 @@ async function compiledModel(name) {
     compiled.set(name, await loadAndCompile(bytes, {accelerator: 'wasm', cpuOptions: {numThreads: threads}}));
   }
   return compiled.get(name);
+}
+
+// Completes one image: keeps `known` (uint8 levels, H * W * C) where `mask` is 1 and samples the
+// rest from `noise` (uniform, H * W * C), with the export's complete signature.
+async function completeImage(entry, known, mask, noise) {
+  const model = await compiledModel(entry.name);
+  const shape = [1, ...entry.image_shape];
+  const inputs = {
+    noise: new Tensor(noise, shape),
+    known: new Tensor(known, shape),
+    known_mask: new Tensor(mask, shape),
+  };
+  if (entry.num_classes) inputs.labels = new Tensor(new Int32Array([Number($('label').value || 0)]), [1]);
+  const start = performance.now();
+  const outputs = await model.run('complete', inputs);
+  const milliseconds = performance.now() - start;
+  const images = outputs.images.toTypedArray().slice();
+  for (const tensor of [...Object.values(inputs), ...Object.values(outputs)]) tensor.delete();
+  return {images, milliseconds};
 }
 
 // Samples `count` images one at a time (the web copies have batch 1): a Uint8Array of
@@ -158,6 +178,7 @@ function drawGrid(entry, images, count, canvas = $('grid')) {
     }
   }
   context.putImageData(picture, 0, 0);
+  canvas.hidden = false;
 }
 
 async function run(entry, noise, count, labels) {
@@ -204,6 +225,58 @@ function interpolate() {
   }).catch((error) => showError(error.message ?? String(error)));
 }
 
+// -- drawing and completion -------------------------------------------------------
+function drawingLevels(entry) {
+  // The pad's pixels as the model's levels: ink is the top level, paper is 0.
+  const [height, width, channels] = entry.image_shape;
+  const pad = $('drawing').getContext('2d').getImageData(0, 0, width, height).data;
+  const levels = new Uint8Array(height * width * channels);
+  for (let i = 0; i < height * width; i++) {
+    const ink = pad[i * 4] > 127 ? entry.num_levels - 1 : 0;
+    for (let c = 0; c < channels; c++) levels[i * channels + c] = ink;
+  }
+  return levels;
+}
+
+function setUpDrawing() {
+  const pad = $('drawing');
+  const context = pad.getContext('2d');
+  const clear = () => {
+    context.fillStyle = '#000';
+    context.fillRect(0, 0, pad.width, pad.height);
+  };
+  clear();
+  let drawing = false;
+  const ink = (event) => {
+    const box = pad.getBoundingClientRect();
+    const x = Math.floor(((event.clientX - box.left) / box.width) * pad.width);
+    const y = Math.floor(((event.clientY - box.top) / box.height) * pad.height);
+    context.fillStyle = '#fff';
+    context.fillRect(x - 1, y - 1, 2, 2);  // a 2 x 2 pen, about a stroke's width in MNIST
+  };
+  pad.addEventListener('pointerdown', (event) => { drawing = true; pad.setPointerCapture(event.pointerId); ink(event); });
+  pad.addEventListener('pointermove', (event) => drawing && ink(event));
+  pad.addEventListener('pointerup', () => { drawing = false; });
+  $('clear').addEventListener('click', clear);
+}
+
+function keepMask(entry, rows) {
+  const [height, width, channels] = entry.image_shape;
+  const mask = new Uint8Array(height * width * channels);
+  mask.fill(1, 0, Math.max(0, Math.min(height, rows)) * width * channels);
+  return mask;
+}
+
+async function runCompletion(entry, known, mask, noise) {
+  clearError();
+  $('status').textContent = `Completing with ${entry.name}…`;
+  const {images, milliseconds} = await completeImage(entry, known, mask, noise);
+  drawGrid(entry, images, 1, $('completed'));
+  $('result-ms').textContent = milliseconds.toFixed(1);
+  $('result-sha256').textContent = await sha256Hex(images);
+  $('status').textContent = `Completed in ${milliseconds.toFixed(0)} ms, on this device.`;
+}
+
 // -- the page -----------------------------------------------------------------
 function showCard(entry) {
   $('card-name').textContent = `${entry.name} (${entry.model})`;
@@ -222,6 +295,7 @@ function showCard(entry) {
   }));
   $('label-row').hidden = !entry.num_classes;
   $('interpolation').hidden = !hasOneLatent(entry);
+  $('completion').hidden = !entry.signatures.includes('complete');
   if (entry.num_classes) {
     $('label').replaceChildren(...Array.from({length: entry.num_classes}, (_, k) => new Option(String(k), String(k))));
   }
@@ -265,7 +339,31 @@ async function main() {
       showError(error.message ?? String(error));
     }
   });
-  if (params.get('autorun') === '1') {
+  setUpDrawing();
+  $('complete').disabled = false;
+  $('complete').addEventListener('click', async () => {
+    const entry = selected();
+    const noise = seededNoise(entry, 1, Number($('seed').value) || 0).noise;
+    try {
+      await runCompletion(entry, drawingLevels(entry), keepMask(entry, Number($('keep-rows').value)), noise);
+    } catch (error) {
+      showError(error.message ?? String(error));
+    }
+  });
+  if (params.get('autorun') === '1' && params.get('known')) {
+    // ?model=...&known=<uint8 levels .npy>&noise=<.npy>&rows=K&autorun=1: complete that image.
+    const entry = selected();
+    try {
+      if (!entry.signatures.includes('complete')) throw new Error(`${entry.name} has no complete signature`);
+      const {noise} = await fetchNoise(entry, params);
+      const response = await fetch(params.get('known'));
+      if (!response.ok) throw new Error(`known: ${params.get('known')} could not be fetched (HTTP ${response.status})`);
+      const known = parseNpy(await response.arrayBuffer(), params.get('known'));
+      await runCompletion(entry, known.data, keepMask(entry, Number(params.get('rows') ?? 14)), noise.noise);
+    } catch (error) {
+      showError(error.message ?? String(error));
+    }
+  } else if (params.get('autorun') === '1') {
     const entry = selected();
     try {
       const {noise, count} = await fetchNoise(entry, params);
