@@ -133,11 +133,15 @@ class AutoregressiveModel(GenerativeModel):
 
     # -- sampling ------------------------------------------------------------
     def _sample(self, noise, labels):
-        if tf.executing_eagerly():  # an eager while_loop would run op by op
-            levels = self._compiled_sampler("auto")(noise, labels, None, None)
-        else:
-            levels = self._sample_levels(noise, labels, None, None, "auto")
-        return self.levels_to_pixels(levels)
+        return self.levels_to_pixels(self.draw_levels(noise, labels))
+
+    def draw_levels(self, noise, labels=None):
+        """(batch, H, W, C) uint8 levels from the default sampler for checked noise and
+        condition: compiled when called eagerly (an eager while_loop runs op by op), inline
+        when traced, as exports and models built on this one (PixelVAE, VQVAEPrior) trace it."""
+        if tf.executing_eagerly():
+            return self._compiled_sampler("auto")(noise, labels, None, None)
+        return self._sample_levels(noise, labels, None, None, "auto")
 
     def sample_levels(self, noise, labels=None, known=None, known_mask=None, method="auto"):
         """Draws images as integer levels, deterministically given the noise.

@@ -4,8 +4,6 @@ The masked layers model local detail given z, so the latent code is left to carr
 shape; the ELBO, its warm-up and free bits, and the IWAE bound come from `LatentVariableModel`.
 """
 
-import tensorflow as tf
-
 from keras_gen import validation
 from keras_gen.models.pixelcnn import PixelCNN
 from keras_gen.models.vae import (
@@ -160,11 +158,7 @@ class PixelVAE(LatentVariableModel):
         return self.levels_to_pixels(self.sample_levels(noise, images, known_mask, method))
 
     def _sample(self, noise, labels):
-        condition = self.condition_map(noise["z"])
-        if tf.executing_eagerly():  # an eager while_loop would run op by op
-            levels = self.decoder._compiled_sampler("auto")(noise["pixels"], condition, None, None)
-        else:
-            levels = self.decoder._sample_levels(noise["pixels"], condition, None, None, "auto")
+        levels = self.decoder.draw_levels(noise["pixels"], self.condition_map(noise["z"]))
         return self.levels_to_pixels(levels)
 
     def get_config(self):

@@ -347,11 +347,7 @@ class VQVAEPrior(GenerativeModel):
         return tf.cast(self.prior.sample_levels(noise, labels, method=method)[..., 0], tf.int32)
 
     def _sample(self, noise, labels):
-        if tf.executing_eagerly():  # an eager while_loop would run op by op
-            codes = self.prior._compiled_sampler("auto")(noise, labels, None, None)
-        else:
-            codes = self.prior._sample_levels(noise, labels, None, None, "auto")
-        codes = tf.cast(codes[..., 0], tf.int32)
+        codes = tf.cast(self.prior.draw_levels(noise, labels)[..., 0], tf.int32)
         return unit_to_pixels(self.vqvae.decode_mean(self.vqvae.quantizer.lookup(codes)))
 
     def get_config(self):
