@@ -20,8 +20,9 @@ class ArtifactError(ValueError):
     """A model file is missing, truncated or not a keras_gen artifact."""
 
 
-def load_keras(path):
-    """Loads a keras_gen `.keras` file with safe_mode=True, with clear errors."""
+def load_keras(path, compile=True):
+    """Loads a keras_gen `.keras` file with safe_mode=True, with clear errors; `compile=False`
+    leaves out its optimizer state."""
     if not os.path.exists(path):
         raise ArtifactError(f"{path}: no such file.")
     if not zipfile.is_zipfile(path):
@@ -41,7 +42,7 @@ def load_keras(path):
     import keras_gen.models  # noqa: F401  registers the classes
 
     try:
-        return keras.saving.load_model(path, safe_mode=True)
+        return keras.saving.load_model(path, compile=compile, safe_mode=True)
     except Exception as error:
         raise ArtifactError(
             f"{path}: could not be loaded: {type(error).__name__}: {error}"

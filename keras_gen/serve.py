@@ -98,10 +98,7 @@ def catalogue():
                 image_shape=manifest["image_shape"],
                 num_levels=manifest["num_levels"],
                 num_classes=manifest["num_classes"],
-                noise={
-                    name: {"shape": list(shape), "kind": kind}
-                    for name, (shape, kind) in formats.noise_spec_of(manifest).items()
-                },
+                noise=formats.noise_spec_json(formats.noise_spec_of(manifest)),
                 signatures=sorted(manifest["signatures"]),
                 figures=entry["figures"],
                 published=entry["published"],

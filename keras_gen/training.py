@@ -153,12 +153,12 @@ def _resumed_model(
         raise TrainingError(f"--resume: {saved} holds a {type(model).__name__}, not a {name}.")
     source.check_matches(model.image_shape, model.num_levels, f"--resume: {saved}")
     for argument, first in _first_stage(type(model), from_model).items():
-        held = getattr(model, argument)
-        if first.get_config() != {**held.get_config(), "trainable": first.trainable}:
+        difference = _config_difference(first, getattr(model, argument))
+        if difference:
             raise TrainingError(
                 f"--from {from_model}: a {type(first).__name__} unlike the one {saved} was "
-                f"trained on ({_config_difference(first, held)}); a prior cannot move to "
-                "another first stage. Resume without --from, or start a new run."
+                f"trained on ({difference}); a prior cannot move to another first stage. "
+                "Resume without --from, or start a new run."
             )
     print(f"precision: {model.dtype_policy.name} (from {saved})")
     if getattr(model, "optimizer", None) is None:  # a weights-only file, such as a zoo model's
@@ -173,7 +173,7 @@ def _resumed_model(
 def _config_difference(first, second):
     """The config entries where two models differ, e.g. "num_codes 64 vs 32"."""
     one, two = first.get_config(), second.get_config()
-    keys = sorted(k for k in set(one) | set(two) if k not in ("name", "trainable"))
+    keys = sorted(k for k in set(one) | set(two) if k != "trainable")  # a held copy is frozen
     return ", ".join(f"{k} {one.get(k)} vs {two.get(k)}" for k in keys if one.get(k) != two.get(k))
 
 

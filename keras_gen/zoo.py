@@ -152,13 +152,10 @@ def write_weights_only(source, destination):
 
     A run in progress keeps its full checkpoint in the folder's `in_training/` instead.
     """
-    import keras
-
     from keras_gen import runtime
 
-    runtime.load_keras(source)  # clear errors for a bad file
     before = os.path.getsize(source)
-    model = keras.saving.load_model(source, compile=False, safe_mode=True)
+    model = runtime.load_keras(source, compile=False)
     partial = destination + ".partial.keras"  # never a half-written zoo file
     model.save(partial)
     os.replace(partial, destination)

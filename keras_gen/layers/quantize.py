@@ -8,6 +8,11 @@ from keras_gen.registry import register
 CODEBOOK_UPDATES = ("ema", "loss")
 
 
+def sum_per_example(values):
+    """(batch, ...) -> (batch,): the sum over everything but the batch axis."""
+    return tf.reduce_sum(tf.reshape(values, [tf.shape(values)[0], -1]), axis=1)
+
+
 @register
 class VectorQuantizer(keras.layers.Layer):
     """A codebook of `num_codes` vectors of size `code_dim`, and the nearest-code lookup.
@@ -18,7 +23,7 @@ class VectorQuantizer(keras.layers.Layer):
 
     With `codebook_update="ema"` the codebook follows exponential moving averages of the
     latents assigned to each code; with "loss" it is trained by the codebook loss
-    ||sg[z_e] - e||^2 (`codebook_loss`). Either way the model's train step calls `update`,
+    ||sg[z_e] - e||^2 (`loss_terms`). Either way the model's train step calls `update`,
     which also restarts dead codes.
 
     Args:
@@ -113,11 +118,14 @@ class VectorQuantizer(keras.layers.Layer):
         straight_through = latents + tf.stop_gradient(quantized - latents)
         return tf.cast(straight_through, self.compute_dtype), codes
 
-    def codebook_loss(self, latents, codes):
-        """(batch,) ||sg[z_e] - e||^2 summed over the code grid: trains a "loss" codebook."""
-        quantized = self.lookup(codes)
-        error = tf.square(tf.stop_gradient(tf.cast(latents, tf.float32)) - quantized)
-        return tf.reduce_sum(tf.reshape(error, [tf.shape(error)[0], -1]), axis=1)
+    def loss_terms(self, latents, codes):
+        """(commitment, codebook), each (batch,) summed over the code grid: ||z_e - sg[e]||^2,
+        which pulls the encoder to its codes, and ||sg[z_e] - e||^2, which trains a "loss"
+        codebook (an "ema" one ignores it)."""
+        latents, quantized = tf.cast(latents, tf.float32), self.lookup(codes)
+        commitment = sum_per_example(tf.square(latents - tf.stop_gradient(quantized)))
+        codebook = sum_per_example(tf.square(tf.stop_gradient(latents) - quantized))
+        return commitment, codebook
 
     def update(self, latents, codes, step=0):
         """After a train step: the codes' moving-average counts (and, for "ema", the codebook

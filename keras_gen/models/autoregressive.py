@@ -192,7 +192,6 @@ class AutoregressiveModel(GenerativeModel):
         """The family's endpoints, and "complete": noise, `known` uint8 levels and `known_mask`
         uint8 (1: keep the sub-pixel), each (batch, H, W, C) [, labels] -> uint8 pixels."""
         endpoints = super().export_endpoints()
-        label_spec = [tf.TensorSpec((None,), tf.int32, name="labels")] if self.num_classes else []
         shape = (None,) + self.image_shape
         specs = [
             tf.TensorSpec(shape, tf.float32, name="noise"),
@@ -205,7 +204,7 @@ class AutoregressiveModel(GenerativeModel):
             levels = self._sample_levels(noise, labels, known, keep, "auto")
             return {"images": self.levels_to_pixels(levels)}
 
-        endpoints["complete"] = (complete_fn, specs + label_spec)
+        endpoints["complete"] = (complete_fn, specs + self._label_specs())
         return endpoints
 
     def _compiled_sampler(self, method):
@@ -352,12 +351,7 @@ class AutoregressiveModel(GenerativeModel):
     def _padded_row_inputs(self, levels, pad):
         """A finished row as the network sees it, zero-padded by `pad` columns each side:
         (batch, W + 2 pad, C * input_features)."""
-        inputs = self._level_to_input(levels)
-        if self.input_features > 1:
-            inputs = tf.reshape(
-                inputs, [-1, levels.shape[1], levels.shape[2] * self.input_features]
-            )
-        return tf.pad(inputs, [[0, 0], [pad, pad], [0, 0]])
+        return tf.pad(self._level_to_input(levels), [[0, 0], [pad, pad], [0, 0]])
 
     @property
     def input_features(self):
@@ -366,7 +360,8 @@ class AutoregressiveModel(GenerativeModel):
 
     def _level_to_input(self, value):
         """int32 levels -> the float the network sees, as `to_symmetric_interval` computes it.
-        A model with `input_features` F > 1 returns F floats per level (a trailing axis)."""
+        A model with `input_features` F > 1 (one channel) maps a pixel's level (batch,) to
+        (batch, F) and a row's levels (batch, W, 1) to (batch, W, F)."""
         return tf.cast(value, tf.float32) * (2.0 / (self.num_levels - 1)) - 1.0
 
     def get_config(self):

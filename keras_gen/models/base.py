@@ -436,7 +436,7 @@ class GenerativeModel(keras.Model):
     # -- export ------------------------------------------------------------
     def export_endpoints(self):
         """Functions to export: {name: (fn, input_signature)}, each fn returning a dict."""
-        label_spec = [tf.TensorSpec((None,), tf.int32, name="labels")] if self.num_classes else []
+        label_spec = self._label_specs()
         names = sorted(self.noise_spec)
         noise_specs = [
             tf.TensorSpec((None,) + tuple(self.noise_spec[name][0]), tf.float32, name=name)
@@ -458,6 +458,10 @@ class GenerativeModel(keras.Model):
 
             endpoints["log_prob"] = (log_prob_fn, [image_spec] + label_spec)
         return endpoints
+
+    def _label_specs(self):
+        """The exports' labels input of a class-conditional model: [spec] or []."""
+        return [tf.TensorSpec((None,), tf.int32, name="labels")] if self.num_classes else []
 
     def _export_log_prob(self, images, labels):
         """The log_prob that is exported; deterministic models export `_log_prob` itself."""

@@ -95,6 +95,7 @@ class LatentVariableModel(GenerativeModel):
 
     noise_kind = "normal"
     has_log_prob = True
+    default_likelihood = "logistic"  # of non-binary data; PixelVAE's is "categorical"
 
     def __init__(
         self,
@@ -120,8 +121,6 @@ class LatentVariableModel(GenerativeModel):
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
         self.nll_tracker = keras.metrics.Mean(name="nll")
-
-    default_likelihood = "logistic"
 
     @property
     def noise_shape(self):

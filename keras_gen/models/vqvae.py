@@ -12,7 +12,7 @@ from keras import layers
 
 from keras_gen import validation
 from keras_gen.conventions import unit_to_pixels
-from keras_gen.layers.quantize import VectorQuantizer
+from keras_gen.layers.quantize import VectorQuantizer, sum_per_example
 from keras_gen.models.base import GenerativeModel
 from keras_gen.models.pixelcnn import PixelCNN
 from keras_gen.models.vae import check_downsampling
@@ -150,6 +150,11 @@ class VQVAE(GenerativeModel):
         """int codes (batch, h, w) in [0, num_codes) -> uint8 pixels (batch, H, W, C) in [0, 255]."""
         if tf.executing_eagerly():
             codes = validation.check_codes(codes, self.grid_shape, self.num_codes)
+        return self.pixels_of(codes)
+
+    def pixels_of(self, codes):
+        """`decode_codes` without the input checks, for traced graphs: (batch, h, w) int32 ->
+        uint8 pixels (batch, H, W, C)."""
         return unit_to_pixels(self.decode_mean(self.quantizer.lookup(codes)))
 
     def call(self, images, training=False):
@@ -159,8 +164,7 @@ class VQVAE(GenerativeModel):
 
     def _sample(self, noise, labels):
         # Uniform codes: the prior the VQ-VAE assumes while it trains.
-        codes = tf.cast(tf.floor(noise[..., 0] * self.num_codes), tf.int32)
-        return unit_to_pixels(self.decode_mean(self.quantizer.lookup(codes)))
+        return self.pixels_of(tf.cast(tf.floor(noise[..., 0] * self.num_codes), tf.int32))
 
     # -- training ----------------------------------------------------------------
     def _loss_terms(self, images, training):
@@ -168,24 +172,13 @@ class VQVAE(GenerativeModel):
         latents = self.encode_latents(images, training=training)
         quantized, codes = self.quantizer(latents)
         mean = self.decode_output(quantized, training=training)
-        error = tf.reduce_sum(
-            tf.reshape(
-                tf.square(mean - tf.cast(self.to_unit_interval(images), tf.float32)),
-                [tf.shape(mean)[0], -1],
-            ),
-            axis=1,
+        error = sum_per_example(
+            tf.square(mean - tf.cast(self.to_unit_interval(images), tf.float32))
         )
-        latents32 = tf.cast(latents, tf.float32)
-        commitment = tf.reduce_sum(
-            tf.reshape(
-                tf.square(latents32 - tf.stop_gradient(self.quantizer.lookup(codes))),
-                [tf.shape(mean)[0], -1],
-            ),
-            axis=1,
-        )
+        commitment, codebook = self.quantizer.loss_terms(latents, codes)
         loss = error + self.commitment_cost * commitment
         if self.quantizer.codebook_update == "loss":
-            loss += self.quantizer.codebook_loss(latents, codes)
+            loss += codebook
         return loss, error, commitment, latents, codes
 
     def _update_metrics(self, loss, error, commitment, codes):
@@ -347,8 +340,9 @@ class VQVAEPrior(GenerativeModel):
         return tf.cast(self.prior.sample_levels(noise, labels, method=method)[..., 0], tf.int32)
 
     def _sample(self, noise, labels):
-        codes = tf.cast(self.prior.draw_levels(noise, labels)[..., 0], tf.int32)
-        return unit_to_pixels(self.vqvae.decode_mean(self.vqvae.quantizer.lookup(codes)))
+        return self.vqvae.pixels_of(
+            tf.cast(self.prior.draw_levels(noise, labels)[..., 0], tf.int32)
+        )
 
     def get_config(self):
         config = super().get_config()

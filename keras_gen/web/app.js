@@ -82,7 +82,7 @@ async function fetchNoise(entry, params) {
   const noise = {};
   let count = null;
   for (const name of names) {
-    const url = params.get(names.length === 1 ? 'noise' : `noise_${name}`) ?? params.get(`noise_${name}`);
+    const url = params.get(names.length === 1 ? 'noise' : `noise_${name}`);
     if (!url) throw new Error(`noise: give ${names.length === 1 ? 'noise' : names.map((n) => 'noise_' + n).join(' and ')}=<URL of a float32 .npy>`);
     const response = await fetch(url);
     if (!response.ok) throw new Error(`noise: ${url} could not be fetched (HTTP ${response.status})`);
@@ -109,29 +109,32 @@ async function compiledModel(name) {
   return compiled.get(name);
 }
 
-// Completes one image: keeps `known` (uint8 levels, H * W * C) where `mask` is 1 and samples the
-// rest from `noise` (uniform, H * W * C), with the export's complete signature.
-async function completeImage(entry, known, mask, noise) {
+// Runs one image through a signature of the (batch 1) model: `inputs` {name: [typed array,
+// shape]}, plus the label of a conditional model. Returns the uint8 images and the milliseconds.
+async function runOne(entry, signature, inputs, label) {
   const model = await compiledModel(entry.name);
-  const shape = [1, ...entry.image_shape];
-  const inputs = {
-    noise: new Tensor(noise, shape),
-    known: new Tensor(known, shape),
-    known_mask: new Tensor(mask, shape),
-  };
-  if (entry.num_classes) inputs.labels = new Tensor(new Int32Array([Number($('label').value || 0)]), [1]);
+  const tensors = {};
+  for (const [name, [values, shape]] of Object.entries(inputs)) tensors[name] = new Tensor(values, shape);
+  if (entry.num_classes) tensors.labels = new Tensor(new Int32Array([label]), [1]);
   const start = performance.now();
-  const outputs = await model.run('complete', inputs);
+  const outputs = await model.run(signature, tensors);
   const milliseconds = performance.now() - start;
   const images = outputs.images.toTypedArray().slice();
-  for (const tensor of [...Object.values(inputs), ...Object.values(outputs)]) tensor.delete();
+  for (const tensor of [...Object.values(tensors), ...Object.values(outputs)]) tensor.delete();
   return {images, milliseconds};
+}
+
+// Completes one image: keeps `known` (uint8 levels, H * W * C) where `mask` is 1 and samples the
+// rest from `noise` (uniform, H * W * C), with the export's complete signature.
+function completeImage(entry, known, mask, noise) {
+  const shape = [1, ...entry.image_shape];
+  const inputs = {noise: [noise, shape], known: [known, shape], known_mask: [mask, shape]};
+  return runOne(entry, 'complete', inputs, Number($('label').value || 0));
 }
 
 // Samples `count` images one at a time (the web copies have batch 1): a Uint8Array of
 // count * H * W * C pixels and the milliseconds per image.
 async function sampleImages(entry, noise, count, labels) {
-  const model = await compiledModel(entry.name);
   const [height, width, channels] = entry.image_shape;
   const perImage = height * width * channels;
   const images = new Uint8Array(count * perImage);
@@ -140,14 +143,11 @@ async function sampleImages(entry, noise, count, labels) {
     const inputs = {};
     for (const [name, values] of Object.entries(noise)) {
       const size = values.length / count;
-      inputs[name] = new Tensor(values.slice(i * size, (i + 1) * size), [1, ...entry.noise[name].shape]);
+      inputs[name] = [values.slice(i * size, (i + 1) * size), [1, ...entry.noise[name].shape]];
     }
-    if (entry.num_classes) inputs.labels = new Tensor(new Int32Array([labels[i]]), [1]);
-    const start = performance.now();
-    const outputs = await model.run('sample', inputs);
-    milliseconds += performance.now() - start;
-    images.set(outputs.images.toTypedArray(), i * perImage);
-    for (const tensor of [...Object.values(inputs), ...Object.values(outputs)]) tensor.delete();
+    const one = await runOne(entry, 'sample', inputs, labels?.[i]);
+    milliseconds += one.milliseconds;
+    images.set(one.images, i * perImage);
   }
   return {images, msPerImage: milliseconds / count};
 }
