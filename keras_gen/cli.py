@@ -348,6 +348,12 @@ def build_parser():
         help="also serve this folder's files under /files/ (noise .npy files for the URL "
         "contract: /?model=NAME&noise=/files/noise.npy&autorun=1).",
     )
+    serve.add_argument(
+        "--manual-dir",
+        default=None,
+        help="folder of binarized_mnist's .amat files (or its parent), so the page offers "
+        "test digits to complete; default $KERAS_GEN_MANUAL_DIR.",
+    )
 
     quickstart = commands.add_parser(
         "quickstart",
@@ -554,7 +560,9 @@ def cmd_evaluate(args):
 def cmd_serve(args):
     from keras_gen import serve
 
-    server = serve.make_server(args.host, args.port, files_dir=args.files)
+    server = serve.make_server(
+        args.host, args.port, files_dir=args.files, manual_dir=args.manual_dir
+    )
     host, port = server.server_address[:2]
     print(f"keras_gen zoo page: http://{host}:{port}/  (Ctrl-C stops it)", flush=True)
     try:

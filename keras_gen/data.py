@@ -111,6 +111,30 @@ def prepare(name, manual_dir=None, data_dir=None):
     return builder
 
 
+STATIC_BINARIZED_TEST_FILE = "binarized_mnist_test.amat"
+
+
+def static_binarized_test_digits(indices, manual_dir=None):
+    """Static binarized MNIST test digits by index, read from the raw .amat file (no tfds
+    preparation, so it is quick): uint8 levels {0, 1}, shape (len(indices), 28, 28, 1).
+
+    The file holds the 10,000 test digits ordered by class, so evenly spaced indices give
+    every class. `manual_dir` (else $KERAS_GEN_MANUAL_DIR) is the folder of `binarized_mnist`'s
+    files, or its parent. Raises DatasetError when the file is not there.
+    """
+    folder = resolve_manual_dir("binarized_mnist", manual_dir)
+    path = os.path.join(folder or "", STATIC_BINARIZED_TEST_FILE)
+    if folder is None or not os.path.isfile(path):
+        raise DatasetError(
+            f"No {STATIC_BINARIZED_TEST_FILE} in {folder or 'any folder'}: pass the folder of "
+            f"binarized_mnist's files with --manual-dir DIR (or set {MANUAL_DIR_ENV}=DIR)."
+        )
+    wanted = set(indices)
+    with open(path) as file:
+        rows = {i: line.split() for i, line in enumerate(file) if i in wanted}
+    return np.array([rows[i] for i in indices], np.uint8).reshape(len(indices), 28, 28, 1)
+
+
 def to_levels(images, bits=8):
     """uint8 images in [0, 255] -> uint8 levels in [0, 2**bits - 1] (quantization to n bits)."""
     return tf.bitwise.right_shift(tf.cast(images, tf.uint8), tf.constant(8 - bits, tf.uint8))

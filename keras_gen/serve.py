@@ -9,6 +9,8 @@ device through LiteRT.js (WebAssembly), served from this machine, offline.
     /models/<name>/<png>   the model card's pictures
     /litertjs/...          the LiteRT.js ES modules and WebAssembly files, from npm
     /files/<name>          files of `--files DIR`, such as noise .npy files for the URL contract
+    /test_digits.npy       20 static binarized MNIST test digits, as uint8 pixels 0/255
+                           (N, 28, 28, 1), for the page's completion; only with `--manual-dir`
 
 LiteRT.js comes from npm, once: `npm ci --prefix keras_gen/web` (package.json pins
 @litertjs/core 2.5.3). The responses carry cross-origin isolation headers, so the threaded
@@ -16,18 +18,21 @@ WebAssembly build may run.
 """
 
 import http.server
+import io
 import json
 import os
 import socketserver
 
 import numpy as np
 
-from keras_gen import formats, zoo
+from keras_gen import data, formats, zoo
 
 WEB_DIR = os.path.join(os.path.dirname(__file__), "web")
 LITERTJS_ENV = "KERAS_GEN_LITERTJS"
 # What the page may fetch from npm's packages, relative to node_modules/@litertjs.
 LITERTJS_FILES = ("core/dist/", "core/wasm/", "wasm-utils/dist/")
+# The page's test digits to complete: two of each class (the test file is ordered by class).
+TEST_DIGITS = tuple(range(250, 10_000, 500))
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -114,6 +119,7 @@ class _ZooRequestHandler(http.server.BaseHTTPRequestHandler):
 
     litertjs = None  # set by `make_server`
     files_dir = None  # served under /files/, e.g. noise .npy files for the URL contract
+    manual_dir = None  # binarized_mnist's raw files, for /test_digits.npy
     _tflite_cache = {}
 
     def log_message(self, format, *args):  # quiet: the tests and the page make many requests
@@ -156,6 +162,8 @@ class _ZooRequestHandler(http.server.BaseHTTPRequestHandler):
             return self._not_found(f"no LiteRT.js file {relative}")
         if path.startswith("/models/"):
             return self._model_file(path[len("/models/") :])
+        if path == "/test_digits.npy":
+            return self._test_digits()
         if path.startswith("/files/") and self.files_dir:
             name = path[len("/files/") :]
             full = os.path.join(self.files_dir, name)
@@ -167,6 +175,15 @@ class _ZooRequestHandler(http.server.BaseHTTPRequestHandler):
             return self._send_file(os.path.join(WEB_DIR, name))
         # Anything else under the zoo's folder, such as a test's noise file, is not served.
         return self._not_found(f"no such file: {path}")
+
+    def _test_digits(self):
+        try:
+            levels = data.static_binarized_test_digits(TEST_DIGITS, self.manual_dir)
+        except data.DatasetError as error:
+            return self._not_found(f"no test digits to pick: {error}")
+        buffer = io.BytesIO()
+        np.save(buffer, levels * np.uint8(255))
+        return self._send(buffer.getvalue(), CONTENT_TYPES[".npy"])
 
     def _model_file(self, relative):
         if relative.endswith(".tflite") and "/" not in relative:
@@ -192,12 +209,14 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = False  # a port in use is an error, not shared
 
 
-def make_server(host="127.0.0.1", port=8000, litertjs=None, files_dir=None):
+def make_server(host="127.0.0.1", port=8000, litertjs=None, files_dir=None, manual_dir=None):
     """An HTTP server of the page and the zoo (call `serve_forever`); port 0 picks a free one.
 
     Args:
         files_dir: a folder whose files are served under /files/ (noise .npy files for the
             page's URL contract: ?model=...&noise=/files/noise.npy&autorun=1).
+        manual_dir: binarized_mnist's raw files (else $KERAS_GEN_MANUAL_DIR), so the page can
+            offer test digits to complete; without them it offers drawing only.
     Raises ServeError when LiteRT.js is missing or the port is taken.
 
     Example:
@@ -213,7 +232,7 @@ def make_server(host="127.0.0.1", port=8000, litertjs=None, files_dir=None):
     handler = type(
         "Handler",
         (_ZooRequestHandler,),
-        dict(litertjs=check_litertjs(litertjs), files_dir=files_dir),
+        dict(litertjs=check_litertjs(litertjs), files_dir=files_dir, manual_dir=manual_dir),
     )
     try:
         return _Server((host, port), handler)

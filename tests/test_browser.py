@@ -5,17 +5,20 @@ Needs Debian's chromium and LiteRT.js (`npm ci --prefix keras_gen/web`); `.ci/ru
 both. Without them these tests skip, saying which is missing.
 """
 
+import contextlib
 import hashlib
 import os
 import shutil
 import threading
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
 
-from keras_gen import cli, formats, runtime, serve, zoo
+from keras_gen import cli, data, formats, runtime, serve, zoo
 from keras_gen.conventions import pixels_to_levels
-from tests.conftest import REPO
+from tests.conftest import REPO, SHARED_DATA, shared_data
 
 CHROMIUM = shutil.which("chromium")
 SCREENSHOTS = os.environ.get("KERAS_GEN_SCREENSHOTS")  # a folder: keep the page's pictures
@@ -33,12 +36,19 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     files = tmp_path_factory.mktemp("files")
-    server = serve.make_server(port=0, files_dir=str(files))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", files
-    server.shutdown()
-    server.server_close()
+    with running_server(files_dir=str(files), manual_dir=SHARED_DATA) as base:
+        yield base, files
+
+
+@contextlib.contextmanager
+def running_server(**options):
+    server = serve.make_server(port=0, **options)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture(scope="module")
@@ -230,5 +240,37 @@ def test_a_drawing_keeps_its_top_rows_when_completed(server, browser):
     drawing, completed = (np.array(p).reshape(14, 28, 4)[..., 0] for p in pixels)
     assert drawing.max() == 255  # the stroke reached the kept rows
     np.testing.assert_array_equal(completed, np.where(drawing > 127, 255, 0))
+
+
+def test_a_picked_test_digit_keeps_its_top_rows_when_completed(server, browser):
+    digits = data.static_binarized_test_digits(serve.TEST_DIGITS, shared_data("binarized_mnist"))
+    base, _ = server
+    page = open_page(browser, base + "/?model=gated_pixelcnn_binarized_mnist")
+    page.wait_for_selector("#complete:not([disabled])", timeout=60_000)
+    assert page.locator("#test-digits button").count() == len(serve.TEST_DIGITS)
+    page.click("#test-digits button[data-index='7']")
+    page.fill("#keep-rows", "12")
+    page.click("#complete")
+    digest, _, error = wait_for_result(page)
+    assert error is None and len(digest) == 64
+    pixels = page.evaluate(
+        "() => ['drawing', 'completed'].map((id) => Array.from(document.getElementById(id)"
+        ".getContext('2d').getImageData(0, 0, 28, 28).data))"
+    )
+    drawing, completed = (np.array(p).reshape(28, 28, 4)[..., 0] for p in pixels)
+    np.testing.assert_array_equal(drawing, digits[7, ..., 0] * 255)  # the pad shows the digit
+    np.testing.assert_array_equal(completed[:12], drawing[:12])  # its top rows are kept
+    assert completed[12:].max() == 255  # and the model drew the rest of the digit
     if SCREENSHOTS:
         page.screenshot(path=os.path.join(SCREENSHOTS, "web_completion.png"), full_page=True)
+
+
+def test_without_the_test_digits_file_the_page_says_how_to_offer_them(browser, tmp_path):
+    with running_server(manual_dir=str(tmp_path)) as base:
+        with pytest.raises(urllib.error.HTTPError, match="404"):
+            urllib.request.urlopen(base + "/test_digits.npy")
+        page = open_page(browser, base + "/?model=pixelcnn_binarized_mnist")
+        page.wait_for_selector("#test-digits-hint:not([hidden])", timeout=60_000)
+        assert "--manual-dir" in page.inner_text("#test-digits-hint")
+        assert page.locator("#test-digits button").count() == 0
+        assert page.is_hidden("#error")

@@ -126,3 +126,17 @@ def test_real_mnist_prepares_offline_from_shared_files(tmp_path, monkeypatch):
         data.load("mnist", "test[:0]", data_dir=str(tmp_path))
     with pytest.raises(data.DatasetError, match=r"no split 'tset'.*test, train"):
         data.load("mnist", "tset", data_dir=str(tmp_path))
+
+
+def test_static_binarized_test_digits_are_read_by_index_from_the_raw_file(tmp_path):
+    rows = np.random.default_rng(0).integers(0, 2, (6, 784))
+    folder = tmp_path / "binarized_mnist"
+    folder.mkdir()
+    (folder / data.STATIC_BINARIZED_TEST_FILE).write_text(
+        "\n".join(" ".join(map(str, row)) for row in rows) + "\n"
+    )
+    digits = data.static_binarized_test_digits([4, 1], str(tmp_path))  # a parent folder works
+    assert digits.shape == (2, 28, 28, 1) and digits.dtype == np.uint8
+    np.testing.assert_array_equal(digits.reshape(2, -1), rows[[4, 1]])
+    with pytest.raises(data.DatasetError, match="--manual-dir"):
+        data.static_binarized_test_digits([0], str(tmp_path / "empty"))

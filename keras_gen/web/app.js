@@ -260,6 +260,34 @@ function setUpDrawing() {
   $('clear').addEventListener('click', clear);
 }
 
+// The first static binarized MNIST test digits, when `serve` has their file (--manual-dir):
+// a strip of buttons, each putting its digit on the drawing pad.
+async function setUpTestDigits() {
+  const response = await fetch('/test_digits.npy');
+  if (!response.ok) {
+    $('test-digits-hint').textContent = 'To pick a test digit here, start the server with '
+      + '--manual-dir <folder of binarized_mnist\'s .amat files>.';
+    $('test-digits-hint').hidden = false;
+    return;
+  }
+  const {shape, data} = parseNpy(await response.arrayBuffer(), '/test_digits.npy');
+  const [count, height, width, channels] = shape;
+  const size = height * width * channels;
+  const digit = {image_shape: [height, width, channels]};
+  $('test-digits').replaceChildren(...Array.from({length: count}, (_, i) => {
+    const button = document.createElement('button');
+    button.type = 'button';
+    button.title = `test digit ${i}`;
+    button.dataset.index = String(i);
+    const thumbnail = document.createElement('canvas');
+    const pixels = data.subarray(i * size, (i + 1) * size);
+    drawGrid(digit, pixels, 1, thumbnail);
+    button.append(thumbnail);
+    button.addEventListener('click', () => drawGrid(digit, pixels, 1, $('drawing')));
+    return button;
+  }));
+}
+
 function keepMask(entry, rows) {
   const [height, width, channels] = entry.image_shape;
   const mask = new Uint8Array(height * width * channels);
@@ -340,6 +368,7 @@ async function main() {
     }
   });
   setUpDrawing();
+  await setUpTestDigits().catch((error) => showError(`test digits: ${error.message ?? error}`));
   $('complete').disabled = false;
   $('complete').addEventListener('click', async () => {
     const entry = selected();
