@@ -221,6 +221,18 @@ def test_the_browser_completes_what_python_completes(server, browser, name):
     assert digest == hashlib.sha256(np.ascontiguousarray(expected).tobytes()).hexdigest()
 
 
+def complete_the_pad(page):
+    """Clicks Complete; the drawing pad's and the completed image's pixels, (28, 28) each."""
+    page.click("#complete")
+    digest, _, error = wait_for_result(page)
+    assert error is None and len(digest) == 64
+    pixels = page.evaluate(
+        "() => ['drawing', 'completed'].map((id) => Array.from(document.getElementById(id)"
+        ".getContext('2d').getImageData(0, 0, 28, 28).data))"
+    )
+    return [np.array(p).reshape(28, 28, 4)[..., 0] for p in pixels]
+
+
 def test_a_drawing_keeps_its_top_rows_when_completed(server, browser):
     base, _ = server
     page = open_page(browser, base + "/?model=pixelcnn_binarized_mnist")
@@ -230,14 +242,8 @@ def test_a_drawing_keeps_its_top_rows_when_completed(server, browser):
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.45, steps=12)
     page.mouse.up()
-    page.click("#complete")
-    digest, _, error = wait_for_result(page)
-    assert error is None and len(digest) == 64
-    pixels = page.evaluate(
-        "() => ['drawing', 'completed'].map((id) => Array.from(document.getElementById(id)"
-        ".getContext('2d').getImageData(0, 0, 28, 14).data))"
-    )
-    drawing, completed = (np.array(p).reshape(14, 28, 4)[..., 0] for p in pixels)
+    drawing, completed = complete_the_pad(page)
+    drawing, completed = drawing[:14], completed[:14]
     assert drawing.max() == 255  # the stroke reached the kept rows
     np.testing.assert_array_equal(completed, np.where(drawing > 127, 255, 0))
 
@@ -250,14 +256,7 @@ def test_a_picked_test_digit_keeps_its_top_rows_when_completed(server, browser):
     assert page.locator("#test-digits button").count() == len(serve.TEST_DIGITS)
     page.click("#test-digits button[data-index='7']")
     page.fill("#keep-rows", "12")
-    page.click("#complete")
-    digest, _, error = wait_for_result(page)
-    assert error is None and len(digest) == 64
-    pixels = page.evaluate(
-        "() => ['drawing', 'completed'].map((id) => Array.from(document.getElementById(id)"
-        ".getContext('2d').getImageData(0, 0, 28, 28).data))"
-    )
-    drawing, completed = (np.array(p).reshape(28, 28, 4)[..., 0] for p in pixels)
+    drawing, completed = complete_the_pad(page)
     np.testing.assert_array_equal(drawing, digits[7, ..., 0] * 255)  # the pad shows the digit
     np.testing.assert_array_equal(completed[:12], drawing[:12])  # its top rows are kept
     assert completed[12:].max() == 255  # and the model drew the rest of the digit
