@@ -2,7 +2,7 @@
 LiteRT, side by side in one run: Debian's headless Chromium through Playwright, one image at a
 time, on 1 thread and on several, for the same noise.
 
-    python benchmarks/browser_latency.py [--images 8] [--threads 2] [--rounds 2]
+    python benchmarks/browser_latency.py [--images 8] [--threads 2] [--rounds 2] [--models ...]
 
 Needs what the browser tests need (chromium, `npm ci --prefix keras_gen/web`). Prints a table
 and whether the headless browser offers WebGPU here (it is reported, never faked).
@@ -42,9 +42,11 @@ def python_litert_ms(name, noise, labels, rounds):
 
 
 def browser_ms(page, url, rounds):
+    """Median over rounds of the page's ms per image; each load samples one image untimed
+    first (&warmup=1), as `python_litert_ms` does."""
     times = []
-    for _ in range(rounds + 1):  # the first load compiles the model: not timed
-        page.goto(url)
+    for _ in range(rounds):
+        page.goto(url + "&warmup=1")
         page.wait_for_function(
             "document.getElementById('result-ms').textContent !== '–'"
             " || !document.getElementById('error').hidden",
@@ -53,7 +55,7 @@ def browser_ms(page, url, rounds):
         if not page.locator("#error").is_hidden():
             raise RuntimeError(page.inner_text("#error"))
         times.append(float(page.inner_text("#result-ms")))
-    return float(np.median(times[1:]))
+    return float(np.median(times))
 
 
 def main():
@@ -63,6 +65,7 @@ def main():
     parser.add_argument("--images", type=int, default=8, help="images per timing")
     parser.add_argument("--threads", type=int, default=2, help="the multi-threaded setting")
     parser.add_argument("--rounds", type=int, default=2, help="timed rounds (median)")
+    parser.add_argument("--models", nargs="*", default=None, help="zoo names (default: all)")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -81,7 +84,7 @@ def main():
             "async () => !!navigator.gpu && !!(await navigator.gpu.requestAdapter())"
         )
         isolated = page.evaluate("crossOriginIsolated")
-        for name in zoo.names():
+        for name in args.models or zoo.names():
             runner = runtime.open_artifact(os.path.join(zoo.folder(name), formats.TFLITE))
             noise = runner.make_noise(args.images, seed=0)
             noise = noise if isinstance(noise, dict) else {"noise": noise}

@@ -4,7 +4,9 @@
 // &autorun=1 samples exactly that noise (a model with several noise inputs takes
 // noise_<name>=<URL> for each), then shows the sha256 of the uint8 images (C order) in
 // #result-sha256 and the milliseconds per image in #result-ms. Errors show in #error.
-// &threads=N runs XNNPack on N threads (benchmarks/browser_latency.py).
+// &threads=N runs XNNPack on N threads, and &warmup=1 samples the first image once, untimed,
+// before the timed run (XNNPack packs weights on a model's first call): for
+// benchmarks/browser_latency.py.
 
 import {loadAndCompile, loadLiteRt, Tensor} from '@litertjs/core';
 
@@ -402,6 +404,10 @@ async function main() {
         if (labels.length !== count || labels.some((k) => !(k >= 0 && k < entry.num_classes))) {
           throw new Error(`labels: ${entry.name} needs ${count} labels in 0..${entry.num_classes - 1}, as labels=0,1,...`);
         }
+      }
+      if (params.get('warmup') === '1') {
+        const first = Object.fromEntries(Object.entries(noise).map(([k, v]) => [k, v.slice(0, v.length / count)]));
+        await sampleImages(entry, first, 1, labels);
       }
       await run(entry, noise, count, labels);
     } catch (error) {
