@@ -14,7 +14,21 @@ import tensorflow as tf
 from keras_gen import models
 from tests.conftest import REPO
 
-# Tiny configurations of the zoo's models (both VQ-VAE codebook updates). WGAN-GP takes 2 critic steps per batch, so its critic and
+
+def vqvae_prior_config(**options):
+    """A callable: its frozen VQ-VAE is built when the prior is, inside the strategy's scope."""
+    return lambda: dict(
+        vqvae=models.VQVAE(image_shape=(8, 8, 1), num_codes=5, code_dim=3, widths=(4,)),
+        filters=4,
+        num_blocks=2,
+        embedding_dim=3,
+        head_filters=4,
+        num_classes=3,
+        **options,
+    )
+
+
+# Tiny configurations of the zoo's models (both VQ-VAE codebook updates, both prior networks). WGAN-GP takes 2 critic steps per batch, so its critic and
 # generator steps are both compared, and has a categorical latent code.
 CONFIGS = {
     "vae": ("vae", dict(image_shape=(8, 8, 1), latent_dim=4, widths=(4, 8), eval_num_samples=3)),
@@ -55,18 +69,8 @@ CONFIGS = {
         "vqvae",
         dict(image_shape=(8, 8, 1), num_codes=5, code_dim=3, widths=(4,), codebook_update="loss"),
     ),
-    # Its frozen VQ-VAE is built when the prior is (a callable), inside the strategy's scope.
-    "vqvae_prior": (
-        "vqvae_prior",
-        lambda: dict(
-            vqvae=models.VQVAE(image_shape=(8, 8, 1), num_codes=5, code_dim=3, widths=(4,)),
-            filters=4,
-            num_blocks=1,
-            embedding_dim=3,
-            head_filters=4,
-            num_classes=3,
-        ),
-    ),
+    "vqvae_prior": ("vqvae_prior", vqvae_prior_config()),
+    "vqvae_prior_gated": ("vqvae_prior", vqvae_prior_config(prior_network="gated_pixelcnn")),
 }
 GLOBAL_BATCH = 8
 

@@ -91,8 +91,9 @@ def test_code_usage_counts_perplexity_and_dead_codes():
     assert vqvae.code_usage([[2, 2], [2, 2]], 5) == pytest.approx((1.0, 4))
 
 
-def test_prior_is_causal_over_the_code_grid():
-    prior = tiny_prior().prior
+@pytest.mark.parametrize("prior_network", ["pixelcnn", "gated_pixelcnn"])
+def test_prior_is_causal_over_the_code_grid(prior_network):
+    prior = tiny_prior(prior_network=prior_network).prior
     codes = np.random.default_rng(0).integers(0, 6, (1, 4, 4, 1))
     logits = prior(codes).numpy()
     for position in range(16):
@@ -104,9 +105,10 @@ def test_prior_is_causal_over_the_code_grid():
             assert moved[position + 1 :].max() > 0.0  # the embedding reaches later codes
 
 
+@pytest.mark.parametrize("prior_network", ["pixelcnn", "gated_pixelcnn"])
 @pytest.mark.parametrize("num_classes", [None, 3])
-def test_fast_prior_sampler_equals_plain_loop(num_classes):
-    prior = tiny_prior(num_classes=num_classes)
+def test_fast_prior_sampler_equals_plain_loop(num_classes, prior_network):
+    prior = tiny_prior(num_classes=num_classes, prior_network=prior_network)
     noise = prior.make_noise(6, seed=3)
     labels = np.arange(6) % 3 if num_classes else None
     fast = prior.sample_codes(noise, labels, method="fast").numpy()
@@ -136,14 +138,20 @@ def test_round_trips_with_optimizer_state(tmp_path):
     model = tiny_vqvae()
     model.compile_for_training()
     assert_keras_round_trip(model, grey_images(8), str(tmp_path / "vqvae.keras"))
-    prior = tiny_prior(model)
-    prior.compile_for_training()
-    assert_keras_round_trip(prior, grey_images(8), str(tmp_path / "prior.keras"))
+    for prior_network in ("pixelcnn", "gated_pixelcnn"):
+        prior = tiny_prior(model, prior_network=prior_network)
+        prior.compile_for_training()
+        assert_keras_round_trip(prior, grey_images(8), str(tmp_path / f"{prior_network}.keras"))
+        assert keras.saving.load_model(tmp_path / f"{prior_network}.keras").prior_network == (
+            prior_network
+        )
 
 
-@pytest.mark.parametrize("num_classes", [None, 3])
-def test_export_parity_of_the_one_sample_graph(num_classes, tmp_path):
-    prior = tiny_prior(num_classes=num_classes)
+@pytest.mark.parametrize(
+    "num_classes, prior_network", [(None, "pixelcnn"), (3, "pixelcnn"), (3, "gated_pixelcnn")]
+)
+def test_export_parity_of_the_one_sample_graph(num_classes, prior_network, tmp_path):
+    prior = tiny_prior(num_classes=num_classes, prior_network=prior_network)
     labels = np.array([0, 1, 2]) if num_classes else None
     samples = assert_export_parity(prior, str(tmp_path / "export"), labels=labels)
     assert samples["keras"].std() > 0
@@ -163,6 +171,8 @@ def test_bad_input_gets_clear_errors():
         model.decode_codes(np.zeros((1, 3, 3), int))
     with pytest.raises(InputError, match="needs a trained VQVAE"):
         VQVAEPrior(keras.Sequential([keras.layers.Dense(2)]))
+    with pytest.raises(ValueError, match="prior_network must be one of"):
+        VQVAEPrior(model, prior_network="transformer")
     with pytest.raises(ValueError, match="give num_classes to its VQVAEPrior"):
         VQVAE(image_shape=(8, 8, 1), widths=(4,), num_classes=3)
 

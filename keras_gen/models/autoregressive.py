@@ -353,16 +353,44 @@ class AutoregressiveModel(GenerativeModel):
         (batch, W + 2 pad, C * input_features)."""
         return tf.pad(self._level_to_input(levels), [[0, 0], [pad, pad], [0, 0]])
 
+    # Set by `_add_level_embedding`: levels read as learned vectors instead of numbers.
+    embedding_dim = None
+    level_embedding = None
+
+    def _add_level_embedding(self, embedding_dim):
+        """With `embedding_dim`, the network reads each level as a learned vector of that size
+        (for categories with no order, such as a VQ-VAE's codes); one channel only."""
+        if embedding_dim is None:
+            return
+        if self.image_shape[-1] != 1:
+            raise ValueError("embedding_dim needs one channel (codes, or grey levels).")
+        self.embedding_dim = int(embedding_dim)
+        self.level_embedding = keras.layers.Embedding(
+            self.num_levels, self.embedding_dim, name="level_embedding"
+        )
+        self.level_embedding.build((None,))
+
     @property
     def input_features(self):
-        """Floats per sub-pixel that the first layer reads: one, the level scaled to [-1, 1]."""
-        return 1
+        """Floats per sub-pixel that the first layer reads: one, the level scaled to [-1, 1],
+        or `embedding_dim`."""
+        return self.embedding_dim or 1
+
+    def network_inputs(self, images):
+        """Levels (batch, H, W, C) -> the first layer's inputs: levels scaled to [-1, 1], or with
+        `embedding_dim` each level's learned vector, (batch, H, W, embedding_dim)."""
+        if self.level_embedding is None:
+            return self.to_symmetric_interval(images)
+        return self.level_embedding(images[..., 0])
 
     def _level_to_input(self, value):
-        """int32 levels -> the float the network sees, as `to_symmetric_interval` computes it.
-        A model with `input_features` F > 1 (one channel) maps a pixel's level (batch,) to
-        (batch, F) and a row's levels (batch, W, 1) to (batch, W, F)."""
-        return tf.cast(value, tf.float32) * (2.0 / (self.num_levels - 1)) - 1.0
+        """int32 levels -> what the network reads, as `network_inputs` computes it: a pixel's
+        level (batch,) -> (batch, F) and a row's levels (batch, W, 1) -> (batch, W, F), with F
+        = `input_features` (F = 1 keeps the level's shape)."""
+        if self.level_embedding is None:
+            return tf.cast(value, tf.float32) * (2.0 / (self.num_levels - 1)) - 1.0
+        embeddings = tf.cast(self.level_embedding.embeddings, tf.float32)
+        return tf.gather(embeddings, value[..., 0] if value.shape.rank == 3 else value)
 
     def get_config(self):
         config = super().get_config()

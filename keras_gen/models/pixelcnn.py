@@ -1,7 +1,6 @@
 """PixelCNN (van den Oord et al. 2016a) and Gated PixelCNN (van den Oord et al. 2016b)."""
 
 import tensorflow as tf
-from keras import layers
 
 from keras_gen import validation
 from keras_gen.layers import (
@@ -112,16 +111,7 @@ class PixelCNN(AutoregressiveModel):
         colors = self.image_shape[-1]
         if condition_kind is not None and num_classes is not None:
             raise ValueError("PixelCNN takes num_classes or condition_kind, not both.")
-        self.embedding_dim = None if embedding_dim is None else int(embedding_dim)
-        self.level_embedding = None
-        if self.embedding_dim is not None:
-            if colors != 1:
-                raise ValueError("embedding_dim needs one channel (codes, or grey levels).")
-            # Categories such as a VQ-VAE's codes have no order: each level gets its own vector.
-            self.level_embedding = layers.Embedding(
-                self.num_levels, self.embedding_dim, name="level_embedding"
-            )
-            self.level_embedding.build((None,))
+        self._add_level_embedding(embedding_dim)
         self.condition_kind = condition_kind
         self.condition_size = None if condition_size is None else int(condition_size)
         self.filters = channel_width(filters, 64, 2 * colors, "filters")  # each block halves it
@@ -188,23 +178,6 @@ class PixelCNN(AutoregressiveModel):
         (batch, condition_size) or a map (batch, H, W, condition_size).
         """
         return self.output_head(self.trunk(self.network_inputs(images), labels))
-
-    @property
-    def input_features(self):
-        return self.embedding_dim or 1
-
-    def network_inputs(self, images):
-        """Levels (batch, H, W, C) -> the first layer's inputs: levels scaled to [-1, 1], or with
-        `embedding_dim` each level's learned vector, (batch, H, W, embedding_dim)."""
-        if self.level_embedding is None:
-            return self.to_symmetric_interval(images)
-        return self.level_embedding(images[..., 0])
-
-    def _level_to_input(self, value):
-        if self.level_embedding is None:
-            return super()._level_to_input(value)
-        embeddings = tf.cast(self.level_embedding.embeddings, tf.float32)
-        return tf.gather(embeddings, value[..., 0] if value.shape.rank == 3 else value)
 
     def _fast_sample_levels(self, noise, labels, known, known_mask):
         """Cached sampling (Ramachandran et al. 2017): each step computes every layer at one position only.
@@ -311,6 +284,8 @@ class GatedPixelCNN(AutoregressiveModel):
         head_filters: channels of the 1x1 layer before the output, a multiple of C (default 64,
             rounded up to one).
         num_classes: class-conditional when set (a learned class bias in every layer).
+        embedding_dim: read each level as a learned vector of this size instead of a number
+            (one channel; for categories with no order, such as a VQ-VAE's codes).
 
     Example:
 
@@ -334,6 +309,7 @@ class GatedPixelCNN(AutoregressiveModel):
         head_filters=None,
         num_classes=None,
         likelihood=None,
+        embedding_dim=None,
         **kwargs,
     ):
         super().__init__(
@@ -344,6 +320,7 @@ class GatedPixelCNN(AutoregressiveModel):
             **kwargs,
         )
         colors = self.image_shape[-1]
+        self._add_level_embedding(embedding_dim)
         self.filters = channel_width(filters, 64, colors, "filters")
         self.head_filters = channel_width(head_filters, 64, colors, "head_filters")
         self.num_layers = int(num_layers)
@@ -360,7 +337,7 @@ class GatedPixelCNN(AutoregressiveModel):
         self.output_head = AutoregressiveHead(
             self.head_filters, self.output_channels, colors, name="output_head"
         )
-        self.trunk.build((None,) + self.image_shape)
+        self.trunk.build((None,) + self.image_shape[:2] + (colors * self.input_features,))
         self.output_head.build((None,) + self.image_shape[:-1] + (self.filters,))
         self.built = True
 
@@ -371,7 +348,7 @@ class GatedPixelCNN(AutoregressiveModel):
 
     def features(self, images, labels=None):
         """(batch, H, W, C) levels -> (batch, H, W, filters): the horizontal stack before the 1 x 1 head."""
-        return self.trunk(self.to_symmetric_interval(images), labels)
+        return self.trunk(self.network_inputs(images), labels)
 
     def call(self, images, labels=None, training=False):
         """(batch, H, W, C) integer levels -> (batch, H, W, C * num_params) likelihood params."""
@@ -389,7 +366,7 @@ class GatedPixelCNN(AutoregressiveModel):
         width, colors = self.image_shape[1:]
         batch = tf.shape(noise)[0]
         pads = [layer.kernel_size // 2 for layer in self.gated_layers]
-        in_channels = [colors] + [self.filters] * (
+        in_channels = [colors * self.input_features] + [self.filters] * (
             self.num_layers - 1
         )  # of each layer's vertical ring
         weights = [
@@ -471,5 +448,6 @@ class GatedPixelCNN(AutoregressiveModel):
             first_kernel_size=self.first_kernel_size,
             kernel_size=self.kernel_size,
             head_filters=self.head_filters,
+            embedding_dim=self.embedding_dim,
         )
         return config

@@ -14,7 +14,7 @@ from keras_gen import validation
 from keras_gen.conventions import unit_to_pixels
 from keras_gen.layers.quantize import VectorQuantizer, sum_per_example
 from keras_gen.models.base import GenerativeModel
-from keras_gen.models.pixelcnn import PixelCNN
+from keras_gen.models.pixelcnn import GatedPixelCNN, PixelCNN
 from keras_gen.models.vae import check_downsampling
 from keras_gen.registry import register
 
@@ -219,9 +219,17 @@ class VQVAE(GenerativeModel):
         return config
 
 
+# The prior's network, and the name of its depth argument (`num_blocks` of VQVAEPrior).
+PRIOR_NETWORKS = {
+    "pixelcnn": (PixelCNN, "num_blocks"),
+    "gated_pixelcnn": (GatedPixelCNN, "num_layers"),
+}
+
+
 @register
 class VQVAEPrior(GenerativeModel):
-    """A PixelCNN prior over a trained, frozen VQ-VAE's code grids; samples are decoded grids.
+    """A PixelCNN or Gated PixelCNN prior over a trained, frozen VQ-VAE's code grids; samples are
+    decoded grids.
 
     The prior reads each code through an embedding (codes have no order) and predicts the next
     with a `num_codes`-way softmax. Its `nll` is in nats per code grid. Sampling: uniform noise
@@ -230,8 +238,10 @@ class VQVAEPrior(GenerativeModel):
 
     Args:
         vqvae: the trained `VQVAE` (or its serialized config); its weights are not trained here.
-        filters, num_blocks, first_kernel_size, kernel_size, head_filters: the prior's
-            PixelCNN (see `PixelCNN`).
+        prior_network: "pixelcnn" (masked residual blocks, `PixelCNN`) or "gated_pixelcnn"
+            (vertical and horizontal stacks without a blind spot, `GatedPixelCNN`).
+        filters, num_blocks, first_kernel_size, kernel_size, head_filters: the prior network's
+            (see `PixelCNN`); for "gated_pixelcnn", `num_blocks` is its number of gated layers.
         embedding_dim: size of each code's learned input vector.
         num_classes: a class-conditional prior (labels (batch,) in `fit`, `sample`).
 
@@ -261,6 +271,7 @@ class VQVAEPrior(GenerativeModel):
         head_filters=64,
         embedding_dim=32,
         num_classes=None,
+        prior_network="pixelcnn",
         **kwargs,
     ):
         if isinstance(vqvae, dict):
@@ -283,11 +294,17 @@ class VQVAEPrior(GenerativeModel):
         self.vqvae = VQVAE.from_config({**vqvae.get_config(), "trainable": True})
         self.vqvae.set_weights(vqvae.get_weights())
         self.vqvae.trainable = False
-        self.prior = PixelCNN(
+        if prior_network not in PRIOR_NETWORKS:
+            raise ValueError(
+                f"prior_network must be one of {sorted(PRIOR_NETWORKS)}, got {prior_network!r}."
+            )
+        network, depth_name = PRIOR_NETWORKS[prior_network]
+        self.prior_network = prior_network
+        self.prior = network(
             image_shape=vqvae.grid_shape + (1,),
             num_levels=vqvae.num_codes,
             filters=filters,
-            num_blocks=num_blocks,
+            **{depth_name: num_blocks},
             first_kernel_size=first_kernel_size,
             kernel_size=kernel_size,
             head_filters=head_filters,
@@ -349,8 +366,9 @@ class VQVAEPrior(GenerativeModel):
         prior = self.prior
         config.update(
             vqvae=keras.saving.serialize_keras_object(self.vqvae),
+            prior_network=self.prior_network,
             filters=prior.filters,
-            num_blocks=prior.num_blocks,
+            num_blocks=getattr(prior, PRIOR_NETWORKS[self.prior_network][1]),
             first_kernel_size=prior.first_kernel_size,
             kernel_size=prior.kernel_size,
             head_filters=prior.head_filters,
