@@ -26,6 +26,16 @@ def test_vae_parity_across_keras_savedmodel_and_litert(exported_vae):
     assert os.path.exists(os.path.join(directory, "model.tflite"))
 
 
+def test_litert_scores_a_large_batch_in_pieces_with_the_same_figures(exported_vae):
+    _, directory, _ = exported_vae
+    images = (np.arange(19 * 64).reshape(19, 8, 8, 1) % 7 == 0).astype(np.uint8)
+    litert = runtime.open_artifact(directory, runtime="tflite")
+    assert litert.log_prob_batch < len(images)  # three calls: 8, 8 and 3 images
+    expected = runtime.open_artifact(directory).log_prob(images)  # SavedModel, one call
+    np.testing.assert_allclose(litert.log_prob(images), expected, rtol=1e-5)
+    assert litert.log_prob(images[:1]).shape == (1,)
+
+
 def test_manifest_describes_the_export(exported_vae):
     model, directory, manifest = exported_vae
     assert manifest["signatures"]["sample"]["inputs"]["noise"] == {
