@@ -6,6 +6,7 @@ the folder itself or a parent holding a sub-folder named after the dataset.
 """
 
 import dataclasses
+import itertools
 import os
 import shutil
 import socket
@@ -130,8 +131,9 @@ def static_binarized_test_digits(indices, manual_dir=None):
             f"binarized_mnist's files with --manual-dir DIR (or set {MANUAL_DIR_ENV}=DIR)."
         )
     wanted = set(indices)
-    with open(path) as file:
-        rows = {i: line.split() for i, line in enumerate(file) if i in wanted}
+    with open(path) as file:  # up to the last wanted line only
+        lines = itertools.islice(file, max(wanted) + 1)
+        rows = {i: line.split() for i, line in enumerate(lines) if i in wanted}
     return np.array([rows[i] for i in indices], np.uint8).reshape(len(indices), 28, 28, 1)
 
 

@@ -121,6 +121,7 @@ class _ZooRequestHandler(http.server.BaseHTTPRequestHandler):
     files_dir = None  # served under /files/, e.g. noise .npy files for the URL contract
     manual_dir = None  # binarized_mnist's raw files, for /test_digits.npy
     _tflite_cache = {}
+    _test_digits_cache = {}  # folder -> the .npy bytes: the raw file is 15 MB of text
 
     def log_message(self, format, *args):  # quiet: the tests and the page make many requests
         pass
@@ -177,13 +178,16 @@ class _ZooRequestHandler(http.server.BaseHTTPRequestHandler):
         return self._not_found(f"no such file: {path}")
 
     def _test_digits(self):
-        try:
-            levels = data.static_binarized_test_digits(TEST_DIGITS, self.manual_dir)
-        except data.DatasetError as error:
-            return self._not_found(f"no test digits to pick: {error}")
-        buffer = io.BytesIO()
-        np.save(buffer, levels * np.uint8(255))
-        return self._send(buffer.getvalue(), CONTENT_TYPES[".npy"])
+        folder = data.resolve_manual_dir("binarized_mnist", self.manual_dir)
+        if folder not in self._test_digits_cache:
+            try:
+                levels = data.static_binarized_test_digits(TEST_DIGITS, self.manual_dir)
+            except data.DatasetError as error:
+                return self._not_found(f"no test digits to pick: {error}")
+            buffer = io.BytesIO()
+            np.save(buffer, levels * np.uint8(255))
+            self._test_digits_cache[folder] = buffer.getvalue()
+        return self._send(self._test_digits_cache[folder], CONTENT_TYPES[".npy"])
 
     def _model_file(self, relative):
         if relative.endswith(".tflite") and "/" not in relative:

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from keras_gen.layers import VectorQuantizer
 from keras_gen.models import VQVAE, VQVAEPrior, vqvae
+from keras_gen.models.vqvae import PRIOR_NETWORKS
 from keras_gen.validation import InputError
 from tests.helpers import assert_export_parity, assert_keras_round_trip
 
@@ -91,7 +92,7 @@ def test_code_usage_counts_perplexity_and_dead_codes():
     assert vqvae.code_usage([[2, 2], [2, 2]], 5) == pytest.approx((1.0, 4))
 
 
-@pytest.mark.parametrize("prior_network", ["pixelcnn", "gated_pixelcnn"])
+@pytest.mark.parametrize("prior_network", sorted(PRIOR_NETWORKS))
 def test_prior_is_causal_over_the_code_grid(prior_network):
     prior = tiny_prior(prior_network=prior_network).prior
     codes = np.random.default_rng(0).integers(0, 6, (1, 4, 4, 1))
@@ -105,7 +106,7 @@ def test_prior_is_causal_over_the_code_grid(prior_network):
             assert moved[position + 1 :].max() > 0.0  # the embedding reaches later codes
 
 
-@pytest.mark.parametrize("prior_network", ["pixelcnn", "gated_pixelcnn"])
+@pytest.mark.parametrize("prior_network", sorted(PRIOR_NETWORKS))
 @pytest.mark.parametrize("num_classes", [None, 3])
 def test_fast_prior_sampler_equals_plain_loop(num_classes, prior_network):
     prior = tiny_prior(num_classes=num_classes, prior_network=prior_network)
@@ -138,7 +139,7 @@ def test_round_trips_with_optimizer_state(tmp_path):
     model = tiny_vqvae()
     model.compile_for_training()
     assert_keras_round_trip(model, grey_images(8), str(tmp_path / "vqvae.keras"))
-    for prior_network in ("pixelcnn", "gated_pixelcnn"):
+    for prior_network in PRIOR_NETWORKS:
         prior = tiny_prior(model, prior_network=prior_network)
         prior.compile_for_training()
         assert_keras_round_trip(prior, grey_images(8), str(tmp_path / f"{prior_network}.keras"))

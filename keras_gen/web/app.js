@@ -134,6 +134,14 @@ function completeImage(entry, known, mask, noise) {
   return runOne(entry, 'complete', inputs, Number($('label').value || 0));
 }
 
+// Image i's share of noise for `count` images: {name: typed array of one image's noise}.
+function noiseOfImage(noise, count, i) {
+  return Object.fromEntries(Object.entries(noise).map(([name, values]) => {
+    const size = values.length / count;
+    return [name, values.slice(i * size, (i + 1) * size)];
+  }));
+}
+
 // Samples `count` images one at a time (the web copies have batch 1): a Uint8Array of
 // count * H * W * C pixels and the milliseconds per image.
 async function sampleImages(entry, noise, count, labels) {
@@ -143,9 +151,8 @@ async function sampleImages(entry, noise, count, labels) {
   let milliseconds = 0;
   for (let i = 0; i < count; i++) {
     const inputs = {};
-    for (const [name, values] of Object.entries(noise)) {
-      const size = values.length / count;
-      inputs[name] = [values.slice(i * size, (i + 1) * size), [1, ...entry.noise[name].shape]];
+    for (const [name, values] of Object.entries(noiseOfImage(noise, count, i))) {
+      inputs[name] = [values, [1, ...entry.noise[name].shape]];
     }
     const one = await runOne(entry, 'sample', inputs, labels?.[i]);
     milliseconds += one.milliseconds;
@@ -262,8 +269,8 @@ function setUpDrawing() {
   $('clear').addEventListener('click', clear);
 }
 
-// The first static binarized MNIST test digits, when `serve` has their file (--manual-dir):
-// a strip of buttons, each putting its digit on the drawing pad.
+// Static binarized MNIST test digits, two of each class, when `serve` has their file
+// (--manual-dir): a strip of buttons, each putting its digit on the drawing pad.
 async function setUpTestDigits() {
   const response = await fetch('/test_digits.npy');
   if (!response.ok) {
@@ -406,8 +413,7 @@ async function main() {
         }
       }
       if (params.get('warmup') === '1') {
-        const first = Object.fromEntries(Object.entries(noise).map(([k, v]) => [k, v.slice(0, v.length / count)]));
-        await sampleImages(entry, first, 1, labels);
+        await sampleImages(entry, noiseOfImage(noise, count, 0), 1, labels);
       }
       await run(entry, noise, count, labels);
     } catch (error) {
