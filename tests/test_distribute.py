@@ -30,6 +30,17 @@ def vqvae_prior_config(**options):
 
 # Tiny configurations of the zoo's models (both VQ-VAE codebook updates, both prior networks). WGAN-GP takes 2 critic steps per batch, so its critic and
 # generator steps are both compared, and has a categorical latent code.
+PIXELVAE = dict(
+    image_shape=(8, 8, 1),
+    latent_dim=3,
+    widths=(4,),
+    map_channels=2,
+    filters=4,
+    num_blocks=1,
+    head_filters=4,
+    eval_num_samples=3,
+    free_bits=0.1,
+)
 CONFIGS = {
     "vae": ("vae", dict(image_shape=(8, 8, 1), latent_dim=4, widths=(4, 8), eval_num_samples=3)),
     "dcgan": ("dcgan", dict(image_shape=(8, 8, 1), latent_dim=4, filters=4)),
@@ -50,19 +61,10 @@ CONFIGS = {
         "pixelrnn",
         dict(kind="diagonal_bilstm", image_shape=(6, 6, 1), units=4, num_layers=1),
     ),
-    "pixelvae": (
+    "pixelvae": ("pixelvae", PIXELVAE),
+    "pixelvae_gated": (
         "pixelvae",
-        dict(
-            image_shape=(8, 8, 1),
-            latent_dim=3,
-            widths=(4,),
-            map_channels=2,
-            filters=4,
-            num_blocks=1,
-            head_filters=4,
-            eval_num_samples=3,
-            free_bits=0.1,
-        ),
+        dict(PIXELVAE, map_channels=None, decoder_network="gated_pixelcnn", num_blocks=2),
     ),
     "vqvae": ("vqvae", dict(image_shape=(8, 8, 1), num_codes=5, code_dim=3, widths=(4,))),
     "vqvae_loss": (

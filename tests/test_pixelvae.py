@@ -4,31 +4,41 @@ import keras
 import numpy as np
 import pytest
 
-from keras_gen.models import PixelCNN, PixelVAE
+from keras_gen.models import PixelVAE
+from keras_gen.models.pixelcnn import PIXELCNN_NETWORKS, pixelcnn_network
 from keras_gen.validation import InputError
 from tests.helpers import assert_causal, assert_export_parity, assert_keras_round_trip
 
 
-def tiny(channels=1, num_levels=2, **options):
+# The decoders: a PixelCNN reading a map z is upsampled to, a Gated PixelCNN reading z itself,
+# and one reading the map (a bias that varies by row and column in its cached sampler).
+DECODERS = {
+    "pixelcnn_map": dict(decoder_network="pixelcnn", map_channels=2),
+    "gated_vector": dict(decoder_network="gated_pixelcnn", map_channels=None),
+    "gated_map": dict(decoder_network="gated_pixelcnn", map_channels=2),
+}
+
+
+def tiny(channels=1, num_levels=2, decoder="pixelcnn_map", **options):
     keras.utils.set_random_seed(0)
     model = PixelVAE(
         image_shape=(6, 6, channels),
         num_levels=num_levels,
         latent_dim=3,
         widths=(4,),
-        map_channels=2,
         filters=6 * channels,
         num_blocks=2,
         head_filters=3 * channels,
         eval_num_samples=4,
         seed=0,
+        **DECODERS[decoder],
         **options,
     )
-    # The condition biases start at zero; random ones, fed from a map that varies with z, make
+    # The condition biases start at zero; random ones, fed from a map or a z that varies, make
     # z matter before any training.
     rng = np.random.default_rng(1)
     for weight in model.weights:
-        if "condition_bias" in weight.path or "latent_to_map" in weight.path:
+        if "condition" in weight.path or "latent_to_map" in weight.path:
             weight.assign(rng.normal(0, 0.5, weight.shape).astype("float32"))
     return model
 
@@ -37,15 +47,17 @@ def binary_images(count, shape=(6, 6, 1), seed=0):
     return (np.random.default_rng(seed).random((count,) + shape) < 0.3).astype(np.uint8)
 
 
+@pytest.mark.parametrize("decoder", sorted(DECODERS))
 @pytest.mark.parametrize("channels, num_levels", [(1, 2), (3, 4)])
-def test_decoder_is_causal_given_z(channels, num_levels):
-    model = tiny(channels, num_levels)
+def test_decoder_is_causal_given_z(channels, num_levels, decoder):
+    model = tiny(channels, num_levels, decoder)
     z = model.make_noise(1, seed=0)["z"]
     assert_causal(model.decoder, model.image_shape, labels=model.condition_map(z))
 
 
-def test_decoder_reads_z():
-    model = tiny()
+@pytest.mark.parametrize("decoder", sorted(DECODERS))
+def test_decoder_reads_z(decoder):
+    model = tiny(decoder=decoder)
     images = binary_images(2)
     z = model.make_noise(2, seed=0)["z"]
     first = model.decode(images, z).numpy()
@@ -53,9 +65,10 @@ def test_decoder_reads_z():
     assert np.abs(first - second).max() > 1e-3
 
 
+@pytest.mark.parametrize("decoder", sorted(DECODERS))
 @pytest.mark.parametrize("channels, num_levels", [(1, 2), (3, 4)])
-def test_fast_sampler_equals_plain_loop(channels, num_levels):
-    model = tiny(channels, num_levels)
+def test_fast_sampler_equals_plain_loop(channels, num_levels, decoder):
+    model = tiny(channels, num_levels, decoder)
     noise = model.make_noise(5, seed=2)
     fast = model.sample_levels(noise, method="fast").numpy()
     plain = model.sample_levels(noise, method="plain").numpy()
@@ -66,8 +79,9 @@ def test_fast_sampler_equals_plain_loop(channels, num_levels):
     assert not np.array_equal(model.sample_levels(other).numpy(), fast)
 
 
-def test_completion_keeps_known_subpixels_and_matches_across_samplers():
-    model = tiny()
+@pytest.mark.parametrize("decoder", sorted(DECODERS))
+def test_completion_keeps_known_subpixels_and_matches_across_samplers(decoder):
+    model = tiny(decoder=decoder)
     images = binary_images(3, seed=4)
     mask = np.zeros(images.shape, bool)
     mask[:, :3] = True  # keep the top half
@@ -106,14 +120,22 @@ def test_fit_lowers_the_loss_and_free_bits_hold_the_charged_kl_up():
     assert {"nll", "kl", "reconstruction"} <= set(results)
 
 
-def test_keras_round_trip_with_optimizer_state(tmp_path):
-    model = tiny()
+@pytest.mark.parametrize("decoder", sorted(DECODERS))
+def test_keras_round_trip_with_optimizer_state(decoder, tmp_path):
+    model = tiny(decoder=decoder)
     model.compile_for_training()
-    assert_keras_round_trip(model, binary_images(8), str(tmp_path / "pixelvae.keras"))
+    path = str(tmp_path / "pixelvae.keras")
+    assert_keras_round_trip(model, binary_images(8), path)
+    loaded = keras.saving.load_model(path)
+    assert (loaded.decoder_network, loaded.map_channels) == (
+        DECODERS[decoder]["decoder_network"],
+        DECODERS[decoder]["map_channels"],
+    )
 
 
-def test_export_parity_with_named_noise(tmp_path):
-    model = tiny()
+@pytest.mark.parametrize("decoder", sorted(DECODERS))
+def test_export_parity_with_named_noise(decoder, tmp_path):
+    model = tiny(decoder=decoder)
     samples = assert_export_parity(model, str(tmp_path / "export"), binary_images(3))
     assert samples["keras"].std() > 0
 
@@ -131,13 +153,17 @@ def test_bad_input_gets_clear_errors():
         PixelVAE(image_shape=(6, 6, 1), widths=(4,), num_blocks=0)
     with pytest.raises(ValueError, match="divisible by 4"):
         PixelVAE(image_shape=(6, 6, 1), widths=(4, 8))
+    with pytest.raises(ValueError, match="decoder_network must be one of"):
+        PixelVAE(image_shape=(6, 6, 1), widths=(4,), decoder_network="transformer")
 
 
-def test_a_pixelcnn_conditioned_on_a_vector_checks_its_condition_and_refuses_export():
-    model = PixelCNN(
+@pytest.mark.parametrize("network", sorted(PIXELCNN_NETWORKS))
+def test_a_network_conditioned_on_a_vector_checks_its_condition_and_refuses_export(network):
+    model = pixelcnn_network(
+        network,
+        1,
         image_shape=(5, 5, 1),
         filters=4,
-        num_blocks=1,
         head_filters=4,
         condition_kind="vector",
         condition_size=3,

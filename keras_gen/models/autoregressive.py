@@ -92,12 +92,39 @@ class AutoregressiveModel(GenerativeModel):
             likelihood = "bernoulli" if self.num_levels == 2 else "categorical"
         self.likelihood_name = likelihood
         self.likelihood = likelihoods.get(likelihood, self.num_levels)
+        self.condition_kind = self.condition_size = None  # see `_set_condition`
         self.nll_tracker = keras.metrics.Mean(name="nll")
         self.bits_per_dim_tracker = keras.metrics.Mean(name="bits_per_dim")
 
     @property
     def noise_shape(self):
         return self.image_shape
+
+    # -- a condition other than class labels (what a PixelVAE's decoder reads) ----------
+    def _set_condition(self, condition_kind, condition_size):
+        """Conditions the network on a "vector" (batch, condition_size), such as a latent z, or
+        a "spatial" map (batch, H, W, condition_size); None for labels or nothing."""
+        if condition_kind is not None and self.num_classes is not None:
+            raise ValueError(f"{type(self).__name__} takes num_classes or condition_kind, not both.")
+        if condition_kind not in (None, "vector", "spatial"):
+            raise ValueError(f"condition_kind must be 'vector' or 'spatial', got {condition_kind!r}.")
+        self.condition_kind = condition_kind
+        self.condition_size = None if condition_size is None else int(condition_size)
+
+    @property
+    def conditioned(self):
+        return self.num_classes is not None or self.condition_kind is not None
+
+    def _check_condition(self, condition, batch_size):
+        if self.condition_kind is None:
+            return super()._check_condition(condition, batch_size)
+        height, width = self.image_shape[:2]
+        shape = (
+            (self.condition_size,)
+            if self.condition_kind == "vector"
+            else (height, width, self.condition_size)
+        )
+        return validation.check_noise(condition, shape, name="condition")
 
     @property
     def output_channels(self):
@@ -191,6 +218,11 @@ class AutoregressiveModel(GenerativeModel):
     def export_endpoints(self):
         """The family's endpoints, and "complete": noise, `known` uint8 levels and `known_mask`
         uint8 (1: keep the sub-pixel), each (batch, H, W, C) [, labels] -> uint8 pixels."""
+        if self.condition_kind is not None:
+            raise NotImplementedError(
+                f"A {type(self).__name__} conditioned on a {self.condition_kind} has no export "
+                "signature for its condition; export the model that computes it (such as PixelVAE)."
+            )
         endpoints = super().export_endpoints()
         shape = (None,) + self.image_shape
         specs = [

@@ -24,26 +24,26 @@ from keras_gen.models.autoregressive import (
 from keras_gen.registry import register
 
 
-def _class_bias(class_bias, labels):
-    """(batch, channels) float32 values of a `ClassBias` layer for `labels`; (1,) zeros for None."""
-    if class_bias is None:
-        return tf.zeros([1])
-    return tf.cast(tf.gather(class_bias.embedding.embeddings, labels), tf.float32)
-
-
-def _block_bias(block, condition):
-    """What a residual block adds from its condition, in float32: (batch or 1, 1 or H, 1 or W,
-    half) for class labels, a vector or a map; (1, 1, 1, 1) zeros for an unconditioned block."""
-    if block.class_bias is not None:
-        return _class_bias(block.class_bias, condition)[:, None, None]
-    if block.condition_bias is not None:
-        return tf.cast(block.condition_bias(condition), tf.float32)
+def _condition_bias(class_bias, condition_bias, condition):
+    """What a layer adds from its condition, in float32: (batch or 1, H or 1, W or 1, channels)
+    for class labels (a `ClassBias`), a vector or a map (a `ConditionBias`); (1, 1, 1, 1) zeros
+    for an unconditioned layer."""
+    if class_bias is not None:
+        embeddings = class_bias.embedding.embeddings
+        return tf.cast(tf.gather(embeddings, condition), tf.float32)[:, None, None]
+    if condition_bias is not None:
+        return tf.cast(condition_bias(condition), tf.float32)
     return tf.zeros([1, 1, 1, 1])
 
 
 def _row_of(values, row):
     """values[:, row], or values[:, 0] for a condition that is the same on every row."""
     return values[:, 0] if values.shape[1] == 1 else tf.gather(values, row, axis=1)
+
+
+def _column_of(row_values, col):
+    """row_values[:, col] of a row from `_row_of`, or [:, 0] where it is the same on every column."""
+    return row_values[:, 0] if row_values.shape[1] == 1 else read_column(row_values, col)
 
 
 def _float32(conv):
@@ -109,11 +109,8 @@ class PixelCNN(AutoregressiveModel):
             **kwargs,
         )
         colors = self.image_shape[-1]
-        if condition_kind is not None and num_classes is not None:
-            raise ValueError("PixelCNN takes num_classes or condition_kind, not both.")
+        self._set_condition(condition_kind, condition_size)
         self._add_level_embedding(embedding_dim)
-        self.condition_kind = condition_kind
-        self.condition_size = None if condition_size is None else int(condition_size)
         self.filters = channel_width(filters, 64, 2 * colors, "filters")  # each block halves it
         self.head_filters = channel_width(head_filters, 64, colors, "head_filters")
         self.num_blocks = int(num_blocks)
@@ -148,29 +145,6 @@ class PixelCNN(AutoregressiveModel):
     def blocks(self):
         return self.trunk.blocks
 
-    @property
-    def conditioned(self):
-        return self.num_classes is not None or self.condition_kind is not None
-
-    def _check_condition(self, condition, batch_size):
-        if self.condition_kind is None:
-            return super()._check_condition(condition, batch_size)
-        height, width = self.image_shape[:2]
-        shape = (
-            (self.condition_size,)
-            if self.condition_kind == "vector"
-            else (height, width, self.condition_size)
-        )
-        return validation.check_noise(condition, shape, name="condition")
-
-    def export_endpoints(self):
-        if self.condition_kind is not None:
-            raise NotImplementedError(
-                f"A PixelCNN conditioned on a {self.condition_kind} has no export signature for "
-                "its condition; export the model that computes it (such as PixelVAE)."
-            )
-        return super().export_endpoints()
-
     def call(self, images, labels=None, training=False):
         """(batch, H, W, C) integer levels -> (batch, H, W, C * num_params) likelihood params.
 
@@ -197,7 +171,7 @@ class PixelCNN(AutoregressiveModel):
                 float32_matrix(b.reduce),
                 split_causal_kernel(b.spatial),
                 float32_matrix(b.expand),
-                _block_bias(b, labels),
+                _condition_bias(b.class_bias, b.condition_bias, labels),
             )
             for b in self.blocks
         ]
@@ -286,6 +260,9 @@ class GatedPixelCNN(AutoregressiveModel):
         num_classes: class-conditional when set (a learned class bias in every layer).
         embedding_dim: read each level as a learned vector of this size instead of a number
             (one channel; for categories with no order, such as a VQ-VAE's codes).
+        condition_kind, condition_size: conditional on a "vector" (batch, condition_size), such
+            as a PixelVAE's z, or a map (batch, H, W, condition_size), added to both stacks'
+            gates in every layer; passed where `labels` are. Not with `num_classes`.
 
     Example:
 
@@ -310,6 +287,8 @@ class GatedPixelCNN(AutoregressiveModel):
         num_classes=None,
         likelihood=None,
         embedding_dim=None,
+        condition_kind=None,
+        condition_size=None,
         **kwargs,
     ):
         super().__init__(
@@ -320,6 +299,7 @@ class GatedPixelCNN(AutoregressiveModel):
             **kwargs,
         )
         colors = self.image_shape[-1]
+        self._set_condition(condition_kind, condition_size)
         self._add_level_embedding(embedding_dim)
         self.filters = channel_width(filters, 64, colors, "filters")
         self.head_filters = channel_width(head_filters, 64, colors, "head_filters")
@@ -332,6 +312,8 @@ class GatedPixelCNN(AutoregressiveModel):
             self.kernel_size,
             colors,
             self.num_classes,
+            condition_kind,
+            condition_size,
             name="trunk",
         )
         self.output_head = AutoregressiveHead(
@@ -375,8 +357,12 @@ class GatedPixelCNN(AutoregressiveModel):
                 horizontal_out=float32_matrix(layer.horizontal_out),
                 vertical=_float32(layer.vertical),
                 vertical_to_horizontal=_float32(layer.vertical_to_horizontal),
-                vertical_bias=_class_bias(layer.vertical_bias, labels),
-                horizontal_bias=_class_bias(layer.horizontal_bias, labels),
+                vertical_bias=_condition_bias(
+                    layer.vertical_bias, layer.vertical_condition, labels
+                ),
+                horizontal_bias=_condition_bias(
+                    layer.horizontal_bias, layer.horizontal_condition, labels
+                ),
             )
             for layer in self.gated_layers
         ]
@@ -387,10 +373,14 @@ class GatedPixelCNN(AutoregressiveModel):
             return tf.nn.bias_add(tf.matmul(vertical, kernel[0]), bias)
 
         def begin_row(row, state):
-            return state, [Window.zeros(batch, p, self.filters) for p in pads[1:]]
+            biases = [  # each layer's condition on this row, (batch or 1, W or 1, 2f)
+                (_row_of(w["vertical_bias"], row), _row_of(w["horizontal_bias"], row))
+                for w in weights
+            ]
+            return (state, biases), [Window.zeros(batch, p, self.filters) for p in pads[1:]]
 
-        def params_at(col, image, state, windows):
-            _, from_above = state
+        def params_at(col, image, fixed, windows):
+            (_, from_above), biases = fixed
             horizontal, new_windows = None, []
             for i, (layer, weights_i) in enumerate(zip(self.gated_layers, weights)):
                 if i == 0:
@@ -401,7 +391,7 @@ class GatedPixelCNN(AutoregressiveModel):
                 gates = (
                     dense(window, *weights_i["horizontal"])
                     + read_column(from_above[i], col)
-                    + weights_i["horizontal_bias"]
+                    + _column_of(biases[i][1], col)
                 )
                 output = dense(
                     gated_activation(gates, layer.color_channels), *weights_i["horizontal_out"]
@@ -412,8 +402,8 @@ class GatedPixelCNN(AutoregressiveModel):
         def end_column(col, windows):
             return [window.advance() for window in windows]
 
-        def end_row(levels, state, windows):
-            vertical_rings, _ = state
+        def end_row(levels, fixed, windows):
+            (vertical_rings, _), biases = fixed
             vertical_in = self._padded_row_inputs(levels, pads[0])
             new_rings, new_from_above = [], []
             for i, (pad, weights_i) in enumerate(zip(pads, weights)):
@@ -426,7 +416,7 @@ class GatedPixelCNN(AutoregressiveModel):
                 )
                 new_rings.append(ring)
                 new_from_above.append(vertical_to_horizontal(vertical, weights_i))
-                vertical = vertical + weights_i["vertical_bias"][:, None]
+                vertical = vertical + biases[i][0]
                 vertical_in = gated_activation(vertical)  # as the layer: no colour groups
             return new_rings, new_from_above
 
@@ -449,5 +439,30 @@ class GatedPixelCNN(AutoregressiveModel):
             kernel_size=self.kernel_size,
             head_filters=self.head_filters,
             embedding_dim=self.embedding_dim,
+            condition_kind=self.condition_kind,
+            condition_size=self.condition_size,
         )
         return config
+
+
+# The two networks a model can put where a PixelCNN goes (a VQ-VAE's prior, a PixelVAE's
+# decoder), and the name of each one's depth argument.
+PIXELCNN_NETWORKS = {
+    "pixelcnn": (PixelCNN, "num_blocks"),
+    "gated_pixelcnn": (GatedPixelCNN, "num_layers"),
+}
+
+
+def pixelcnn_network(kind, num_blocks, argument="network", **options):
+    """A `PixelCNN` or `GatedPixelCNN` by kind ("pixelcnn", "gated_pixelcnn"), `num_blocks` deep
+    (residual blocks or gated layers); `options` are the network's other arguments. A bad kind
+    is reported as a bad `argument`."""
+    if kind not in PIXELCNN_NETWORKS:
+        raise ValueError(f"{argument} must be one of {sorted(PIXELCNN_NETWORKS)}, got {kind!r}.")
+    network, depth_name = PIXELCNN_NETWORKS[kind]
+    return network(**{depth_name: num_blocks}, **options)
+
+
+def pixelcnn_network_depth(network):
+    """The `num_blocks` that `pixelcnn_network` built `network` with."""
+    return network.num_layers if isinstance(network, GatedPixelCNN) else network.num_blocks

@@ -5,7 +5,7 @@ shape; the ELBO, its warm-up and free bits, and the IWAE bound come from `Latent
 """
 
 from keras_gen import validation
-from keras_gen.models.pixelcnn import PixelCNN
+from keras_gen.models.pixelcnn import pixelcnn_network, pixelcnn_network_depth
 from keras_gen.models.vae import (
     LatentVariableModel,
     check_downsampling,
@@ -18,7 +18,7 @@ from keras_gen.registry import register
 @register
 class PixelVAE(LatentVariableModel):
     """A convolutional encoder to q(z | x), and p(x | z) = prod_i p(x_i | x_<i, z): a PixelCNN
-    whose every residual block adds a bias from a map that z is upsampled to.
+    (or Gated PixelCNN) whose every block adds a bias from z, or from a map z is upsampled to.
 
     Sampling takes two noise inputs: "z" (batch, latent_dim), standard normal, for the latent,
     and "pixels" (batch, H, W, C), uniform in [0, 1), from which the decoder's cached sampler
@@ -30,9 +30,13 @@ class PixelVAE(LatentVariableModel):
         num_levels: 2 (Bernoulli) or up to 256 (a softmax per sub-pixel).
         latent_dim: size of z.
         widths: the encoder's stride-2 convolutions; z is upsampled through their mirror.
-        map_channels: channels of the map at image size that conditions the PixelCNN.
-        filters, num_blocks, first_kernel_size, kernel_size, head_filters: the decoder's
-            PixelCNN (see `PixelCNN`); num_blocks >= 1, as the blocks read z.
+        map_channels: channels of the map at image size that conditions the decoder; None
+            conditions every block on z itself (a bias per image, as Gulrajani et al. on MNIST).
+        decoder_network: "pixelcnn" (masked residual blocks, `PixelCNN`) or "gated_pixelcnn"
+            (no blind spot, `GatedPixelCNN`).
+        filters, num_blocks, first_kernel_size, kernel_size, head_filters: the decoder's (see
+            `PixelCNN`); num_blocks >= 1, as the blocks read z; for "gated_pixelcnn" it is the
+            number of gated layers.
         beta, kl_warmup_steps, free_bits, eval_num_samples: as in `LatentVariableModel`.
 
     Example:
@@ -64,6 +68,7 @@ class PixelVAE(LatentVariableModel):
         first_kernel_size=7,
         kernel_size=3,
         head_filters=64,
+        decoder_network="pixelcnn",
         likelihood=None,
         beta=1.0,
         kl_warmup_steps=0,
@@ -89,23 +94,32 @@ class PixelVAE(LatentVariableModel):
                 f"PixelVAE needs num_blocks >= 1 (the blocks read z), got {num_blocks}."
             )
         self.widths = tuple(int(w) for w in widths)
-        self.map_channels = int(map_channels)
+        self.decoder_network = decoder_network
+        self.map_channels = None if map_channels is None else int(map_channels)
         check_downsampling(self.image_shape, self.widths, "PixelVAE")
         self.encoder = conv_encoder(self.image_shape, self.widths, self.latent_dim)
-        self.latent_to_map = upsampling_decoder(
-            self.image_shape, self.widths, self.latent_dim, self.map_channels, name="latent_to_map"
-        )
-        self.decoder = PixelCNN(
+        self.latent_to_map = None
+        if self.map_channels is not None:
+            self.latent_to_map = upsampling_decoder(
+                self.image_shape,
+                self.widths,
+                self.latent_dim,
+                self.map_channels,
+                name="latent_to_map",
+            )
+        self.decoder = pixelcnn_network(
+            decoder_network,
+            num_blocks,
+            argument="decoder_network",
             image_shape=self.image_shape,
             num_levels=self.num_levels,
             filters=filters,
-            num_blocks=num_blocks,
             first_kernel_size=first_kernel_size,
             kernel_size=kernel_size,
             head_filters=head_filters,
             likelihood=self.likelihood_name,
-            condition_kind="spatial",
-            condition_size=self.map_channels,
+            condition_kind="vector" if self.map_channels is None else "spatial",
+            condition_size=self.latent_dim if self.map_channels is None else self.map_channels,
             name="decoder",
         )
         self.built = True
@@ -118,7 +132,10 @@ class PixelVAE(LatentVariableModel):
         }
 
     def condition_map(self, z, training=False):
-        """z (batch, latent_dim) -> (batch, H, W, map_channels): what the decoder is conditioned on."""
+        """What the decoder is conditioned on: z (batch, latent_dim) -> (batch, H, W,
+        map_channels), or z itself when `map_channels` is None."""
+        if self.latent_to_map is None:
+            return z
         return self.latent_to_map(z, training=training)
 
     def decode(self, images, z, training=False):
@@ -167,8 +184,9 @@ class PixelVAE(LatentVariableModel):
         config.update(
             widths=list(self.widths),
             map_channels=self.map_channels,
+            decoder_network=self.decoder_network,
             filters=decoder.filters,
-            num_blocks=decoder.num_blocks,
+            num_blocks=pixelcnn_network_depth(decoder),
             first_kernel_size=decoder.first_kernel_size,
             kernel_size=decoder.kernel_size,
             head_filters=decoder.head_filters,

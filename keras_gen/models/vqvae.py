@@ -14,7 +14,11 @@ from keras_gen import validation
 from keras_gen.conventions import unit_to_pixels
 from keras_gen.layers.quantize import VectorQuantizer, sum_per_example
 from keras_gen.models.base import GenerativeModel
-from keras_gen.models.pixelcnn import GatedPixelCNN, PixelCNN
+from keras_gen.models.pixelcnn import (
+    PIXELCNN_NETWORKS,
+    pixelcnn_network,
+    pixelcnn_network_depth,
+)
 from keras_gen.models.vae import check_downsampling
 from keras_gen.registry import register
 
@@ -219,11 +223,7 @@ class VQVAE(GenerativeModel):
         return config
 
 
-# The prior's network, and the name of its depth argument (`num_blocks` of VQVAEPrior).
-PRIOR_NETWORKS = {
-    "pixelcnn": (PixelCNN, "num_blocks"),
-    "gated_pixelcnn": (GatedPixelCNN, "num_layers"),
-}
+PRIOR_NETWORKS = PIXELCNN_NETWORKS  # what `prior_network` names
 
 
 @register
@@ -294,17 +294,14 @@ class VQVAEPrior(GenerativeModel):
         self.vqvae = VQVAE.from_config({**vqvae.get_config(), "trainable": True})
         self.vqvae.set_weights(vqvae.get_weights())
         self.vqvae.trainable = False
-        if prior_network not in PRIOR_NETWORKS:
-            raise ValueError(
-                f"prior_network must be one of {sorted(PRIOR_NETWORKS)}, got {prior_network!r}."
-            )
-        network, depth_name = PRIOR_NETWORKS[prior_network]
         self.prior_network = prior_network
-        self.prior = network(
+        self.prior = pixelcnn_network(
+            prior_network,
+            num_blocks,
+            argument="prior_network",
             image_shape=vqvae.grid_shape + (1,),
             num_levels=vqvae.num_codes,
             filters=filters,
-            **{depth_name: num_blocks},
             first_kernel_size=first_kernel_size,
             kernel_size=kernel_size,
             head_filters=head_filters,
@@ -368,7 +365,7 @@ class VQVAEPrior(GenerativeModel):
             vqvae=keras.saving.serialize_keras_object(self.vqvae),
             prior_network=self.prior_network,
             filters=prior.filters,
-            num_blocks=getattr(prior, PRIOR_NETWORKS[self.prior_network][1]),
+            num_blocks=pixelcnn_network_depth(prior),
             first_kernel_size=prior.first_kernel_size,
             kernel_size=prior.kernel_size,
             head_filters=prior.head_filters,
