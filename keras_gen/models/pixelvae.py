@@ -30,6 +30,7 @@ class PixelVAE(LatentVariableModel):
         num_levels: 2 (Bernoulli) or up to 256 (a softmax per sub-pixel).
         latent_dim: size of z.
         widths: the encoder's stride-2 convolutions; z is upsampled through their mirror.
+        encoder_depth: convolutions per width in the encoder (the first of stride 2).
         map_channels: channels of the map at image size that conditions the decoder; None
             conditions every block on z itself (a bias per image, as Gulrajani et al. on MNIST).
         decoder_network: "pixelcnn" (masked residual blocks, `PixelCNN`) or "gated_pixelcnn"
@@ -62,6 +63,7 @@ class PixelVAE(LatentVariableModel):
         num_levels=2,
         latent_dim=32,
         widths=(32, 64),
+        encoder_depth=1,
         map_channels=32,
         filters=64,
         num_blocks=3,
@@ -97,7 +99,12 @@ class PixelVAE(LatentVariableModel):
         self.decoder_network = decoder_network
         self.map_channels = None if map_channels is None else int(map_channels)
         check_downsampling(self.image_shape, self.widths, "PixelVAE")
-        self.encoder = conv_encoder(self.image_shape, self.widths, self.latent_dim)
+        if int(encoder_depth) < 1:
+            raise ValueError(f"PixelVAE needs encoder_depth >= 1, got {encoder_depth}.")
+        self.encoder_depth = int(encoder_depth)
+        self.encoder = conv_encoder(
+            self.image_shape, self.widths, self.latent_dim, self.encoder_depth
+        )
         self.latent_to_map = None
         if self.map_channels is not None:
             self.latent_to_map = upsampling_decoder(
@@ -183,6 +190,7 @@ class PixelVAE(LatentVariableModel):
         decoder = self.decoder
         config.update(
             widths=list(self.widths),
+            encoder_depth=self.encoder_depth,
             map_channels=self.map_channels,
             decoder_network=self.decoder_network,
             filters=decoder.filters,

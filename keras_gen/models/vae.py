@@ -35,12 +35,19 @@ def check_downsampling(image_shape, widths, model_name):
         )
 
 
-def conv_encoder(image_shape, widths, latent_dim, name="encoder"):
+def conv_encoder(image_shape, widths, latent_dim, depth=1, name="encoder"):
     """Images in [0, 1] (batch, H, W, C) -> (batch, 2 * latent_dim): a posterior's mean and log
-    variance. One stride-2 3 x 3 ReLU convolution per width, then a dense layer."""
+    variance. Per width, a stride-2 3 x 3 ReLU convolution and `depth - 1` more of stride 1;
+    then a dense layer."""
+    convolutions = []
+    for width in widths:
+        convolutions += [
+            layers.Conv2D(width, 3, strides=2 if i == 0 else 1, padding="same", activation="relu")
+            for i in range(int(depth))
+        ]
     return keras.Sequential(
         [keras.Input(tuple(image_shape))]
-        + [layers.Conv2D(w, 3, strides=2, padding="same", activation="relu") for w in widths]
+        + convolutions
         + [layers.Flatten(), layers.Dense(2 * latent_dim)],
         name=name,
     )
