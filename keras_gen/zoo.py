@@ -187,7 +187,8 @@ def write_card(name):
 
     card.json keys: model, dataset, status, figures, published, epochs, training
     (command, data, batch_size, precision, optimizer, wall_time), evaluation,
-    export, litert_ms_per_image, limits. The card lists every file of the folder with its size and sha256.
+    export, litert_ms_per_image, limits. The card lists every file of the folder with its size and
+    sha256, except a run in progress (`in_training/`).
     """
     sha256 = formats.sha256
     path, info = folder(name), card(name)
@@ -228,7 +229,9 @@ def write_card(name):
     if info.get("limits"):
         lines += ["", "## Limits", "", info["limits"]]
     lines += ["", "## Files", "", "| file | bytes | sha256 |", "|---|---:|---|"]
-    for root, _, files in sorted(os.walk(path)):
+    for root, directories, files in os.walk(path):
+        # A run in progress changes every session; the card lists the finished model's files.
+        directories[:] = sorted(d for d in directories if d != "in_training")
         for file_name in sorted(files):
             full = os.path.join(root, file_name)
             relative = os.path.relpath(full, path)
