@@ -23,6 +23,7 @@ EXPECTED = {
     "wgan_gp_mnist",
     "conditional_gan_mnist",
     "pixelvae_binarized_mnist",
+    "vqvae_mnist",
 }
 
 
