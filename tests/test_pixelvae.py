@@ -9,7 +9,6 @@ from keras_gen.models.pixelcnn import PIXELCNN_NETWORKS, pixelcnn_network
 from keras_gen.validation import InputError
 from tests.helpers import assert_causal, assert_export_parity, assert_keras_round_trip
 
-
 # The decoders: a PixelCNN reading a map z is upsampled to, a Gated PixelCNN reading z itself,
 # and one reading the map (a bias that varies by row and column in its cached sampler) with a
 # deeper encoder.

@@ -105,9 +105,13 @@ class AutoregressiveModel(GenerativeModel):
         """Conditions the network on a "vector" (batch, condition_size), such as a latent z, or
         a "spatial" map (batch, H, W, condition_size); None for labels or nothing."""
         if condition_kind is not None and self.num_classes is not None:
-            raise ValueError(f"{type(self).__name__} takes num_classes or condition_kind, not both.")
+            raise ValueError(
+                f"{type(self).__name__} takes num_classes or condition_kind, not both."
+            )
         if condition_kind not in (None, "vector", "spatial"):
-            raise ValueError(f"condition_kind must be 'vector' or 'spatial', got {condition_kind!r}.")
+            raise ValueError(
+                f"condition_kind must be 'vector' or 'spatial', got {condition_kind!r}."
+            )
         self.condition_kind = condition_kind
         self.condition_size = None if condition_size is None else int(condition_size)
 

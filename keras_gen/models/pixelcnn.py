@@ -2,7 +2,6 @@
 
 import tensorflow as tf
 
-from keras_gen import validation
 from keras_gen.layers import (
     AutoregressiveHead,
     GatedPixelCNNBackbone,
