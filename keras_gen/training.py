@@ -161,7 +161,8 @@ def _resumed_model(
                 "Resume without --from, or start a new run."
             )
     print(f"precision: {model.dtype_policy.name} (from {saved})")
-    if getattr(model, "optimizer", None) is None:  # a weights-only file, such as a zoo model's
+    if any(optimizer is None for optimizer in model.training_optimizers()):
+        # a weights-only file, such as a zoo model's (a GAN's `optimizer` is always None)
         print(f"optimizer: fresh ({saved} holds weights only)")
         model.compile_for_training()
     if learning_rate:

@@ -182,8 +182,11 @@ def test_train_refuses_to_overwrite_a_run_and_resume_continues_it(mock_dataset, 
     assert "holds a VAE, not a pixelcnn" in capsys.readouterr().err
 
 
-def test_resume_counts_a_gans_epochs(mock_dataset, tmp_path, capsys):
+def test_resume_counts_a_gans_epochs_and_keeps_both_optimizers(mock_dataset, tmp_path, capsys):
     # A GAN's history has d_loss and g_loss but no loss; resume must still count its epochs.
+    # A GAN's `optimizer` is None, yet its two optimizers' state must carry over, not restart.
+    from keras_gen import runtime
+
     run = tmp_path / "run"
     argv = [
         "train",
@@ -202,7 +205,12 @@ def test_resume_counts_a_gans_epochs(mock_dataset, tmp_path, capsys):
         str(run),
     ]
     assert cli.main(argv + ["--epochs", "1", "--set", "filters=8", "--set", "latent_dim=4"]) == 0
+    first = runtime.load_keras(str(run / "model.keras"))
     assert cli.main(argv + ["--epochs", "2", "--resume"]) == 0
+    resumed = runtime.load_keras(str(run / "model.keras"))
+    for before, after in zip(first.training_optimizers(), resumed.training_optimizers()):
+        assert int(after.iterations) == 2 * int(before.iterations) > 0
+    assert "optimizer: fresh" not in capsys.readouterr().out
     history = json.loads((run / "history.json").read_text())
     assert len(history["d_loss"]) == len(history["g_loss"]) == 2
     assert sorted(path.name for path in (run / "samples").iterdir()) == [
