@@ -3,6 +3,7 @@ import itertools
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from keras_gen.layers import MaskedConv2D, causal_mask
 from keras_gen.models import GatedPixelCNN, PixelCNN
@@ -167,6 +168,31 @@ def test_conditional_model_obeys_its_labels():
         )
     log_probs = model.log_prob(images, np.array([0, 1, 2])).numpy()
     assert len(set(np.round(log_probs, 4))) == 3
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        dict(num_classes=3),
+        dict(condition_kind="vector", condition_size=2),
+        dict(condition_kind="spatial", condition_size=2),
+    ],
+    ids=["classes", "vector", "map"],
+)
+def test_every_weight_of_a_conditional_gated_pixelcnn_gets_a_gradient(condition):
+    # The last layer's vertical output is unused, so it must not own a bias that never learns.
+    model = tiny(GatedPixelCNN, 1, 2, **condition)
+    images = (np.arange(2 * 25).reshape(2, 5, 5, 1) % 3 == 0).astype(np.uint8)
+    if "num_classes" in condition:
+        labels = np.array([0, 2])
+    else:
+        labels = np.ones((2, 2) if condition["condition_kind"] == "vector" else (2, 5, 5, 2))
+        labels = (labels * np.arange(1, 3)).astype("float32")
+    with tf.GradientTape() as tape:
+        loss = -tf.reduce_mean(model.log_prob(images, labels))
+    gradients = tape.gradient(loss, model.trainable_variables)
+    missing = [v.path for v, g in zip(model.trainable_variables, gradients) if g is None]
+    assert not missing
 
 
 @pytest.mark.parametrize("cls", [PixelCNN, GatedPixelCNN])

@@ -187,6 +187,7 @@ class GatedPixelCNNBackbone(_ConditionedBackbone):
                 self.first_kernel_size if i == 0 else self.kernel_size,
                 self.color_channels,
                 first=i == 0,
+                last=i == self.num_layers - 1,
                 num_classes=self.num_classes,
                 condition_kind=condition_kind,
                 condition_size=condition_size,

@@ -29,6 +29,14 @@ def shift_down(inputs):
     return ops.pad(above, [[0, 0], [1, 0], [0, 0], [0, 0]])
 
 
+def _plus_bias(stack, class_bias, condition_bias, labels):
+    """`stack` plus whichever bias the layer has for its labels or condition (at most one)."""
+    for bias in (class_bias, condition_bias):
+        if bias is not None:
+            stack = stack + ops.cast(bias(labels), stack.dtype)
+    return stack
+
+
 @register
 class GatedBlock(keras.layers.Layer):
     """One gated layer with a vertical and a horizontal stack.
@@ -42,6 +50,8 @@ class GatedBlock(keras.layers.Layer):
         filters: channels of each stack (a multiple of color_channels).
         kernel_size: odd k; the vertical kernel is (k//2 + 1, k), the horizontal (1, k) masked.
         first: the first layer hides the current sub-pixel (mask A) and has no residual.
+        last: the network's last layer, whose vertical output nothing reads: its vertical
+            stack gets no class or condition bias (one would get no gradient).
         num_classes: adds a learned class bias to both stacks.
         condition_kind, condition_size: or a bias of a vector ("vector") or map ("spatial").
 
@@ -60,6 +70,7 @@ class GatedBlock(keras.layers.Layer):
         kernel_size=3,
         color_channels=1,
         first=False,
+        last=False,
         num_classes=None,
         condition_kind=None,
         condition_size=None,
@@ -69,9 +80,10 @@ class GatedBlock(keras.layers.Layer):
         self.condition_kind = condition_kind
         self.condition_size = None if condition_size is None else int(condition_size)
         self.filters, self.kernel_size = int(filters), int(kernel_size)
-        self.color_channels, self.first, self.num_classes = (
+        self.color_channels, self.first, self.last, self.num_classes = (
             int(color_channels),
             bool(first),
+            bool(last),
             num_classes,
         )
         channel_groups(self.filters, self.color_channels)
@@ -96,7 +108,7 @@ class GatedBlock(keras.layers.Layer):
         self.vertical_bias, self.horizontal_bias = (
             (
                 ClassBias(num_classes, 2 * self.filters, name=f"{name}_bias", dtype=policy)
-                if num_classes
+                if num_classes and not (name == "vertical" and self.last)
                 else None
             )
             for name in ("vertical", "horizontal")
@@ -107,7 +119,9 @@ class GatedBlock(keras.layers.Layer):
             if num_classes:
                 raise ValueError("A gated layer takes num_classes or condition_kind, not both.")
             self.vertical_condition, self.horizontal_condition = (
-                ConditionBias(
+                None
+                if name == "vertical" and self.last
+                else ConditionBias(
                     condition_kind,
                     condition_size,
                     2 * self.filters,
@@ -142,12 +156,9 @@ class GatedBlock(keras.layers.Layer):
         horizontal = self.horizontal(horizontal_in) + self.vertical_to_horizontal(
             shift_down(vertical)
         )
-        if self.num_classes:
-            vertical = vertical + ops.cast(self.vertical_bias(labels), vertical.dtype)
-            horizontal = horizontal + ops.cast(self.horizontal_bias(labels), horizontal.dtype)
-        elif self.vertical_condition is not None:  # `labels` is the vector or map it is given
-            vertical = vertical + ops.cast(self.vertical_condition(labels), vertical.dtype)
-            horizontal = horizontal + ops.cast(self.horizontal_condition(labels), horizontal.dtype)
+        # `labels`: class labels, or the vector or map a conditioned layer is given.
+        vertical = _plus_bias(vertical, self.vertical_bias, self.vertical_condition, labels)
+        horizontal = _plus_bias(horizontal, self.horizontal_bias, self.horizontal_condition, labels)
         horizontal_out = self.horizontal_out(gated_activation(horizontal, self.color_channels))
         if not self.first:
             horizontal_out = horizontal_in + horizontal_out
@@ -160,6 +171,7 @@ class GatedBlock(keras.layers.Layer):
             kernel_size=self.kernel_size,
             color_channels=self.color_channels,
             first=self.first,
+            last=self.last,
             num_classes=self.num_classes,
             condition_kind=self.condition_kind,
             condition_size=self.condition_size,
