@@ -300,6 +300,8 @@ def train(
             )
     conditional = model.num_classes is not None
     train_data = source.load(split, labels=conditional)
+    if steps_per_epoch:  # else Keras carries one pass over into the next epoch and runs out
+        train_data = train_data.repeat()
     validation_data = None
     if validation_split != "none":
         validation_data = source.load(validation_split, labels=conditional, shuffle=False)

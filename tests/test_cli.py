@@ -182,6 +182,17 @@ def test_train_refuses_to_overwrite_a_run_and_resume_continues_it(mock_dataset, 
     assert "holds a VAE, not a pixelcnn" in capsys.readouterr().err
 
 
+def test_steps_per_epoch_holds_for_every_epoch_on_a_small_dataset(mock_dataset, tmp_path):
+    # 32 mock images in batches of 16 make 2 batches a pass; 3 steps an epoch must still be 3.
+    from keras_gen import runtime
+
+    run = tmp_path / "run"
+    argv = ["train", "vae", "--dataset", "binarized_mnist", "--validation-split", "none"]
+    argv += ["--batch-size", "16", "--steps-per-epoch", "3", "--epochs", "2"]
+    assert cli.main(argv + ["--manual-dir", mock_dataset, "--out", str(run)] + TINY_VAE) == 0
+    assert int(runtime.load_keras(str(run / "model.keras")).optimizer.iterations) == 6
+
+
 def test_resume_counts_a_gans_epochs_and_keeps_both_optimizers(mock_dataset, tmp_path, capsys):
     # A GAN's history has d_loss and g_loss but no loss; resume must still count its epochs.
     # A GAN's `optimizer` is None, yet its two optimizers' state must carry over, not restart.
