@@ -209,6 +209,12 @@ def test_latency_benchmark_records_each_models_figure_in_its_card(tiny_zoo, tmp_
         > 0
         < milliseconds
     )
+    wrong = subprocess.run(
+        [sys.executable, script, "--models", "tiny_pixelcnn,nothing", "--out", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+    )
+    assert wrong.returncode == 2 and "not in the zoo: nothing" in wrong.stderr
 
 
 def test_zoo_command_draws_every_model_and_writes_cards(tiny_zoo, tmp_path):
