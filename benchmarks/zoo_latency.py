@@ -19,7 +19,7 @@ import time
 import numpy as np
 from _plots import save_grouped_bars  # noqa: E402  (benchmarks/, beside this script)
 
-from keras_gen import zoo
+from keras_gen import conventions, zoo
 
 RUNTIMES = {
     "tflite": "model.tflite",
@@ -30,10 +30,12 @@ RUNTIMES = {
 
 def per_image_ms(runner, noise, labels):
     """Milliseconds per image for one pass over `noise`, one image per call."""
+    count = conventions.noise_batch_size(noise)  # an array, or a dict such as a PixelVAE's
     start = time.perf_counter()
-    for i in range(len(noise)):
-        runner.sample(noise[i : i + 1], None if labels is None else labels[i : i + 1])
-    return 1000 * (time.perf_counter() - start) / len(noise)
+    for i in range(count):
+        one = conventions.slice_noise(noise, i, i + 1)
+        runner.sample(one, None if labels is None else labels[i : i + 1])
+    return 1000 * (time.perf_counter() - start) / count
 
 
 def measure(name, num, repeats):
@@ -47,7 +49,7 @@ def measure(name, num, repeats):
     noise = first.make_noise(num, seed=0)
     labels = np.arange(num) % first.num_classes if first.num_classes else None
     for runner in runners.values():  # warm-up
-        runner.sample(noise[:1], None if labels is None else labels[:1])
+        runner.sample(conventions.slice_noise(noise, 0, 1), None if labels is None else labels[:1])
     times = {runtime: [] for runtime in runners}
     for _ in range(repeats):
         for runtime, runner in runners.items():
