@@ -182,6 +182,23 @@ def test_update_card_keeps_the_other_fields_and_renders_the_latency(tiny_zoo):
     )
 
 
+def test_latency_benchmark_times_a_model_whose_noise_is_a_dict(monkeypatch):
+    # A PixelVAE's noise is {"z", "pixels"}; the benchmark once sliced it as an array.
+    from keras_gen import runtime
+    from keras_gen.models import PixelVAE
+
+    monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
+    import zoo_latency
+
+    model = PixelVAE(
+        image_shape=(6, 6, 1), latent_dim=2, widths=(4,), filters=4, num_blocks=1, head_filters=4
+    )
+    runner = runtime.KerasRunner(model)
+    noise = runner.make_noise(2, seed=0)
+    assert isinstance(noise, dict)
+    assert zoo_latency.per_image_ms(runner, noise, None) > 0
+
+
 def test_latency_benchmark_records_each_models_figure_in_its_card(tiny_zoo, tmp_path):
     import os
     import subprocess
