@@ -3,7 +3,7 @@
     python benchmarks/zoo_latency.py
     python benchmarks/zoo_latency.py --num 16 --repeats 3 --out benchmarks/results/zoo_latency
     python benchmarks/zoo_latency.py --write-cards    # also records each model.tflite's figure in its card
-    python benchmarks/zoo_latency.py --models vqvae_mnist --out /tmp/vqvae_latency   # one model
+    python benchmarks/zoo_latency.py --models vqvae_mnist --out /tmp/vqvae_latency    # chosen models
 
 Each model samples `--num` images one at a time from fixed noise, through each of
 its LiteRT files (model.tflite, and model_int8.tflite / model_float16.tflite where
@@ -71,11 +71,9 @@ def main():
         action="store_true",
         help="record each model.tflite's ms/image in its card.json and MODEL_CARD.md",
     )
-    parser.add_argument(
-        "--models", help="comma list of zoo names to measure (default: every zoo model)"
-    )
+    parser.add_argument("--models", nargs="*", default=None, help="zoo names (default: all)")
     args = parser.parse_args()
-    chosen = args.models.split(",") if args.models else zoo.names()
+    chosen = args.models or zoo.names()
     unknown = sorted(set(chosen) - set(zoo.names()))
     if unknown:
         parser.error(f"not in the zoo: {', '.join(unknown)}; see `python -m keras_gen zoo`")

@@ -227,7 +227,15 @@ def test_latency_benchmark_records_each_models_figure_in_its_card(tiny_zoo, tmp_
         < milliseconds
     )
     wrong = subprocess.run(
-        [sys.executable, script, "--models", "tiny_pixelcnn,nothing", "--out", str(tmp_path / "x")],
+        [
+            sys.executable,
+            script,
+            "--models",
+            "tiny_pixelcnn",
+            "nothing",
+            "--out",
+            str(tmp_path / "x"),
+        ],
         capture_output=True,
         text=True,
     )
