@@ -44,6 +44,7 @@ PIXELVAE = dict(
 CONFIGS = {
     "vae": ("vae", dict(image_shape=(8, 8, 1), latent_dim=4, widths=(4, 8), eval_num_samples=3)),
     "dcgan": ("dcgan", dict(image_shape=(8, 8, 1), latent_dim=4, filters=4)),
+    "dcgan_r1": ("dcgan", dict(image_shape=(8, 8, 1), latent_dim=4, filters=4, r1_weight=10.0)),
     "wgan_gp": (
         "wgan_gp",
         dict(

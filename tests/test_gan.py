@@ -36,6 +36,31 @@ def test_gradient_penalty_matches_an_independent_computation():
     np.testing.assert_allclose(penalty, (gradient_norms - 1) ** 2, rtol=1e-4)
 
 
+def test_r1_penalty_matches_an_independent_computation_and_adds_to_the_dcgan_loss():
+    # Small weights keep tanh off its flat tails, where the gradient vanishes.
+    weights_vector = 0.1 * np.random.default_rng(0).normal(size=64).astype(np.float32)
+
+    def critic(images, labels=None, training=False):  # tanh(<w, x>), gradient known in closed form
+        return tf.tanh(tf.reduce_sum(tf.reshape(images, (-1, 64)) * weights_vector, axis=1))
+
+    plain, penalized = tiny(DCGAN), tiny(DCGAN, r1_weight=10.0)
+    plain.discriminate = penalized.discriminate = critic
+    rng = np.random.default_rng(1)
+    real, fake = (rng.uniform(-1, 1, (5, 8, 8, 1)).astype(np.float32) for _ in range(2))
+    norms = (1 - np.tanh(real.reshape(5, 64) @ weights_vector) ** 2) * np.linalg.norm(
+        weights_vector
+    )
+    np.testing.assert_allclose(penalized.r1_penalty(real, None), norms**2 / 2, rtol=1e-4)
+    real_logits, fake_logits = critic(real), critic(fake)
+    losses = [
+        model.discriminator_loss(real, fake, None, real_logits, fake_logits).numpy()
+        for model in (plain, penalized)
+    ]
+    np.testing.assert_allclose(losses[1] - losses[0], 10.0 * norms**2 / 2, rtol=1e-4)
+    assert DCGAN.from_config(penalized.get_config()).r1_weight == 10.0
+    assert DCGAN.from_config({k: v for k, v in plain.get_config().items() if k != "r1_weight"})
+
+
 def test_interpolation_weights_are_uniform_one_per_example():
     weights = tiny(WGANGP).interpolation_weights(20000).numpy()
     assert weights.shape == (20000, 1, 1, 1)
