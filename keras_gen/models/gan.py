@@ -468,7 +468,9 @@ class DCGAN(AdversarialModel):
         r1_weight: gamma of the R1 penalty (Mescheder et al. 2018), gamma / 2 *
             ||grad_x D(x)||^2 on real images, which keeps the discriminator from sharpening on
             (and overfitting) the training images; 0 for none. 10 is the paper's value for 64 x 64
-            images, with gradients taken w.r.t. images in [-1, 1].
+            images, with gradients taken w.r.t. images in [-1, 1]. The discriminator's batch
+            norm couples a batch, so each image's gradient also carries its share through the
+            batch statistics.
 
     Example:
 
