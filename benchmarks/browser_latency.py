@@ -13,9 +13,9 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 
 import numpy as np
+from zoo_latency import per_image_ms  # benchmarks/, beside this script
 
 import keras_gen  # noqa: F401
 from keras_gen import formats, runtime, serve, zoo
@@ -25,20 +25,8 @@ from keras_gen.conventions import slice_noise
 def python_litert_ms(name, noise, labels, rounds):
     """Median over rounds of ms per image, one image at a time, 1 thread."""
     runner = runtime.open_artifact(os.path.join(zoo.folder(name), formats.TFLITE), num_threads=1)
-    count = len(labels) if labels is not None else len(next(iter(noise.values())))
-
-    def one(i):
-        single = slice_noise(noise if len(noise) > 1 else noise["noise"], i, i + 1)
-        return runner.sample(single, None if labels is None else labels[i : i + 1])
-
-    one(0)  # warm-up
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for i in range(count):
-            one(i)
-        times.append((time.perf_counter() - start) * 1000 / count)
-    return float(np.median(times))
+    runner.sample(slice_noise(noise, 0, 1), None if labels is None else labels[:1])  # warm-up
+    return float(np.median([per_image_ms(runner, noise, labels) for _ in range(rounds)]))
 
 
 def browser_ms(page, url, rounds):
@@ -87,10 +75,9 @@ def main():
         for name in args.models or zoo.names():
             runner = runtime.open_artifact(os.path.join(zoo.folder(name), formats.TFLITE))
             noise = runner.make_noise(args.images, seed=0)
-            noise = noise if isinstance(noise, dict) else {"noise": noise}
             labels = np.arange(args.images, dtype=np.int32) % 10 if runner.num_classes else None
             query = f"/?model={name}&autorun=1"
-            for key, values in noise.items():
+            for key, values in (noise if isinstance(noise, dict) else {"noise": noise}).items():
                 np.save(os.path.join(files, f"{name}_{key}.npy"), values.astype(np.float32))
                 query += f"&{'noise' if key == 'noise' else 'noise_' + key}=/files/{name}_{key}.npy"
             if labels is not None:

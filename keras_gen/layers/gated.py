@@ -105,10 +105,12 @@ class GatedBlock(keras.layers.Layer):
         self.horizontal_out = MaskedConv2D(
             self.filters, 1, "B", color_channels, name="horizontal_out", dtype=policy
         )
+        # The last layer's vertical output is never read, so it owns no bias to train.
+        stacks = ("horizontal",) if self.last else ("vertical", "horizontal")
         self.vertical_bias, self.horizontal_bias = (
             (
                 ClassBias(num_classes, 2 * self.filters, name=f"{name}_bias", dtype=policy)
-                if num_classes and not (name == "vertical" and self.last)
+                if num_classes and name in stacks
                 else None
             )
             for name in ("vertical", "horizontal")
@@ -119,15 +121,15 @@ class GatedBlock(keras.layers.Layer):
             if num_classes:
                 raise ValueError("A gated layer takes num_classes or condition_kind, not both.")
             self.vertical_condition, self.horizontal_condition = (
-                None
-                if name == "vertical" and self.last
-                else ConditionBias(
+                ConditionBias(
                     condition_kind,
                     condition_size,
                     2 * self.filters,
                     name=f"{name}_condition",
                     dtype=policy,
                 )
+                if name in stacks
+                else None
                 for name in ("vertical", "horizontal")
             )
 
