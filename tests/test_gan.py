@@ -61,6 +61,37 @@ def test_r1_penalty_matches_an_independent_computation_and_adds_to_the_dcgan_los
     assert DCGAN.from_config({k: v for k, v in plain.get_config().items() if k != "r1_weight"})
 
 
+def test_without_batch_norm_each_images_logit_and_r1_penalty_are_its_own():
+    plain, unnormalized = (
+        DCGAN(image_shape=(16, 16, 1), latent_dim=4, filters=4, discriminator_batch_norm=norm)
+        for norm in (True, False)
+    )
+    assert any(
+        isinstance(layer, keras.layers.BatchNormalization) for layer in plain.discriminator.layers
+    )
+    assert not any(
+        isinstance(layer, keras.layers.BatchNormalization)
+        for layer in unnormalized.discriminator.layers
+    )
+    rng = np.random.default_rng(0)
+    batch = rng.uniform(-1, 1, (4, 16, 16, 1)).astype(np.float32)
+    other = np.concatenate([batch[:1], rng.uniform(-1, 1, (3, 16, 16, 1)).astype(np.float32)])
+
+    def first_image(model, images):  # in training mode, where batch norm uses the batch
+        logits = model.discriminate(images, training=True)
+        return logits[0].numpy(), model.r1_penalty(images, None)[0].numpy()
+
+    np.testing.assert_allclose(
+        first_image(unnormalized, batch), first_image(unnormalized, other), rtol=1e-5
+    )
+    assert not np.allclose(first_image(plain, batch), first_image(plain, other), rtol=1e-3)
+    config = unnormalized.get_config()
+    assert DCGAN.from_config(config).discriminator_batch_norm is False
+    assert ConditionalGAN.from_config(
+        {k: v for k, v in config.items() if k != "discriminator_batch_norm"} | {"num_classes": 3}
+    ).discriminator_batch_norm
+
+
 def test_interpolation_weights_are_uniform_one_per_example():
     weights = tiny(WGANGP).interpolation_weights(20000).numpy()
     assert weights.shape == (20000, 1, 1, 1)
@@ -166,6 +197,7 @@ def test_generator_average_keeps_batch_norm_statistics_of_its_own_activations():
 @pytest.mark.parametrize("cls", [DCGAN, WGANGP, ConditionalGAN])
 def test_keras_round_trip_restores_both_optimizers(cls, tmp_path):
     options = {
+        DCGAN: {"discriminator_batch_norm": False, "r1_weight": 1.0},
         ConditionalGAN: {"num_classes": 3, "ema_decay": 0.9},
         WGANGP: {"discriminator_steps": 2, "code_categories": 3},
     }.get(cls, {})
@@ -317,7 +349,7 @@ def test_gradient_penalty_is_float32_under_mixed_precision(policy):
     exact, mixed = tiny(WGANGP), tiny(WGANGP, dtype=policy)
     mixed.set_weights(exact.get_weights())
     rng = np.random.default_rng(0)
-    real, fake = (rng.uniform(-1, 1, (4, 8, 8, 1)).astype(np.float32) for _ in range(2))
+    real, fake = (rng.uniform(-1, 1, (4, 16, 16, 1)).astype(np.float32) for _ in range(2))
     weights = rng.uniform(0, 1, (4, 1, 1, 1)).astype(np.float32)
     penalty = mixed.gradient_penalty(real, fake, None, weights)
     assert penalty.dtype == tf.float32

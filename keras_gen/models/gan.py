@@ -69,7 +69,6 @@ class AdversarialModel(GenerativeModel):
             lets the generator put separate modes, such as digit classes, on separate codes
             instead of spreading one connected latent space across them.
         code_weight: weight of the code's cross-entropy (InfoGAN's lambda).
-        discriminator_batch_norm: batch norm in the discriminator (not for WGAN-GP's critic).
         generator, discriminator: your own networks instead of the built-in DCGAN ones (keras-io's
             `GAN(discriminator, generator, latent_dim)`). The generator maps z (batch, latent_dim)
             [and labels (batch,)] to float32 images (batch, H, W, C) in [-1, 1]; the discriminator
@@ -97,7 +96,7 @@ class AdversarialModel(GenerativeModel):
     has_log_prob = False
     default_learning_rate = 2e-4
     default_betas = (0.5, 0.999)
-    discriminator_batch_norm = True
+    discriminator_batch_norm = True  # the DCGAN's option; never in a gradient-penalty critic
 
     def __init__(
         self,
@@ -471,6 +470,8 @@ class DCGAN(AdversarialModel):
             images, with gradients taken w.r.t. images in [-1, 1]. The discriminator's batch
             norm couples a batch, so each image's gradient also carries its share through the
             batch statistics.
+        discriminator_batch_norm: batch norm after the discriminator's inner convolutions (the
+            DCGAN paper's); False leaves it out, as R1's authors train their discriminators.
 
     Example:
 
@@ -483,7 +484,8 @@ class DCGAN(AdversarialModel):
     ```
     """
 
-    def __init__(self, label_smoothing=0.0, r1_weight=0.0, **kwargs):
+    def __init__(self, label_smoothing=0.0, r1_weight=0.0, discriminator_batch_norm=True, **kwargs):
+        self.discriminator_batch_norm = bool(discriminator_batch_norm)  # read by the base's build
         super().__init__(**kwargs)
         self.label_smoothing = float(label_smoothing)
         self.r1_weight = float(r1_weight)
@@ -510,7 +512,11 @@ class DCGAN(AdversarialModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update(label_smoothing=self.label_smoothing, r1_weight=self.r1_weight)
+        config.update(
+            label_smoothing=self.label_smoothing,
+            r1_weight=self.r1_weight,
+            discriminator_batch_norm=self.discriminator_batch_norm,
+        )
         return config
 
 
