@@ -1,7 +1,9 @@
 """Recipes: each zoo folder's recipe.json, and `train --recipe` with its learning-rate schedule."""
 
+import glob
 import json
 import os
+import zipfile
 
 import pytest
 
@@ -11,6 +13,7 @@ from tests.conftest import REPO
 
 ZOO = os.path.join(REPO, "saved_models")
 NAMES = zoo.names()  # folders with a trained model (a run in progress has only in_training/)
+RUNS_IN_PROGRESS = sorted(glob.glob(os.path.join(ZOO, "*", "in_training")))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -24,6 +27,25 @@ def test_every_zoo_folder_has_a_recipe_that_builds_its_model(name):
     assert recipe["mixed_precision"] in (None, "bfloat16")
     card = open(os.path.join(ZOO, name, "MODEL_CARD.md")).read()
     assert zoo.recipe_command(name) in card
+
+
+@pytest.mark.parametrize(
+    "folder", RUNS_IN_PROGRESS, ids=[p.split(os.sep)[-2] for p in RUNS_IN_PROGRESS]
+)
+def test_a_run_in_progress_continues_from_its_recipe(folder):
+    """`train --recipe in_training/recipe.json --resume` builds the checkpoint's model, and the
+    checkpoint keeps its optimizer state unless its run has reached the recipe's last epoch."""
+    recipe = recipes.load(folder)
+    checkpoint = os.path.join(folder, "model.keras")
+    with zipfile.ZipFile(checkpoint) as archive:
+        config = json.loads(archive.read("config.json"))["config"]
+    for option, value in recipe["options"].items():
+        assert config[option] == value, option
+    with open(os.path.join(folder, "history.json")) as file:
+        epochs_done = len(next(iter(json.load(file).values())))
+    assert 1 <= epochs_done <= recipe["epochs"]
+    if epochs_done < recipe["epochs"]:
+        assert zoo.has_optimizer_state(checkpoint)
 
 
 def test_the_schedule_sets_the_rate_of_each_epoch():
