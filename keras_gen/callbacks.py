@@ -102,6 +102,83 @@ class SaveEachEpoch(keras.callbacks.Callback):
             self.model.save(temporary)
 
 
+class AverageWeights(keras.callbacks.Callback):
+    """Averages the model's weights over the epochs from `first_epoch` on (stochastic weight
+    averaging, Izmailov et al. 2018) and writes the mean after each of them to `path`: a
+    weights-only .keras file that samples, scores and exports like any other.
+
+    The mean is taken at the end of each epoch, usually at a low, constant learning rate. A
+    resumed run continues the mean it finds at `path`; `path` + ".json" records its epochs.
+    Layers with moving statistics (batch norm) get the mean of those too, not fresh statistics.
+
+    Example:
+
+    ```python
+    model = VAE(image_shape=(8, 8, 1), latent_dim=2, widths=(4, 8))
+    model.compile_for_training()
+    path = f"{tempfile.mkdtemp()}/averaged.keras"
+    model.fit(np.zeros((8, 8, 8, 1), "uint8"), batch_size=4, epochs=3, verbose=0,
+              callbacks=[AverageWeights(path, first_epoch=2)])  # the mean of epochs 2 and 3
+    ```
+    """
+
+    def __init__(self, path, first_epoch):
+        super().__init__()
+        if int(first_epoch) < 1:
+            raise ValueError(f"AverageWeights: first_epoch counts from 1; got {first_epoch}.")
+        self.path, self.first_epoch = path, int(first_epoch)
+        self.record_path = path + ".json"
+        self.mean, self.last_epoch = None, None
+
+    def on_train_begin(self, logs=None):
+        if not os.path.exists(self.record_path):
+            return
+        with open(self.record_path) as file:
+            record = json.load(file)
+        if record["first_epoch"] != self.first_epoch:
+            raise ValueError(
+                f"{self.path} averages from epoch {record['first_epoch']}, not {self.first_epoch}."
+            )
+        averaged = keras.saving.load_model(self.path, compile=False)
+        self.mean = [np.asarray(v) for v in averaged.weights]
+        self.last_epoch = record["last_epoch"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        epoch += 1  # Keras counts from 0
+        if epoch < self.first_epoch:
+            return
+        current = [np.asarray(v) for v in self.model.weights]
+        if self.mean is None:
+            self.mean = current
+        else:
+            if self.last_epoch != epoch - 1:
+                raise RuntimeError(
+                    f"{self.path} holds the mean up to epoch {self.last_epoch}, "
+                    f"so it cannot take in epoch {epoch}."
+                )
+            count = epoch - self.first_epoch + 1
+            self.mean = [m + (c - m) / count for m, c in zip(self.mean, current)]
+        self.last_epoch = epoch
+        self._write()
+
+    def _write(self):
+        from keras_gen import zoo  # the zoo's own weights-only writer
+
+        current = [np.asarray(v) for v in self.model.weights]
+        for variable, value in zip(self.model.weights, self.mean):
+            variable.assign(value)
+        try:
+            with atomic_path(self.path + ".full.keras") as temporary:
+                self.model.save(temporary)
+        finally:
+            for variable, value in zip(self.model.weights, current):
+                variable.assign(value)
+        zoo.write_weights_only(self.path + ".full.keras", self.path)
+        os.remove(self.path + ".full.keras")
+        with atomic_path(self.record_path) as temporary, open(temporary, "w") as file:
+            json.dump({"first_epoch": self.first_epoch, "last_epoch": self.last_epoch}, file)
+
+
 class SampleQuality(keras.callbacks.Callback):
     """After each epoch, scores samples from fixed noise with an MNIST classifier and logs the figures.
 

@@ -215,6 +215,13 @@ def build_parser():
         "--from runs/vqvae/model.keras.",
     )
     train.add_argument(
+        "--average-weights-from",
+        type=int,
+        metavar="EPOCH",
+        help="from this epoch on, also keep the mean of the weights after each epoch in "
+        "averaged.keras (stochastic weight averaging; best at a low, constant learning rate).",
+    )
+    train.add_argument(
         "--resume",
         action="store_true",
         help="continue the run in --out from its model.keras (optimizer state included) "
@@ -398,6 +405,7 @@ def _train_recipe(args):
             ("--set", args.set),
             ("--mixed-precision", args.mixed_precision),
             ("--learning-rate", args.learning_rate),
+            ("--average-weights-from", args.average_weights_from),
         )
         if value
     ]
@@ -460,6 +468,7 @@ def _train_model(args):
         seed=args.seed,
         resume=args.resume,
         from_model=args.from_model,
+        average_weights_from=args.average_weights_from,
         verbose=_verbosity(),
     )
 

@@ -10,7 +10,8 @@ A zoo folder's `recipe.json`:
 
 `python -m keras_gen train --recipe pixelrnn_diagonal_bilstm_binarized_mnist --out runs/dbl` runs it,
 and the same command with `--resume` continues it where it stopped. "keep" says which checkpoint
-the zoo holds: "last" (model.keras) or "best" (best.keras, by `sample_quality`).
+the zoo holds: "last" (model.keras), "best" (best.keras, by `sample_quality`) or "averaged"
+(averaged.keras: the mean of the weights after each epoch from "average_weights_from" on).
 """
 
 import json
@@ -30,10 +31,12 @@ FIELDS = {
     "validation_split",
     "seed",
     "keep",
+    "average_weights_from",
     "notes",
     "first_stage",
 }
 DATA_FIELDS = {"dataset", "preprocessing", "bits", "batch_size"}
+KEEPS = ("last", "best", "averaged")
 
 
 class RecipeError(ValueError):
@@ -64,6 +67,17 @@ def _checked(recipe, where):
         raise RecipeError(
             f"{where}: a recipe needs model and data.dataset, and takes only "
             f"{sorted(FIELDS)}; got unknown {unknown}."
+        )
+    keep, first = recipe.get("keep", "last"), recipe.get("average_weights_from")
+    if keep not in KEEPS or (keep == "averaged" and not first):
+        raise RecipeError(
+            f'{where}: "keep" is one of {list(KEEPS)}, and "averaged" needs '
+            f'"average_weights_from"; got {keep!r} and {first!r}.'
+        )
+    if first is not None and not 1 <= first <= recipe.get("epochs", 5):
+        raise RecipeError(
+            f'{where}: "average_weights_from" must be an epoch of the run (1 to "epochs"); '
+            f"got {first!r}."
         )
     if recipe.get("learning_rate_schedule"):
         callbacks.check_schedule(recipe["learning_rate_schedule"])
@@ -134,6 +148,7 @@ def train(
         seed=recipe.get("seed", 0),
         resume=resume,
         from_model=from_model,
+        average_weights_from=recipe.get("average_weights_from"),
         extra_callbacks=[callbacks.LearningRateSteps(schedule)] if schedule else [],
         verbose=verbose,
     )

@@ -229,6 +229,7 @@ def train(
     seed=0,
     resume=False,
     from_model=None,
+    average_weights_from=None,
     extra_callbacks=(),
     verbose=2,
 ):
@@ -250,6 +251,8 @@ def train(
         resume: continue the run in `out` from its model.keras and history.json.
         from_model: the first stage's model.keras, for a model that builds on one (a
             `VQVAEPrior` on its trained `VQVAE`).
+        average_weights_from: from this epoch (counting from 1) on, also keep the mean of the
+            weights after each epoch in averaged.keras (`callbacks.AverageWeights`).
         extra_callbacks: more Keras callbacks, run first (e.g. `callbacks.LearningRateSteps`).
         verbose: Keras' verbosity (1: progress bar, 2: a line per epoch).
 
@@ -310,6 +313,10 @@ def train(
     quality = _sample_quality_callbacks(
         name, model, source, sample_quality, classifier, out, history_path, resume
     )
+    averaging = []
+    if average_weights_from:
+        path = os.path.join(out, "averaged.keras")
+        averaging = [callbacks.AverageWeights(path, average_weights_from)]
     backup_dir = os.path.join(out, "backup")
     _drop_stale_backup(backup_dir, done_epochs)
     new_folder = not os.path.exists(out)
@@ -328,6 +335,7 @@ def train(
                 callbacks.SaveEachEpoch(
                     saved
                 ),  # before the history, so the history never runs ahead of it
+                *averaging,
                 *quality,  # before the history and TensorBoard, which log its figures
                 callbacks.LossCurves(
                     os.path.join(out, "loss.png"), f"{name} on {source.dataset}", history_path

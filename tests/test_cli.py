@@ -159,8 +159,12 @@ def test_train_refuses_to_overwrite_a_run_and_resume_continues_it(mock_dataset, 
     assert cli.main(argv + ["--epochs", "1"] + TINY_VAE) == 2
     assert "already holds" in capsys.readouterr().err
 
-    assert cli.main(argv + ["--epochs", "2", "--resume", "--learning-rate", "3e-4"]) == 0
+    resume = ["--epochs", "2", "--resume", "--learning-rate", "3e-4", "--average-weights-from", "2"]
+    assert cli.main(argv + resume) == 0
     resumed = runtime.load_keras(str(run / "model.keras"))
+    averaged = runtime.load_keras(str(run / "averaged.keras"))  # the mean of epoch 2 alone
+    for mean, weights in zip(averaged.get_weights(), resumed.get_weights()):
+        np.testing.assert_array_equal(mean, weights)
     assert int(resumed.optimizer.iterations) == 2 * int(first.optimizer.iterations) > 0
     assert float(first.optimizer.learning_rate) == pytest.approx(1e-3)
     assert float(resumed.optimizer.learning_rate) == pytest.approx(

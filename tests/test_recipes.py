@@ -5,9 +5,11 @@ import json
 import os
 import zipfile
 
+import keras
+import numpy as np
 import pytest
 
-from keras_gen import callbacks, cli, formats, recipes, runtime, training, zoo
+from keras_gen import callbacks, cli, data, formats, recipes, runtime, training, zoo
 from keras_gen.models import get
 from tests.conftest import REPO
 
@@ -23,7 +25,7 @@ def test_every_zoo_folder_has_a_recipe_that_builds_its_model(name):
     config = formats.read_manifest(os.path.join(ZOO, name))["config"]  # the zoo model's own
     for option, value in recipe["options"].items():
         assert config[option] == (list(value) if isinstance(value, tuple) else value), option
-    assert recipe["epochs"] >= 1 and recipe["keep"] in ("last", "best")
+    assert recipe["epochs"] >= 1 and recipe["keep"] in recipes.KEEPS
     assert recipe["mixed_precision"] in (None, "bfloat16")
     card = open(os.path.join(ZOO, name, "MODEL_CARD.md")).read()
     assert zoo.recipe_command(name) in card
@@ -72,7 +74,8 @@ def test_train_recipe_runs_two_short_epochs_then_resumes(mock_dataset, tmp_path,
         "epochs": 3,
         "learning_rate_schedule": [[1, 1e-3], [2, 3e-4], [3, 1e-4]],
         "validation_split": "none",
-        "keep": "last",
+        "keep": "averaged",
+        "average_weights_from": 2,
     }
     path = tmp_path / "recipe.json"
     path.write_text(json.dumps(recipe))
@@ -87,6 +90,8 @@ def test_train_recipe_runs_two_short_epochs_then_resumes(mock_dataset, tmp_path,
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-4)
     assert int(model.optimizer.iterations) == 6
     assert len(json.loads((run / "history.json").read_text())["loss"]) == 3
+    averaged = json.loads((run / "averaged.keras.json").read_text())
+    assert averaged == {"first_epoch": 2, "last_epoch": 3}
 
 
 def test_a_recipe_refuses_other_model_settings_and_bad_files(tmp_path, capsys):
@@ -95,12 +100,74 @@ def test_a_recipe_refuses_other_model_settings_and_bad_files(tmp_path, capsys):
         == 2
     )
     assert "drop a model name" in capsys.readouterr().err
+    argv = ["train", "--recipe", "vae_binarized_mnist", "--average-weights-from", "2"]
+    assert cli.main(argv + ["--out", str(tmp_path / "r")]) == 2
+    assert "drop --average-weights-from" in capsys.readouterr().err
     assert cli.main(["train", "--out", str(tmp_path / "r")]) == 2
     assert "needs a model name and --dataset" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"model": "vae", "data": {"dataset": "mnist"}, "learning_rate": 1}))
     with pytest.raises(recipes.RecipeError, match="unknown \\['learning_rate'\\]"):
         recipes.load(str(bad))
+
+
+class WeightsAfterEachEpoch(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seen.append([np.asarray(v) for v in self.model.weights])
+
+
+def test_averaged_weights_are_the_mean_of_the_last_epochs_across_a_resume(mock_dataset, tmp_path):
+    source = data.Source("binarized_mnist", batch_size=8, take=16, manual_dir=mock_dataset)
+    run, first_call, second_call = (
+        tmp_path / "run",
+        WeightsAfterEachEpoch(),
+        WeightsAfterEachEpoch(),
+    )
+    common = dict(average_weights_from=2, validation_split="none", verbose=0)
+    tiny = {"filters": 4, "num_blocks": 1, "head_filters": 4}
+    training.train(
+        "pixelcnn", source, str(run), epochs=2, options=tiny, extra_callbacks=[first_call], **common
+    )
+    training.train(
+        "pixelcnn", source, str(run), epochs=4, resume=True, extra_callbacks=[second_call], **common
+    )
+    averaged = runtime.load_keras(str(run / "averaged.keras"), compile=False)
+    assert not zoo.has_optimizer_state(str(run / "averaged.keras"))
+    epochs_2_to_4 = [first_call.seen[1], *second_call.seen]
+    for i, variable in enumerate(averaged.weights):
+        expected = np.mean([weights[i] for weights in epochs_2_to_4], axis=0)
+        np.testing.assert_allclose(np.asarray(variable), expected, rtol=1e-5, atol=1e-7)
+    last = runtime.load_keras(str(run / "model.keras"), compile=False)  # training's own weights
+    np.testing.assert_array_equal(np.asarray(last.weights[0]), second_call.seen[-1][0])
+    with pytest.raises(ValueError, match="averages from epoch 2, not 3"):
+        training.train(
+            "pixelcnn",
+            source,
+            str(run),
+            epochs=5,
+            resume=True,
+            **(common | {"average_weights_from": 3}),
+        )
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"keep": "averaged"}, "needs"),
+        ({"keep": "newest"}, "is one of"),
+        ({"keep": "averaged", "average_weights_from": 9}, "an epoch of the run"),
+    ],
+)
+def test_a_recipe_checks_what_it_keeps(fields, message, tmp_path):
+    path = tmp_path / "recipe.json"
+    recipe = {"model": "vae", "data": {"dataset": "mnist"}, "epochs": 8}
+    path.write_text(json.dumps(recipe | fields))
+    with pytest.raises(recipes.RecipeError, match=message):
+        recipes.load(str(path))
 
 
 def test_a_two_stage_recipe_trains_the_vqvae_then_its_prior_and_resumes(mock_dataset, tmp_path):
