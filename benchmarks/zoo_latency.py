@@ -3,6 +3,7 @@
     python benchmarks/zoo_latency.py
     python benchmarks/zoo_latency.py --num 16 --repeats 3 --out benchmarks/results/zoo_latency
     python benchmarks/zoo_latency.py --write-cards    # also records each model.tflite's figure in its card
+    python benchmarks/zoo_latency.py --models a b --write-cards a   # times a beside b, writes a's card
     python benchmarks/zoo_latency.py --models vqvae_mnist --out /tmp/vqvae_latency    # chosen models
 
 Each model samples `--num` images one at a time from fixed noise, through each of
@@ -68,8 +69,11 @@ def main():
     )
     parser.add_argument(
         "--write-cards",
-        action="store_true",
-        help="record each model.tflite's ms/image in its card.json and MODEL_CARD.md",
+        nargs="*",
+        default=None,
+        metavar="NAME",
+        help="record each timed model.tflite's ms/image in its card.json and MODEL_CARD.md; "
+        "with names, only those models' (time a model beside a reference, write only its card)",
     )
     parser.add_argument("--models", nargs="*", default=None, help="zoo names (default: all)")
     args = parser.parse_args()
@@ -77,6 +81,9 @@ def main():
     unknown = sorted(set(chosen) - set(zoo.names()))
     if unknown:
         parser.error(f"not in the zoo: {', '.join(unknown)}; see `python -m keras_gen zoo`")
+    untimed = sorted(set(args.write_cards or ()) - set(chosen))
+    if untimed:
+        parser.error(f"--write-cards: not timed in this run: {', '.join(untimed)}")
     rows = [
         dict(
             name=entry["name"],
@@ -93,8 +100,10 @@ def main():
             f"{row['ms_per_image'][r]:.1f}" if r in row["ms_per_image"] else "" for r in RUNTIMES
         ]
         print(f"| {row['name']} | " + " | ".join(cells) + " |")
-    if args.write_cards:
+    if args.write_cards is not None:
         for row in rows:
+            if args.write_cards and row["name"] not in args.write_cards:
+                continue
             milliseconds = row["ms_per_image"]["tflite"]
             zoo.update_card(
                 row["name"],

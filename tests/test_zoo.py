@@ -197,46 +197,49 @@ def test_latency_benchmark_times_a_model_whose_noise_is_a_dict(monkeypatch):
 
 
 def test_latency_benchmark_records_each_models_figure_in_its_card(tiny_zoo, tmp_path):
-    import os
+    import shutil
     import subprocess
     import sys
 
     script = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "zoo_latency.py")
+    quick = [sys.executable, script, "--num", "1", "--repeats", "1"]
     subprocess.run(
-        [
-            sys.executable,
-            script,
-            "--num",
-            "1",
-            "--repeats",
-            "1",
-            "--write-cards",
-            "--out",
-            str(tmp_path / "latency"),
-        ],
+        quick + ["--write-cards", "--out", str(tmp_path / "latency")],
         check=True,
         capture_output=True,
     )
     milliseconds = zoo.card("tiny_pixelcnn")["litert_ms_per_image"]
-    assert (
-        json.load(open(tmp_path / "latency.json"))["rows"][0]["ms_per_image"]["tflite"]
-        > 0
-        < milliseconds
-    )
+    timed = json.load(open(tmp_path / "latency.json"))["rows"][0]["ms_per_image"]["tflite"]
+    assert timed > 0 < milliseconds
     wrong = subprocess.run(
-        [
-            sys.executable,
-            script,
-            "--models",
-            "tiny_pixelcnn",
-            "nothing",
-            "--out",
-            str(tmp_path / "x"),
-        ],
+        quick + ["--models", "tiny_pixelcnn", "nothing", "--out", str(tmp_path / "x")],
         capture_output=True,
         text=True,
     )
     assert wrong.returncode == 2 and "not in the zoo: nothing" in wrong.stderr
+
+    # Timed beside a reference, only the named model's card changes.
+    reference = os.path.join(os.path.dirname(zoo.folder("tiny_pixelcnn")), "tiny_reference")
+    shutil.copytree(zoo.folder("tiny_pixelcnn"), reference)
+    try:
+        zoo.update_card("tiny_reference", litert_ms_per_image=-1)
+        zoo.update_card("tiny_pixelcnn", litert_ms_per_image=-1)
+        beside = quick + [
+            "--out",
+            str(tmp_path / "b"),
+            "--models",
+            "tiny_pixelcnn",
+            "tiny_reference",
+        ]
+        subprocess.run(beside + ["--write-cards", "tiny_pixelcnn"], check=True, capture_output=True)
+        assert zoo.card("tiny_pixelcnn")["litert_ms_per_image"] > 0
+        assert zoo.card("tiny_reference")["litert_ms_per_image"] == -1
+        untimed = subprocess.run(
+            beside[:-1] + ["--write-cards", "tiny_reference"], capture_output=True, text=True
+        )
+        assert untimed.returncode == 2 and "not timed in this run: tiny_reference" in untimed.stderr
+    finally:
+        shutil.rmtree(reference)
 
 
 def test_zoo_command_draws_every_model_and_writes_cards(tiny_zoo, tmp_path):
