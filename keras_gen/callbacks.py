@@ -143,8 +143,17 @@ class AverageWeights(keras.callbacks.Callback):
         self.mean = [np.asarray(v) for v in averaged.weights]
         self.last_epoch = record["last_epoch"]
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch, logs=None):
         epoch += 1  # Keras counts from 0
+        # Before the epoch trains, so that a refused run leaves its files as they were.
+        if self.mean is None and epoch > self.first_epoch:  # its mean would weigh epochs wrongly
+            raise RuntimeError(
+                f"{self.path}: averaging from epoch {self.first_epoch} has to start there, "
+                f"but the run is at epoch {epoch} and has no mean yet."
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        epoch += 1
         if epoch < self.first_epoch:
             return
         current = [np.asarray(v) for v in self.model.weights]
@@ -159,12 +168,12 @@ class AverageWeights(keras.callbacks.Callback):
             count = epoch - self.first_epoch + 1
             self.mean = [m + (c - m) / count for m, c in zip(self.mean, current)]
         self.last_epoch = epoch
-        self._write()
+        self._write(current)
 
-    def _write(self):
+    def _write(self, current):
+        """Writes the mean, then puts the model's `current` weights back."""
         from keras_gen import zoo  # the zoo's own weights-only writer
 
-        current = [np.asarray(v) for v in self.model.weights]
         for variable, value in zip(self.model.weights, self.mean):
             variable.assign(value)
         try:

@@ -152,6 +152,19 @@ def test_averaged_weights_are_the_mean_of_the_last_epochs_across_a_resume(mock_d
             resume=True,
             **(common | {"average_weights_from": 3}),
         )
+    late = tmp_path / "late"  # a run past its first averaged epoch, with no mean to continue
+    training.train("pixelcnn", source, str(late), epochs=1, options=tiny, validation_split="none")
+    untouched = (late / "model.keras").read_bytes()
+    with pytest.raises(RuntimeError, match="has to start there, but the run is at epoch 2"):
+        training.train(
+            "pixelcnn",
+            source,
+            str(late),
+            epochs=2,
+            resume=True,
+            **(common | {"average_weights_from": 1}),
+        )
+    assert (late / "model.keras").read_bytes() == untouched
 
 
 @pytest.mark.parametrize(
