@@ -52,6 +52,21 @@ def test_kl_warmup_is_linear_up_to_beta():
     np.testing.assert_allclose(weights, [0, 0.125, 0.25, 0.375, 0.5, 0.5])
 
 
+@pytest.mark.parametrize("free_bits_steps", [None, 2])
+def test_free_bits_hold_for_their_steps_then_training_charges_the_whole_kl(free_bits_steps):
+    # Free bits far above any KL here: while they hold, the loss charges exactly 50 a dimension.
+    keras.utils.set_random_seed(0)
+    model = tiny_vae(free_bits=50.0, free_bits_steps=free_bits_steps)
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    history = model.fit(tiny_images(), epochs=4, batch_size=8, verbose=0).history  # 1 step each
+    charged = np.array(history["loss"]) - np.array(history["reconstruction"])
+    freed = [True] * 4 if free_bits_steps is None else [True, True, False, False]
+    expected = np.where(freed, 2 * 50.0, history["kl"])
+    np.testing.assert_allclose(charged, expected, rtol=1e-5, atol=1e-4)
+    assert max(history["kl"]) < 10.0
+    assert VAE.from_config(model.get_config()).free_bits_steps == free_bits_steps
+
+
 def test_iwae_matches_exact_log_likelihood_of_a_one_dimensional_latent():
     """With one latent dimension, log p(x) is an integral we can take by quadrature."""
     model = tiny_vae(image_shape=(4, 4, 1), latent_dim=1, widths=(2, 2))

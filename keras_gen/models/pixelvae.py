@@ -38,7 +38,8 @@ class PixelVAE(LatentVariableModel):
         filters, num_blocks, first_kernel_size, kernel_size, head_filters: the decoder's (see
             `PixelCNN`); num_blocks >= 1, as the blocks read z; for "gated_pixelcnn" it is the
             number of gated layers.
-        beta, kl_warmup_steps, free_bits, eval_num_samples: as in `LatentVariableModel`.
+        beta, kl_warmup_steps, free_bits, free_bits_steps, eval_num_samples: as in
+            `LatentVariableModel`.
 
     Example:
 
@@ -75,6 +76,7 @@ class PixelVAE(LatentVariableModel):
         beta=1.0,
         kl_warmup_steps=0,
         free_bits=0.0,
+        free_bits_steps=None,
         eval_num_samples=100,
         **kwargs,
     ):
@@ -86,6 +88,7 @@ class PixelVAE(LatentVariableModel):
             beta=beta,
             kl_warmup_steps=kl_warmup_steps,
             free_bits=free_bits,
+            free_bits_steps=free_bits_steps,
             eval_num_samples=eval_num_samples,
             **kwargs,
         )

@@ -89,6 +89,8 @@ class LatentVariableModel(GenerativeModel):
         kl_warmup_steps: the KL weight grows linearly from 0 to beta over these steps.
         free_bits: nats per latent dimension and image that the KL term does not charge in
             training (Kingma et al. 2016); 0 charges all. `evaluate` reports the true KL.
+        free_bits_steps: free bits hold for these optimizer steps only, then training charges
+            the whole KL (the true ELBO); None keeps them for all of training.
         eval_num_samples: importance samples k for the `nll` that `evaluate` reports.
 
     Example:
@@ -111,6 +113,7 @@ class LatentVariableModel(GenerativeModel):
         beta=1.0,
         kl_warmup_steps=0,
         free_bits=0.0,
+        free_bits_steps=None,
         eval_num_samples=100,
         **kwargs,
     ):
@@ -123,6 +126,7 @@ class LatentVariableModel(GenerativeModel):
         self.beta = float(beta)
         self.kl_warmup_steps = int(kl_warmup_steps)
         self.free_bits = float(free_bits)
+        self.free_bits_steps = None if free_bits_steps is None else int(free_bits_steps)
         self.eval_num_samples = int(eval_num_samples)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
@@ -155,6 +159,16 @@ class LatentVariableModel(GenerativeModel):
         progress = tf.cast(self.optimizer.iterations, tf.float32) / self.kl_warmup_steps
         return self.beta * tf.minimum(1.0, progress)
 
+    def charged_kl_per_dimension(self, kl_dims):
+        """The KL that training charges: (batch, latent_dim) nats, at least `free_bits` per
+        dimension while free bits hold."""
+        if self.free_bits <= 0:
+            return kl_dims
+        freed = tf.maximum(kl_dims, self.free_bits)  # only the charged KL is clipped
+        if self.free_bits_steps is None:
+            return freed
+        return tf.where(self.optimizer.iterations < self.free_bits_steps, freed, kl_dims)
+
     def negative_elbo_terms(self, images, training=False):
         """(reconstruction, kl per latent dimension): (batch,) and (batch, latent_dim) in nats,
         with one reparameterised sample of z."""
@@ -169,9 +183,7 @@ class LatentVariableModel(GenerativeModel):
         with tf.GradientTape() as tape:
             reconstruction, kl_dims = self.negative_elbo_terms(images, training=True)
             kl = tf.reduce_sum(kl_dims, axis=-1)
-            if self.free_bits > 0:
-                kl_dims = tf.maximum(kl_dims, self.free_bits)  # only the charged KL is clipped
-            charged = tf.reduce_sum(kl_dims, axis=-1)
+            charged = tf.reduce_sum(self.charged_kl_per_dimension(kl_dims), axis=-1)
             per_image = reconstruction + self.kl_weight() * charged
             loss = self.global_mean(per_image)
             if self.losses:
@@ -277,6 +289,7 @@ class LatentVariableModel(GenerativeModel):
             beta=self.beta,
             kl_warmup_steps=self.kl_warmup_steps,
             free_bits=self.free_bits,
+            free_bits_steps=self.free_bits_steps,
             eval_num_samples=self.eval_num_samples,
         )
         return config
@@ -291,7 +304,8 @@ class VAE(LatentVariableModel):
         num_levels: 2 for binary data (Bernoulli decoder), else a discretized logistic.
         latent_dim: size of z.
         widths: encoder conv widths, one stride-2 layer each; the decoder mirrors them.
-        beta, kl_warmup_steps, free_bits, eval_num_samples: as in `LatentVariableModel`.
+        beta, kl_warmup_steps, free_bits, free_bits_steps, eval_num_samples: as in
+            `LatentVariableModel`.
 
     Example:
 
@@ -314,6 +328,7 @@ class VAE(LatentVariableModel):
         beta=1.0,
         kl_warmup_steps=0,
         free_bits=0.0,
+        free_bits_steps=None,
         eval_num_samples=100,
         **kwargs,
     ):
@@ -325,6 +340,7 @@ class VAE(LatentVariableModel):
             beta=beta,
             kl_warmup_steps=kl_warmup_steps,
             free_bits=free_bits,
+            free_bits_steps=free_bits_steps,
             eval_num_samples=eval_num_samples,
             **kwargs,
         )
