@@ -65,7 +65,14 @@ CONFIGS = {
     "pixelvae": ("pixelvae", PIXELVAE),
     "pixelvae_gated": (
         "pixelvae",
-        dict(PIXELVAE, map_channels=None, decoder_network="gated_pixelcnn", num_blocks=2),
+        # Free bits for the first of its 2 steps only: the switch reads the replicated step count.
+        dict(
+            PIXELVAE,
+            map_channels=None,
+            decoder_network="gated_pixelcnn",
+            num_blocks=2,
+            free_bits_steps=1,
+        ),
     ),
     "vqvae": ("vqvae", dict(image_shape=(8, 8, 1), num_codes=5, code_dim=3, widths=(4,))),
     "vqvae_loss": (
