@@ -143,27 +143,18 @@ def test_averaged_weights_are_the_mean_of_the_last_epochs_across_a_resume(mock_d
         np.testing.assert_allclose(np.asarray(variable), expected, rtol=1e-5, atol=1e-7)
     last = runtime.load_keras(str(run / "model.keras"), compile=False)  # training's own weights
     np.testing.assert_array_equal(np.asarray(last.weights[0]), second_call.seen[-1][0])
+
+    def resume_averaging(out, epochs, first_epoch):
+        options = common | {"average_weights_from": first_epoch}
+        training.train("pixelcnn", source, str(out), epochs=epochs, resume=True, **options)
+
     with pytest.raises(ValueError, match="averages from epoch 2, not 3"):
-        training.train(
-            "pixelcnn",
-            source,
-            str(run),
-            epochs=5,
-            resume=True,
-            **(common | {"average_weights_from": 3}),
-        )
+        resume_averaging(run, epochs=5, first_epoch=3)
     late = tmp_path / "late"  # a run past its first averaged epoch, with no mean to continue
     training.train("pixelcnn", source, str(late), epochs=1, options=tiny, validation_split="none")
     untouched = (late / "model.keras").read_bytes()
     with pytest.raises(RuntimeError, match="has to start there, but the run is at epoch 2"):
-        training.train(
-            "pixelcnn",
-            source,
-            str(late),
-            epochs=2,
-            resume=True,
-            **(common | {"average_weights_from": 1}),
-        )
+        resume_averaging(late, epochs=2, first_epoch=1)
     assert (late / "model.keras").read_bytes() == untouched
 
 
