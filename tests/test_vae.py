@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from keras_gen.models import VAE
+from keras_gen.models.vae import hashed_standard_normal_draws
 from tests.helpers import assert_keras_round_trip
 
 
@@ -83,6 +84,67 @@ def test_iwae_matches_exact_log_likelihood_of_a_one_dimensional_latent():
     single = model.log_prob(np.repeat(images, 2000, axis=0), num_samples=1, seed=3).numpy()
     elbo = single.reshape(2, 2000).mean(axis=1)  # k = 1 is the ELBO, a bound in expectation
     assert np.all(elbo < exact)
+
+
+def distinct_binary_images(count, shape=(4, 4, 1)):
+    """`count` different binary images: the bits of 0, 1, 2, ... spread over the pixels."""
+    size = int(np.prod(shape))
+    bits = (np.arange(count)[:, None] * 40503 >> np.arange(size)) & 1  # 40503: odd, so distinct
+    return bits.reshape((count,) + shape).astype(np.uint8)
+
+
+def test_export_draws_follow_each_image_in_any_batch_and_differ_between_images():
+    images = distinct_binary_images(64, (8, 8, 1))
+    draws = hashed_standard_normal_draws(tf.constant(images), 100, 3).numpy()
+    assert draws.shape == (100, 64, 3)
+    backwards = hashed_standard_normal_draws(tf.constant(images[::-1]), 100, 3).numpy()
+    np.testing.assert_array_equal(backwards[:, ::-1], draws)
+    np.testing.assert_array_equal(
+        hashed_standard_normal_draws(tf.constant(images[5:6]), 100, 3).numpy()[:, 0], draws[:, 5]
+    )
+    # Two images share a draw only by chance (about 1 in 4,096), not the whole set.
+    same = (draws[:, :, None] == draws[:, None, :]).all(-1).mean(0)  # (64, 64)
+    assert np.all(np.diag(same) == 1.0)
+    assert same[~np.eye(64, dtype=bool)].max() <= 0.05
+    assert abs(draws.mean()) < 0.1 and abs(draws.std() - 1.0) < 0.1
+
+
+def test_exported_log_prob_with_per_image_draws_averages_to_the_elbo_over_images():
+    """With k = 1 the exported figure of an image is one ELBO draw; by quadrature over the one
+    latent dimension, its mean over many images is the mean ELBO, as with fresh random draws."""
+    model = tiny_vae(image_shape=(4, 4, 1), latent_dim=1, widths=(2, 2), eval_num_samples=1)
+    images = distinct_binary_images(2000)
+    grid = np.linspace(-8, 8, 2001, dtype=np.float32)
+    log_px_z = np.stack(
+        [
+            model.likelihood.log_prob(model.decode(grid[:, None]), np.repeat(x[None], len(grid), 0))
+            for x in images
+        ]
+    )  # (images, grid)
+    mean, log_var = (v.numpy()[:, 0] for v in model.encode(images))
+    log_q = -0.5 * ((grid - mean[:, None]) ** 2 / np.exp(log_var[:, None]) + log_var[:, None])
+    log_q -= 0.5 * math.log(2 * math.pi)
+    q = np.exp(log_q) * (grid[1] - grid[0])
+    log_prior = -0.5 * grid**2 - 0.5 * math.log(2 * math.pi)
+    elbo = np.sum(q * (log_px_z + log_prior - log_q), axis=1)
+    exported = model._export_log_prob(images, None).numpy()
+    spread = np.std(exported - elbo) / math.sqrt(len(images))
+    assert abs(np.mean(exported - elbo)) < 4 * spread
+    assert model.export_draws == "per_image"
+
+
+def test_files_saved_before_export_draws_existed_export_one_shared_set_of_draws():
+    config = tiny_vae(eval_num_samples=5).get_config()
+    del config["export_draws"]
+    old = VAE.from_config(config)
+    assert old.export_draws == "shared"
+    images = tiny_images(3)
+    old.set_weights(tiny_vae(eval_num_samples=5).get_weights())
+    draws = np.random.default_rng(0).standard_normal((5, 1, 2), dtype=np.float32)
+    expected = old.importance_weighted_log_prob(images, np.repeat(draws, 3, axis=1))
+    np.testing.assert_array_equal(old._export_log_prob(images, None), expected)
+    with pytest.raises(ValueError, match="export_draws"):
+        tiny_vae(export_draws="fresh")
 
 
 def test_sample_and_decode_are_deterministic_given_z():

@@ -38,7 +38,7 @@ class PixelVAE(LatentVariableModel):
         filters, num_blocks, first_kernel_size, kernel_size, head_filters: the decoder's (see
             `PixelCNN`); num_blocks >= 1, as the blocks read z; for "gated_pixelcnn" it is the
             number of gated layers.
-        beta, kl_warmup_steps, free_bits, free_bits_steps, eval_num_samples: as in
+        beta, kl_warmup_steps, free_bits, free_bits_steps, eval_num_samples, export_draws: as in
             `LatentVariableModel`.
 
     Example:

@@ -25,6 +25,39 @@ def gaussian_kl_per_dimension(mean, log_var):
     return 0.5 * (tf.square(mean) + tf.exp(log_var) - 1.0 - log_var)
 
 
+EXPORT_DRAWS = ("per_image", "shared")
+# A prime near 2**16: pixel hashes and draw indices are taken modulo it, so int32 never overflows.
+_HASH_PRIME = 65521
+_DRAW_BANK_SIZE = 4096
+
+
+def hashed_standard_normal_draws(images, num_draws, dim):
+    """Fixed standard normal draws for each image, picked by a hash of its pixels.
+
+    Built from integer arithmetic and a gather, so SavedModel and LiteRT (built-in ops) pick
+    the same draws; an image gets the same draws in any batch, and different images mostly
+    different ones, from one bank of 4,096 normal vectors.
+
+    Args:
+        images: (batch, H, W, C) uint8 levels, at most 32,768 sub-pixels each.
+        num_draws: draws k per image.
+        dim: size of each draw.
+    Returns:
+        (num_draws, batch, dim) float32.
+    """
+    rng = np.random.default_rng(0)
+    bank = rng.standard_normal((_DRAW_BANK_SIZE, dim), dtype=np.float32)
+    pixel_weights = rng.integers(1, _HASH_PRIME, size=images.shape[1:], dtype=np.int32)
+    # A universal hash per draw, ((a * key + b) mod p) mod bank size; a, b < 2**15 keep it < 2**31.
+    scales = rng.integers(1, 2**15, size=(num_draws, 1), dtype=np.int32)
+    offsets = rng.integers(0, 2**15, size=(num_draws, 1), dtype=np.int32)
+    # Each product is < 2**24 and each reduced term < 2**16, so 2**15 terms sum below 2**31.
+    terms = tf.math.floormod(tf.cast(images, tf.int32) * pixel_weights, _HASH_PRIME)
+    keys = tf.math.floormod(tf.reduce_sum(terms, axis=[1, 2, 3]), _HASH_PRIME)  # (batch,)
+    hashed = tf.math.floormod(scales * keys[None, :] + offsets, _HASH_PRIME)  # (k, batch)
+    return tf.gather(bank, tf.math.floormod(hashed, _DRAW_BANK_SIZE))
+
+
 def check_downsampling(image_shape, widths, model_name):
     """Refuses an image whose H and W the encoder's stride-2 layers cannot halve evenly."""
     factor = 2 ** len(widths)
@@ -92,6 +125,11 @@ class LatentVariableModel(GenerativeModel):
         free_bits_steps: free bits hold for these optimizer steps only, then training charges
             the whole KL (the true ELBO); None keeps them for all of training.
         eval_num_samples: importance samples k for the `nll` that `evaluate` reports.
+        export_draws: the exported `log_prob`'s importance draws, fixed so that every runtime
+            scores alike: "per_image" picks each image's k draws from a fixed bank by a hash
+            of its pixels, so the draws' luck averages out over a test set; "shared" gives
+            every image the same k draws (exports made before the option; files saved then
+            load with it).
 
     Example:
 
@@ -115,9 +153,12 @@ class LatentVariableModel(GenerativeModel):
         free_bits=0.0,
         free_bits_steps=None,
         eval_num_samples=100,
+        export_draws="per_image",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if export_draws not in EXPORT_DRAWS:
+            raise ValueError(f"export_draws must be one of {EXPORT_DRAWS}, got {export_draws!r}.")
         self.latent_dim = int(latent_dim)
         if likelihood is None:
             likelihood = "bernoulli" if self.num_levels == 2 else self.default_likelihood
@@ -128,6 +169,7 @@ class LatentVariableModel(GenerativeModel):
         self.free_bits = float(free_bits)
         self.free_bits_steps = None if free_bits_steps is None else int(free_bits_steps)
         self.eval_num_samples = int(eval_num_samples)
+        self.export_draws = export_draws
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
@@ -275,11 +317,19 @@ class LatentVariableModel(GenerativeModel):
         return self.importance_weighted_log_prob(images, eps)
 
     def _export_log_prob(self, images, labels):
-        # Fixed draws shared by every image keep the export deterministic and Flex-free.
-        eps = np.random.default_rng(0).standard_normal(
-            (self.eval_num_samples, 1, self.latent_dim), dtype=np.float32
-        )
-        return self.importance_weighted_log_prob(images, tf.tile(eps, [1, tf.shape(images)[0], 1]))
+        if self.export_draws == "shared":
+            eps = np.random.default_rng(0).standard_normal(
+                (self.eval_num_samples, 1, self.latent_dim), dtype=np.float32
+            )
+            eps = tf.tile(eps, [1, tf.shape(images)[0], 1])
+        else:
+            eps = hashed_standard_normal_draws(images, self.eval_num_samples, self.latent_dim)
+        return self.importance_weighted_log_prob(images, eps)
+
+    @classmethod
+    def from_config(cls, config):
+        # Files saved before the option existed export with one set of draws for all images.
+        return super().from_config({"export_draws": "shared", **config})
 
     def get_config(self):
         config = super().get_config()
@@ -291,6 +341,7 @@ class LatentVariableModel(GenerativeModel):
             free_bits=self.free_bits,
             free_bits_steps=self.free_bits_steps,
             eval_num_samples=self.eval_num_samples,
+            export_draws=self.export_draws,
         )
         return config
 
@@ -304,7 +355,7 @@ class VAE(LatentVariableModel):
         num_levels: 2 for binary data (Bernoulli decoder), else a discretized logistic.
         latent_dim: size of z.
         widths: encoder conv widths, one stride-2 layer each; the decoder mirrors them.
-        beta, kl_warmup_steps, free_bits, free_bits_steps, eval_num_samples: as in
+        beta, kl_warmup_steps, free_bits, free_bits_steps, eval_num_samples, export_draws: as in
             `LatentVariableModel`.
 
     Example:
