@@ -145,6 +145,8 @@ def test_files_saved_before_export_draws_existed_export_one_shared_set_of_draws(
     np.testing.assert_array_equal(old._export_log_prob(images, None), expected)
     with pytest.raises(ValueError, match="export_draws"):
         tiny_vae(export_draws="fresh")
+    with pytest.raises(ValueError, match="32,768 sub-pixels"):
+        hashed_standard_normal_draws(tf.zeros((1, 128, 128, 3), tf.uint8), 2, 2)
 
 
 def test_sample_and_decode_are_deterministic_given_z():

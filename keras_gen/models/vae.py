@@ -45,6 +45,11 @@ def hashed_standard_normal_draws(images, num_draws, dim):
     Returns:
         (num_draws, batch, dim) float32.
     """
+    if np.prod(images.shape[1:]) > 2**15:
+        raise ValueError(
+            f"Per-image export draws hash at most 32,768 sub-pixels an image, got {images.shape[1:]}; "
+            'use export_draws="shared".'
+        )
     rng = np.random.default_rng(0)
     bank = rng.standard_normal((_DRAW_BANK_SIZE, dim), dtype=np.float32)
     pixel_weights = rng.integers(1, _HASH_PRIME, size=images.shape[1:], dtype=np.int32)
