@@ -68,16 +68,21 @@ def test_free_bits_hold_for_their_steps_then_training_charges_the_whole_kl(free_
     assert VAE.from_config(model.get_config()).free_bits_steps == free_bits_steps
 
 
+def log_likelihood_and_prior_on_grid(model, images, grid):
+    """log p(x | z) (images, grid) and log p(z) (grid,) in nats, for a model with a 1-d latent."""
+    params = model.decode(grid[:, None])
+    log_px_z = np.stack(
+        [model.likelihood.log_prob(params, np.repeat(x[None], len(grid), 0)) for x in images]
+    )
+    return log_px_z, -0.5 * grid**2 - 0.5 * math.log(2 * math.pi)
+
+
 def test_iwae_matches_exact_log_likelihood_of_a_one_dimensional_latent():
     """With one latent dimension, log p(x) is an integral we can take by quadrature."""
     model = tiny_vae(image_shape=(4, 4, 1), latent_dim=1, widths=(2, 2))
     images = (np.arange(32).reshape(2, 4, 4, 1) % 3 == 0).astype(np.uint8)
     grid = np.linspace(-8, 8, 4001, dtype=np.float32)
-    params = model.decode(grid[:, None])
-    log_px_z = np.stack(
-        [model.likelihood.log_prob(params, np.repeat(x[None], len(grid), 0)) for x in images]
-    )
-    log_prior = -0.5 * grid**2 - 0.5 * math.log(2 * math.pi)
+    log_px_z, log_prior = log_likelihood_and_prior_on_grid(model, images, grid)
     exact = np.log(np.sum(np.exp(log_px_z + log_prior), axis=1) * (grid[1] - grid[0]))
     estimate = model.log_prob(images, num_samples=20000, seed=3).numpy()
     np.testing.assert_allclose(estimate, exact, atol=0.05)
@@ -115,17 +120,11 @@ def test_exported_log_prob_with_per_image_draws_averages_to_the_elbo_over_images
     model = tiny_vae(image_shape=(4, 4, 1), latent_dim=1, widths=(2, 2), eval_num_samples=1)
     images = distinct_binary_images(2000)
     grid = np.linspace(-8, 8, 2001, dtype=np.float32)
-    log_px_z = np.stack(
-        [
-            model.likelihood.log_prob(model.decode(grid[:, None]), np.repeat(x[None], len(grid), 0))
-            for x in images
-        ]
-    )  # (images, grid)
+    log_px_z, log_prior = log_likelihood_and_prior_on_grid(model, images, grid)
     mean, log_var = (v.numpy()[:, 0] for v in model.encode(images))
     log_q = -0.5 * ((grid - mean[:, None]) ** 2 / np.exp(log_var[:, None]) + log_var[:, None])
     log_q -= 0.5 * math.log(2 * math.pi)
     q = np.exp(log_q) * (grid[1] - grid[0])
-    log_prior = -0.5 * grid**2 - 0.5 * math.log(2 * math.pi)
     elbo = np.sum(q * (log_px_z + log_prior - log_q), axis=1)
     exported = model._export_log_prob(images, None).numpy()
     spread = np.std(exported - elbo) / math.sqrt(len(images))
@@ -139,7 +138,6 @@ def test_files_saved_before_export_draws_existed_export_one_shared_set_of_draws(
     old = VAE.from_config(config)
     assert old.export_draws == "shared"
     images = tiny_images(3)
-    old.set_weights(tiny_vae(eval_num_samples=5).get_weights())
     draws = np.random.default_rng(0).standard_normal((5, 1, 2), dtype=np.float32)
     expected = old.importance_weighted_log_prob(images, np.repeat(draws, 3, axis=1))
     np.testing.assert_array_equal(old._export_log_prob(images, None), expected)
