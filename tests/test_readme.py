@@ -1,6 +1,8 @@
+import json
 import os
 import re
 
+from keras_gen import zoo
 from tests.conftest import REPO
 
 
@@ -12,3 +14,38 @@ def test_readme_opens_with_the_two_commands_and_ci_runs_the_second():
     with open(os.path.join(REPO, ".ci", "run")) as file:
         ci = file.read()
     assert install_and_test.replace("pip install", "pip install -q") in ci
+
+
+def markdown_table(text, header):
+    """The rows (lists of stripped cells) of the markdown table whose header starts with `header`."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2 :]:  # past the header and its |---| line
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    return rows
+
+
+def test_readme_zoo_latency_is_one_benchmark_run_of_every_zoo_model():
+    # The README's two latency columns, the cards and benchmarks/results come from one run
+    # of benchmarks/zoo_latency.py --write-cards, not rows patched in from other days.
+    with open(os.path.join(REPO, "README.md")) as file:
+        readme = file.read()
+    with open(os.path.join(REPO, "benchmarks", "results", "zoo_latency.json")) as file:
+        measured = {row["name"]: row["ms_per_image"] for row in json.load(file)["rows"]}
+    assert sorted(measured) == zoo.names()
+
+    runtimes = ("tflite", "tflite-int8", "tflite-float16")
+    latency_table = markdown_table(readme, "| zoo model | LiteRT float32")
+    assert {row[0]: row[1:] for row in latency_table} == {
+        name: [f"{ms[r]:.1f}" if r in ms else "" for r in runtimes] for name, ms in measured.items()
+    }
+    zoo_table = markdown_table(readme, "| name | test figure")
+    assert sorted(row[0] for row in zoo_table) == zoo.names()
+    for row in zoo_table:
+        card_ms = zoo.card(row[0])["litert_ms_per_image"]
+        float_ms = measured[row[0]]["tflite"]
+        assert card_ms == round(float_ms, 1 if float_ms < 10 else None), row[0]
+        assert row[-1] == f"{card_ms:g}", row[0]
