@@ -2,6 +2,9 @@
 
 import os
 
+from keras_gen import quiet
+
+quiet.for_command_line()  # before TensorFlow loads: its start-up logs are the first to hide
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -10,6 +10,7 @@ import time
 import numpy as np
 
 from keras_gen import validation
+from keras_gen.precision import PRECISION_CHOICES
 
 # The runtimes of an export directory (keras_gen.runtime.RUNTIMES, without importing TensorFlow here).
 RUNTIMES = ("savedmodel", "tflite", "tflite-int8", "tflite-float16")
@@ -57,6 +58,22 @@ positive_int = _number_type(int, lambda value: value >= 1, "a whole number >= 1"
 positive_float = _number_type(
     float, lambda value: math.isfinite(value) and value > 0, "a finite number > 0"
 )
+
+
+def add_precision_argument(parser, default=None):
+    """--mixed-precision, as `train` and `quickstart` take it (`keras_gen.precision.resolve`)."""
+    parser.add_argument(
+        "--mixed-precision",
+        nargs="?",
+        const="auto",
+        default=default,
+        choices=PRECISION_CHOICES,
+        help="auto: bfloat16 (mixed_bfloat16 policy) where the CPU or GPU computes "
+        "it natively (avx512_bf16 or AMX; compute capability 8.0), else float32, which is "
+        "faster there; float32, bfloat16 or float16 (mixed_float16, with loss scaling): as asked. "
+        "Variables stay float32. The decision is printed."
+        + (f" Default: {default}." if default else " Default: float32."),
+    )
 
 
 class ArgumentError(ValueError):
@@ -168,16 +185,7 @@ def build_parser():
         metavar="KEY=VALUE",
         help="model option, JSON value, e.g. --set latent_dim=32 --set widths=[32,64].",
     )
-    train.add_argument(
-        "--mixed-precision",
-        nargs="?",
-        const="auto",
-        choices=["auto", "bfloat16", "float16"],
-        help="auto (the default): bfloat16 (mixed_bfloat16 policy) where the CPU or GPU computes "
-        "it natively (avx512_bf16 or AMX; compute capability 8.0), else float32, which is "
-        "faster there; bfloat16 or float16 (mixed_float16, with loss scaling): as asked. "
-        "Variables stay float32. The decision is printed.",
-    )
+    add_precision_argument(train)
     train.add_argument(
         "--strategy",
         default="default",
@@ -376,6 +384,14 @@ def build_parser():
         "--learning-rate", type=positive_float, default=1e-3, help="Adam's learning rate."
     )
     quickstart.add_argument("--out", default="runs/quickstart", help="where to write everything.")
+    add_precision_argument(quickstart, default="auto")
+    for command in commands.choices.values():
+        command.add_argument(
+            "--verbose",
+            action="store_true",
+            help="also show TensorFlow's C++ logs and third-party progress bars, which are hidden "
+            "unless TF_CPP_MIN_LOG_LEVEL is set.",
+        )
     return parser
 
 
@@ -660,7 +676,7 @@ def cmd_quickstart(args):
         os.path.join(out, "vae"),
         epochs=args.epochs,
         learning_rate=args.learning_rate,
-        mixed_precision="auto",
+        mixed_precision=args.mixed_precision,
         verbose=_verbosity(),
     )
     print("2/4 sample grid from the trained model")
@@ -694,13 +710,27 @@ COMMANDS = {
 }
 
 
+def quiet_python_logs():
+    """Third-party Python chatter off the quiet command line: absl's warnings (tfds') and
+    tfds' progress bars; keras_gen prints its own line when it prepares a dataset."""
+    from absl import logging as absl_logging
+
+    from keras_gen import data
+
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    data.quiet_tfds()
+
+
 def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
     except ArgumentError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    from keras_gen import callbacks, data, export, recipes, runtime, serve, training, zoo
+    from keras_gen import callbacks, data, export, quiet, recipes, runtime, serve, training, zoo
+
+    if quiet.active():
+        quiet_python_logs()
 
     expected = (
         validation.InputError,

@@ -61,3 +61,42 @@ def slice_noise(noise, start, stop):
     if isinstance(noise, dict):
         return {name: value[start:stop] for name, value in noise.items()}
     return noise[start:stop]
+
+
+# How closely an export's `sample` follows the Keras model's for the same noise (issue P).
+# Discrete sampling (autoregressive pixels and codes) gives the same images exactly. A float
+# decoder whose output is rounded to uint8 pixels (VAE, GANs, VQ-VAE) may round a pixel that sits
+# on a .5 boundary the other way in another runtime's kernels.
+EXACT_PIXELS = {"max_pixel_difference": 0, "max_differing_fraction": 0.0}
+ROUNDED_PIXELS = {"max_pixel_difference": 1, "max_differing_fraction": 0.001}
+
+
+def describe_parity(parity):
+    """One sentence for cards and the README: what "the same images" means for a model."""
+    if parity["max_pixel_difference"] == 0:
+        return "Keras, SavedModel and LiteRT give exactly the same images for the same noise."
+    return (
+        "Keras, SavedModel and LiteRT give the same images for the same noise up to the float "
+        f"decoder's rounding: a pixel may differ by at most {parity['max_pixel_difference']} "
+        f"of 255, in at most {100 * parity['max_differing_fraction']:g} % of pixels."
+    )
+
+
+def parity_failures(reference, other, parity):
+    """What breaks `parity` between two uint8 image batches of one shape: a list of sentences,
+    empty when it holds. At least one differing pixel is allowed where any are (small batches)."""
+    difference = np.abs(np.asarray(reference, np.int32) - np.asarray(other, np.int32))
+    differing = int(np.count_nonzero(difference))
+    allowed = (
+        0
+        if parity["max_pixel_difference"] == 0
+        else max(1, int(parity["max_differing_fraction"] * difference.size))
+    )
+    failures = []
+    if difference.max(initial=0) > parity["max_pixel_difference"]:
+        failures.append(
+            f"a pixel differs by {difference.max()} (at most {parity['max_pixel_difference']})"
+        )
+    if differing > allowed:
+        failures.append(f"{differing} of {difference.size} pixels differ (at most {allowed})")
+    return failures

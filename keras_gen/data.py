@@ -5,7 +5,9 @@ variable KERAS_GEN_MANUAL_DIR) at a folder of the dataset's raw files, either
 the folder itself or a parent holding a sub-folder named after the dataset.
 """
 
+import contextlib
 import dataclasses
+import io
 import itertools
 import os
 import shutil
@@ -68,6 +70,24 @@ def _builder(name, data_dir):
         ) from None
 
 
+def quiet_tfds():
+    """tfds' progress bars and its own "Downloading and preparing" lines off (the quiet CLI)."""
+    _tfds().disable_progress_bar()
+    _TFDS_OUTPUT["hidden"] = True
+
+
+_TFDS_OUTPUT = {"hidden": False}
+
+
+@contextlib.contextmanager
+def _tfds_output_hidden():
+    if not _TFDS_OUTPUT["hidden"]:
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
 def prepare(name, manual_dir=None, data_dir=None):
     """Makes sure tfds has prepared dataset `name`; returns its builder.
 
@@ -96,8 +116,14 @@ def prepare(name, manual_dir=None, data_dir=None):
             f"Dataset {name!r} is not prepared and cannot be downloaded here. {hint}"
         )
     config = tfds.download.DownloadConfig(manual_dir=manual_dir, try_download_gcs=False)
+    print(
+        f"preparing {name} for tensorflow-datasets from {manual_dir or 'the network'} "
+        f"(once; kept in {builder.data_dir_root})",
+        flush=True,
+    )
     try:
-        builder.download_and_prepare(download_config=config)
+        with _tfds_output_hidden():
+            builder.download_and_prepare(download_config=config)
     except Exception as error:  # tfds raises many kinds; all mean the same to a user
         shutil.rmtree(os.path.join(builder.data_dir_root, name, "downloads"), ignore_errors=True)
         for leftover in tf.io.gfile.glob(

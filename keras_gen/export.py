@@ -156,7 +156,7 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
     give_default_permissions(staging, directory=True)
     try:
         exported = float32_twin(model)
-        endpoints = exported.export_endpoints()
+        endpoints = exported.chunked_export_endpoints()
         saved_model_dir = os.path.join(staging, SAVED_MODEL)
         # LiteRT converts a plain graph; TensorFlow clients get an XLA-compiled `sample` where the
         # model asks for one, in a SavedModel of its own (the plain one is removed after converting).
@@ -191,6 +191,10 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
             [(shape, kind)] = model.noise_spec.values()
             manifest.update(noise_shape=list(shape), noise_kind=kind)
         manifest["saved_model_sample"] = "xla" if compile_sample else "graph"
+        # How closely every runtime's samples agree, and how many images a signature computes at
+        # once (its batch is cut into chunks of that size inside the graph).
+        manifest["sample_parity"] = dict(model.sample_parity)
+        manifest["chunk_size"] = model.export_chunk_size
         manifest["quantized"] = {}
         # Quantized copies are for small deployments: sampling and scoring, not completion.
         quantized_signatures = [name for name in endpoints if name != "complete"]

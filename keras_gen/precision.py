@@ -74,15 +74,20 @@ def native_bfloat16():
     return False, SLOW_BFLOAT16
 
 
+PRECISION_CHOICES = ("auto", "float32", "bfloat16", "float16")
+
+
 def resolve(choice):
     """(dtype policy name or None for float32, one line saying why) for `--mixed-precision CHOICE`.
 
     Args:
-        choice: None (float32), "auto" (bfloat16 where native, else float32), "bfloat16" or
-            "float16" (as asked).
+        choice: None (float32), "auto" (bfloat16 where native, else float32), "float32",
+            "bfloat16" or "float16" (as asked).
     """
     if choice is None:
         return None, "precision: float32 (no --mixed-precision)"
+    if choice == "float32":
+        return None, "precision: float32 (asked for)"
     if choice == "auto":
         native, why = native_bfloat16()
         if native:
@@ -90,7 +95,7 @@ def resolve(choice):
         return None, f"precision: float32 (auto: {why})"
     if choice in ("bfloat16", "float16"):
         return f"mixed_{choice}", f"precision: mixed_{choice} (asked for)"
-    raise ValueError(f"--mixed-precision takes auto, bfloat16 or float16, got {choice!r}.")
+    raise ValueError(f"--mixed-precision takes {', '.join(PRECISION_CHOICES)}, got {choice!r}.")
 
 
 @functools.lru_cache(maxsize=None)

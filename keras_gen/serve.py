@@ -74,9 +74,10 @@ def fixed_batch_copy(tflite_bytes, batch=1):
     Only the inputs' declared shapes change; LiteRT.js refuses a dynamic batch, and the
     interpreters compute every other shape from the inputs, so the outputs stay the same.
     """
-    from tensorflow.lite.tools import flatbuffer_utils
+    # LiteRT's own flatbuffer tools (ai-edge-litert), not TensorFlow's internal copy of them.
+    from ai_edge_litert.tools import flatbuffer_utils
 
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_bytes))
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(tflite_bytes))
     for signature in model.signatureDefs:
         tensors = model.subgraphs[signature.subgraphIndex].tensors
         for tensor_map in signature.inputs:

@@ -243,7 +243,8 @@ def train(
         validation_split: evaluated after each epoch, or "none".
         learning_rate: the model's default when None; with `resume`, a new rate from here on.
         options: model options, e.g. {"filters": 32}.
-        mixed_precision: None (float32), "auto", "bfloat16" or "float16" (`keras_gen.precision`).
+        mixed_precision: None (float32), "auto", "float32", "bfloat16" or "float16"
+            (`keras_gen.precision`).
         strategy: "default", "mirrored" or "multi_worker" (`make_strategy`).
         sample_quality: for GANs on mnist, score this many samples after each epoch against as
             many train images and keep the best epoch in best.keras.

@@ -15,6 +15,7 @@ import json
 import os
 
 from keras_gen import formats, registry
+from keras_gen.conventions import describe_parity
 
 ZOO_DIR_ENV = "KERAS_GEN_ZOO_DIR"
 CARD = "card.json"
@@ -182,6 +183,20 @@ def update_card(name, **fields):
     return info
 
 
+def sample_parity(name):
+    """How closely the zoo model's runtimes agree on samples (`conventions.EXACT_PIXELS` or
+    `ROUNDED_PIXELS`): its export.json's, else its class's; None without an export."""
+    manifest_path = os.path.join(folder(name), formats.MANIFEST)
+    if not os.path.exists(manifest_path):
+        return None
+    manifest = formats.read_manifest(folder(name))
+    if "sample_parity" in manifest:
+        return manifest["sample_parity"]
+    from keras_gen import models
+
+    return getattr(models, manifest["class_name"]).sample_parity
+
+
 def write_card(name):
     """Renders `card.json` and the folder's files into MODEL_CARD.md; returns its path.
 
@@ -226,6 +241,9 @@ def write_card(name):
     ):
         if command:
             lines += ["", f"{title}:", "", "```bash", command, "```"]
+    parity = sample_parity(name)
+    if parity:
+        lines += ["", "## Runtimes", "", describe_parity(parity)]
     if info.get("limits"):
         lines += ["", "## Limits", "", info["limits"]]
     lines += ["", "## Files", "", "| file | bytes | sha256 |", "|---|---:|---|"]

@@ -101,3 +101,78 @@ def test_the_package_import_graph_has_no_cycles():
 def test_the_cycle_finder_finds_a_cycle():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def _third_party_imports(folders):
+    """{top-level module: a file importing it} of every import in the .py files below `folders`
+    that is neither the standard library nor this repository's own."""
+    import sys
+
+    local = {"keras_gen", "tests"} | {  # and the scripts of benchmarks/ and tests/, by name
+        file[:-3]
+        for folder in ("benchmarks", "tests", "examples")
+        for file in os.listdir(os.path.join(REPO, folder))
+        if file.endswith(".py")
+    }
+    found = {}
+    for folder in folders:
+        for here, _, files in os.walk(os.path.join(REPO, folder)):
+            for file in files:
+                if not file.endswith(".py"):
+                    continue
+                path = os.path.join(here, file)
+                for node in ast.walk(ast.parse(open(path).read())):
+                    if isinstance(node, ast.Import):
+                        names = [alias.name for alias in node.names]
+                    elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                        names = [node.module]
+                    else:
+                        continue
+                    for name in names:
+                        top = name.split(".")[0]
+                        if top not in sys.stdlib_module_names and top not in local:
+                            found.setdefault(top, os.path.relpath(path, REPO))
+    return found
+
+
+def _declared(extra=None):
+    """The distributions pyproject.toml declares (and, with `extra`, that extra's), normalised."""
+    import re
+    import tomllib
+
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as file:
+        project = tomllib.load(file)["project"]
+    requirements = project["dependencies"] + (
+        project["optional-dependencies"][extra] if extra else []
+    )
+    return {re.split(r"[<>=!~\[; ]", r)[0].lower().replace("_", "-") for r in requirements}
+
+
+def _distribution_of(module):
+    from importlib.metadata import packages_distributions
+
+    return {
+        dist.lower().replace("_", "-") for dist in packages_distributions().get(module, [module])
+    }
+
+
+def test_the_package_imports_only_declared_dependencies():
+    declared = _declared()
+    undeclared = {
+        module: where
+        for module, where in _third_party_imports(["keras_gen"]).items()
+        if not _distribution_of(module) & declared
+        # Installed with what is declared: absl with TensorFlow, flatbuffers with ai-edge-litert.
+        and module not in {"absl", "flatbuffers"}
+    }
+    assert not undeclared, undeclared
+
+
+def test_the_tests_import_only_what_the_test_extra_declares():
+    declared = _declared("test")
+    undeclared = {
+        module: where
+        for module, where in _third_party_imports(["tests"]).items()
+        if not _distribution_of(module) & declared and module not in {"absl", "flatbuffers"}
+    }
+    assert not undeclared, undeclared

@@ -104,6 +104,27 @@ def test_zoo_files_hold_weights_without_optimizer_state(monkeypatch, tmp_path):
     # A run in progress keeps its optimizer state (test_recipes.py).
 
 
+def test_each_zoo_folder_keeps_one_model_and_at_most_one_checkpoint_in_training():
+    """saved_models/README.md's rule: a run in progress replaces its one checkpoint."""
+    root = os.path.join(REPO, "saved_models")
+    for name in sorted(os.listdir(root)):
+        folder = os.path.join(root, name)
+        if not os.path.isdir(folder):
+            continue
+        checkpoints = sorted(
+            os.path.relpath(os.path.join(here, file), folder)
+            for here, _, files in os.walk(folder)
+            for file in files
+            # Keras checkpoints, and TensorFlow ones outside the export's own saved_model/.
+            if file.endswith((".keras", ".h5"))
+            or (file.endswith(".index") and os.sep + "saved_model" not in here)
+        )
+        assert set(checkpoints) <= {"model.keras", "in_training/model.keras"}, (name, checkpoints)
+        for checkpoint in checkpoints:
+            if not checkpoint.startswith("in_training/"):
+                assert not zoo.has_optimizer_state(os.path.join(folder, checkpoint)), name
+
+
 def test_a_weights_only_copy_samples_and_scores_the_same(tmp_path):
     model = PixelCNN(image_shape=(5, 5, 1), filters=4, num_blocks=1, head_filters=4, seed=0)
     model.compile_for_training()

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gen import likelihoods, validation
+from keras_gen.conventions import EXACT_PIXELS
 from keras_gen.layers.incremental import (  # noqa: F401  (the samplers' toolkit, imported from here before)
     Window,
     any_batch,
@@ -69,6 +70,7 @@ class AutoregressiveModel(GenerativeModel):
     noise_kind = "uniform"
     has_log_prob = True
     has_fast_sampler = False
+    sample_parity = EXACT_PIXELS  # discrete draws: every runtime gives the same levels
 
     # The head's layers, where model.keras files keep their weights: Keras saves each layer under
     # the first attribute path that reaches it, in alphabetical order, and these names come before

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from keras_gen import precision, validation
 from keras_gen.conventions import (  # noqa: F401  (draw_noise and the rest lived here before)
+    ROUNDED_PIXELS,
     draw_noise,
     draw_noise_structure,
     noise_batch_size,
@@ -38,6 +39,68 @@ def repeat_rows_to(batch, rows):
     count = tf.shape(flat[0])[0]
     index = tf.range(tf.maximum(count, rows)) % count
     return tf.nest.map_structure(lambda tensor: tf.gather(tensor, index), batch)
+
+
+def in_chunks(function, signature, chunk_size):
+    """`function` run on its batch in chunks of at most `chunk_size` images, in one graph loop.
+
+    Every input in `signature` and every output is batch-major. A batch of up to `chunk_size`
+    images runs as one chunk, unchanged; a larger one is cut into chunks of exactly `chunk_size`,
+    the last padded by repeating rows (dropped from the outputs), so peak memory is that of one
+    chunk whatever the batch, and an image's outputs do not depend on the other images in its batch
+    beyond the chunk it computes with. The loop writes each chunk's outputs with one select, which
+    LiteRT's built-in ops and XLA both take.
+
+    Args:
+        function: (*inputs) -> {name: (batch, ...) tensor}, traced once, on a chunk.
+        signature: the inputs' `tf.TensorSpec`s, batch axis None.
+        chunk_size: images per chunk, >= 1.
+    Returns:
+        A function with the same inputs and outputs.
+    """
+    chunk_specs = [
+        tf.TensorSpec((None,) + tuple(spec.shape[1:]), spec.dtype, name=spec.name)
+        for spec in signature
+    ]
+
+    def run(*inputs):
+        batch = tf.shape(inputs[0])[0]
+        chunk = tf.minimum(batch, chunk_size)
+        chunks = (batch + chunk - 1) // chunk
+        # Traced once, then called from the loop body.
+        chunk_function = tf.function(function, autograph=False).get_concrete_function(*chunk_specs)
+        padded = [repeat_rows_to(tensor, chunks * chunk) for tensor in inputs]
+        padded = [tf.reshape(t, tf.concat([[chunks, chunk], tf.shape(t)[1:]], 0)) for t in padded]
+        outputs = chunk_function.structured_outputs
+        # Each output is kept flat, (chunks, chunk * its per-image size), and integers as int32:
+        # LiteRT's select takes at most rank 5, and no uint8.
+        sizes = {name: math.prod(output.shape[1:]) for name, output in outputs.items()}
+        kept = {
+            name: tf.int32 if output.dtype.is_integer else output.dtype
+            for name, output in outputs.items()
+        }
+        written = {
+            name: tf.zeros(tf.stack([chunks, chunk * sizes[name]]), kept[name]) for name in outputs
+        }
+
+        def step(index, written):
+            fresh = chunk_function(*[tensor[index] for tensor in padded])
+            here = (tf.range(chunks) == index)[:, None]
+            return index + 1, {
+                name: tf.where(here, tf.reshape(tf.cast(fresh[name], kept[name]), [1, -1]), value)
+                for name, value in written.items()
+            }
+
+        _, written = tf.while_loop(lambda index, _: index < chunks, step, (tf.constant(0), written))
+        return {
+            name: tf.cast(
+                tf.reshape(value, (-1,) + tuple(outputs[name].shape[1:]))[:batch],
+                outputs[name].dtype,
+            )
+            for name, value in written.items()
+        }
+
+    return run
 
 
 class _BatchCounter(keras.callbacks.Callback):
@@ -75,6 +138,11 @@ class GenerativeModel(keras.Model):
     default_learning_rate = 1e-3
     # Whether an export's SavedModel compiles `sample` with XLA (LiteRT always gets the plain graph).
     xla_served_sample = False
+    # How closely exports' samples follow Keras' for the same noise (conventions.EXACT_PIXELS for
+    # discrete samplers); cards, export.json and the parity tests read it.
+    sample_parity = ROUNDED_PIXELS
+    # Images an exported signature computes at once (`in_chunks`): bounds its memory at any batch.
+    export_chunk_size = 64
 
     def __init_subclass__(cls, **kwargs):
         # Sublayers built in __init__ take the global dtype policy. Build them under the model's
@@ -199,6 +267,9 @@ class GenerativeModel(keras.Model):
         without native bfloat16 warns once (`keras_gen.precision`).
         """
         x, y, kwargs = self._checked_data(x, y, kwargs, "fit")
+        if isinstance(x, tf.data.Dataset):
+            # A dataset shuffles itself; Keras' default shuffle=True would only warn that it ignores it.
+            kwargs.setdefault("shuffle", False)
         if self.dtype_policy.compute_dtype == "bfloat16":
             precision.warn_if_bfloat16_is_slow()
         counter = _BatchCounter()
@@ -458,6 +529,14 @@ class GenerativeModel(keras.Model):
 
             endpoints["log_prob"] = (log_prob_fn, [image_spec] + label_spec)
         return endpoints
+
+    def chunked_export_endpoints(self):
+        """`export_endpoints`, each run in chunks of `export_chunk_size` images (`in_chunks`), so
+        an export takes any batch in one call with bounded memory."""
+        return {
+            name: (in_chunks(function, signature, self.export_chunk_size), signature)
+            for name, (function, signature) in self.export_endpoints().items()
+        }
 
     def _label_specs(self):
         """The exports' labels input of a class-conditional model: [spec] or []."""

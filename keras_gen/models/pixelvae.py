@@ -5,6 +5,7 @@ shape; the ELBO, its warm-up and free bits, and the IWAE bound come from `Latent
 """
 
 from keras_gen import validation
+from keras_gen.conventions import EXACT_PIXELS
 from keras_gen.models.pixelcnn import pixelcnn_network, pixelcnn_network_depth
 from keras_gen.models.vae import (
     LatentVariableModel,
@@ -56,6 +57,8 @@ class PixelVAE(LatentVariableModel):
     """
 
     default_likelihood = "categorical"
+    # Its pixels are the decoder's discrete draws given z: the same in every runtime.
+    sample_parity = EXACT_PIXELS
     xla_served_sample = True  # the decoder's cached sampler runs fastest fused (see PixelCNN)
 
     def __init__(

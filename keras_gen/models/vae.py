@@ -147,6 +147,8 @@ class LatentVariableModel(GenerativeModel):
 
     noise_kind = "normal"
     has_log_prob = True
+    # An exported bound decodes eval_num_samples images per image: 4 images x 100 draws at once.
+    export_chunk_size = 4
     default_likelihood = "logistic"  # of non-binary data; PixelVAE's is "categorical"
 
     def __init__(
