@@ -108,12 +108,15 @@ def _third_party_imports(folders):
     that is neither the standard library nor this repository's own."""
     import sys
 
-    local = {"keras_gen", "tests"} | {  # and the scripts of benchmarks/ and tests/, by name
-        file[:-3]
-        for folder in ("benchmarks", "tests", "examples")
-        for file in os.listdir(os.path.join(REPO, folder))
-        if file.endswith(".py")
-    }
+    local = (
+        {"keras_gen", "tests"}
+        | {  # and the scripts of benchmarks/ and tests/, by name
+            file[:-3]
+            for folder in ("benchmarks", "tests", "examples")
+            for file in os.listdir(os.path.join(REPO, folder))
+            if file.endswith(".py")
+        }
+    )
     found = {}
     for folder in folders:
         for here, _, files in os.walk(os.path.join(REPO, folder)):
@@ -136,16 +139,17 @@ def _third_party_imports(folders):
 
 
 def _declared(extra=None):
-    """The distributions pyproject.toml declares (and, with `extra`, that extra's), normalised."""
+    """The distributions the installed package declares (and, with `extra`, that extra's),
+    normalised: pyproject.toml as pip read it."""
     import re
-    import tomllib
+    from importlib.metadata import requires
 
-    with open(os.path.join(REPO, "pyproject.toml"), "rb") as file:
-        project = tomllib.load(file)["project"]
-    requirements = project["dependencies"] + (
-        project["optional-dependencies"][extra] if extra else []
-    )
-    return {re.split(r"[<>=!~\[; ]", r)[0].lower().replace("_", "-") for r in requirements}
+    names = set()
+    for requirement in requires("keras_gen"):
+        name, _, marker = requirement.partition(";")
+        if not marker or (extra and f'extra == "{extra}"' in marker):
+            names.add(re.split(r"[<>=!~\[ (]", name.strip())[0].lower().replace("_", "-"))
+    return names
 
 
 def _distribution_of(module):

@@ -78,7 +78,9 @@ def test_verbose_and_a_users_log_level_keep_tensorflows_lines():
 
 @pytest.mark.parametrize("choice", ["float32", "auto"])
 def test_mixed_precision_float32_is_accepted_where_auto_is(choice):
-    args = cli.build_parser().parse_args(["train", "vae", "--out", "x", "--mixed-precision", choice])
+    args = cli.build_parser().parse_args(
+        ["train", "vae", "--out", "x", "--mixed-precision", choice]
+    )
     assert args.mixed_precision == choice
     args = cli.build_parser().parse_args(["quickstart", "--mixed-precision", choice])
     assert args.mixed_precision == choice
