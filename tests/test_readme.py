@@ -49,3 +49,11 @@ def test_readme_zoo_latency_is_one_benchmark_run_of_every_zoo_model(monkeypatch)
         card_ms = zoo.card(row[0])["litert_ms_per_image"]
         assert card_ms == zoo_latency.card_milliseconds(float_ms[row[0]]), row[0]
         assert row[-1] == f"{card_ms:g}", row[0]
+
+
+def test_the_readme_states_the_clone_size():
+    import re
+
+    text = open(os.path.join(REPO, "README.md")).read()
+    assert re.search(r"\*\*\d+(\.\d+)? MiB\*\* of `\.git`", text)
+    assert "git count-objects -vH" in text
