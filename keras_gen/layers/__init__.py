@@ -8,3 +8,9 @@ from keras_gen.layers.latent import CategoricalCode
 from keras_gen.layers.masked_conv import ClassBias, MaskedConv2D, MaskedResidualBlock, causal_mask
 from keras_gen.layers.quantize import VectorQuantizer
 from keras_gen.layers.recurrent import DiagonalBiLSTM, DiagonalLSTM, RowLSTM, skew, unskew
+from keras_gen.layers.unet import (
+    UNetAttention,
+    UNetBackbone,
+    UNetResidualBlock,
+    sinusoidal_embedding,
+)

@@ -2,6 +2,7 @@
 
 from keras_gen.models.autoregressive import AutoregressiveModel
 from keras_gen.models.base import GenerativeModel
+from keras_gen.models.diffusion import Diffusion, DiffusionModel
 from keras_gen.models.gan import DCGAN, WGANGP, AdversarialModel, ConditionalGAN
 from keras_gen.models.pixelcnn import GatedPixelCNN, PixelCNN
 from keras_gen.models.pixelrnn import PixelRNN
@@ -20,6 +21,7 @@ MODELS = {
     "pixelvae": PixelVAE,
     "vqvae": VQVAE,
     "vqvae_prior": VQVAEPrior,
+    "diffusion": Diffusion,
 }
 
 

@@ -549,15 +549,37 @@ class GenerativeModel(keras.Model):
     # Keras does not save seed-generator state; without it a resumed run would draw anew.
     _SEED_STATE_KEY = "seed_generator_state"
 
+    # Nor the seed generators of sublayers such as Dropout: kept in order, one key each.
+    _SUBLAYER_SEED_PREFIX = "sublayer_seed_state_"
+
+    def _sublayer_seed_generators(self):
+        return [
+            generator
+            for layer in self._flatten_layers(include_self=False)
+            for generator in getattr(layer, "_seed_generators", [])
+        ]
+
     def save_own_variables(self, store):
         super().save_own_variables(store)
         store[self._SEED_STATE_KEY] = np.asarray(self.seed_generator.state)
+        for index, generator in enumerate(self._sublayer_seed_generators()):
+            store[f"{self._SUBLAYER_SEED_PREFIX}{index}"] = np.asarray(generator.state)
 
     def load_own_variables(self, store):
         keys = list(store.keys())
         if self._SEED_STATE_KEY in keys:
             self.seed_generator.state.assign(np.asarray(store[self._SEED_STATE_KEY]))
-        super().load_own_variables({k: store[k] for k in keys if k != self._SEED_STATE_KEY})
+        for index, generator in enumerate(self._sublayer_seed_generators()):
+            key = f"{self._SUBLAYER_SEED_PREFIX}{index}"
+            if key in keys:  # files saved before kept none
+                generator.state.assign(np.asarray(store[key]))
+        super().load_own_variables(
+            {
+                k: store[k]
+                for k in keys
+                if k != self._SEED_STATE_KEY and not k.startswith(self._SUBLAYER_SEED_PREFIX)
+            }
+        )
 
     def get_config(self):
         config = super().get_config()

@@ -38,7 +38,8 @@ class GeneratorAverage:
         Its weights are not trained, but batch norm stays trainable so that its training mode uses
         and tracks batch statistics (a frozen Keras BatchNormalization always runs in inference mode).
         """
-        for layer in copy.layers:
+        # A model's layers one by one (a generator's batch norm stays trainable); a layer whole.
+        for layer in copy.layers if isinstance(copy, keras.Model) else [copy]:
             layer.trainable = isinstance(layer, layers.BatchNormalization)
             for variable in layer.weights:
                 variable.trainable = False
@@ -46,7 +47,7 @@ class GeneratorAverage:
             average.assign(weight)
         return copy
 
-    def update(self, average, generator, step, inputs):
+    def update(self, average, generator, step, inputs=None):
         """Moves `average`'s weights towards `generator`'s at generator step `step` (a tensor), then
         runs `average` on `inputs` (z, or [z, labels]) in training mode for its batch statistics."""
         steps = tf.cast(step, tf.float32)
@@ -56,7 +57,8 @@ class GeneratorAverage:
         for averaged, weight in zip(average.weights, generator.weights):
             if weight.trainable:
                 averaged.assign(decay * averaged + (1.0 - decay) * weight)
-        average(inputs, training=True)
+        if inputs is not None:  # a network without batch norm (a diffusion U-Net) needs no pass
+            average(inputs, training=True)
 
 
 class InfoGANCode:
