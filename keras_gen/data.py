@@ -17,6 +17,8 @@ import urllib.parse
 import numpy as np
 import tensorflow as tf
 
+from keras_gen import quiet
+
 MANUAL_DIR_ENV = "KERAS_GEN_MANUAL_DIR"
 DATA_DIR_ENV = "KERAS_GEN_DATA_DIR"
 PREPROCESSING = ("none", "dynamic_binarize", "threshold_binarize")
@@ -71,21 +73,8 @@ def _builder(name, data_dir):
 
 
 def quiet_tfds():
-    """tfds' progress bars and its own "Downloading and preparing" lines off (the quiet CLI)."""
+    """tfds' progress bars off (the quiet CLI; `prepare` also hides tfds' own lines then)."""
     _tfds().disable_progress_bar()
-    _TFDS_OUTPUT["hidden"] = True
-
-
-_TFDS_OUTPUT = {"hidden": False}
-
-
-@contextlib.contextmanager
-def _tfds_output_hidden():
-    if not _TFDS_OUTPUT["hidden"]:
-        yield
-        return
-    with contextlib.redirect_stdout(io.StringIO()):
-        yield
 
 
 def prepare(name, manual_dir=None, data_dir=None):
@@ -122,7 +111,13 @@ def prepare(name, manual_dir=None, data_dir=None):
         flush=True,
     )
     try:
-        with _tfds_output_hidden():
+        # keras_gen's line above says what happens; the quiet CLI drops tfds' own.
+        tfds_output = (
+            contextlib.redirect_stdout(io.StringIO())
+            if quiet.active()
+            else contextlib.nullcontext()
+        )
+        with tfds_output:
             builder.download_and_prepare(download_config=config)
     except Exception as error:  # tfds raises many kinds; all mean the same to a user
         shutil.rmtree(os.path.join(builder.data_dir_root, name, "downloads"), ignore_errors=True)

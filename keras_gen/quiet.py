@@ -28,9 +28,14 @@ VERBOSE_FLAG = "--verbose"
 _state = {"active": False}
 
 
+def _argv(argv):
+    """`argv`, or this process's own command line (with `python -m`, as it was typed)."""
+    return list(getattr(sys, "orig_argv", sys.argv) if argv is None else argv)
+
+
 def is_command_line(argv=None):
     """Whether this process is keras_gen's command line (`python -m keras_gen`, `keras-gen`)."""
-    argv = list(getattr(sys, "orig_argv", sys.argv) if argv is None else argv)
+    argv = _argv(argv)
     return argv[1:3] == ["-m", "keras_gen"] or os.path.basename(argv[0] if argv else "") in (
         "keras-gen",
         "keras_gen",
@@ -40,7 +45,7 @@ def is_command_line(argv=None):
 def wanted(argv=None, environ=None):
     """Whether to hide the C++ logs: on the command line, unless the user set
     TF_CPP_MIN_LOG_LEVEL or passed --verbose."""
-    argv = list(getattr(sys, "orig_argv", sys.argv) if argv is None else argv)
+    argv = _argv(argv)
     environ = os.environ if environ is None else environ
     return (
         is_command_line(argv) and "TF_CPP_MIN_LOG_LEVEL" not in environ and VERBOSE_FLAG not in argv
