@@ -261,6 +261,7 @@ def build_parser():
         help="conditional models: one class for all, or a comma list of N classes.",
     )
     sample.add_argument("--batch-size", type=positive_int, default=64, help="images per call.")
+    add_diffusion_sampling_arguments(sample)
     sample.add_argument(
         "--out", required=True, help="output .png (grid) or .npy (uint8 pixels, 0..255)."
     )
@@ -281,6 +282,7 @@ def build_parser():
         help="also write quantized TFLite copies, comma-separated: int8 (model_int8.tflite, "
         "dynamic-range int8 weights), float16 (model_float16.tflite).",
     )
+    add_diffusion_sampling_arguments(export)
 
     evaluate = commands.add_parser(
         "evaluate",
@@ -532,13 +534,69 @@ def check_writable(path, flag="--out"):
         raise ArgumentError(f"{flag} {path}: {folder} is not writable.")
 
 
+def add_diffusion_sampling_arguments(parser):
+    """--sampling-steps, --guidance-scale and --sampler: a diffusion model's sampling settings."""
+    parser.add_argument(
+        "--sampling-steps",
+        type=positive_int,
+        default=None,
+        help="diffusion models: denoising steps (default: the model's, 50 for the zoo's).",
+    )
+    parser.add_argument(
+        "--guidance-scale",
+        type=float,
+        default=None,
+        help="class-conditional diffusion models: classifier-free guidance w (default: the model's).",
+    )
+    parser.add_argument(
+        "--sampler",
+        choices=("ddim", "ddpm"),
+        default=None,
+        help="diffusion models: deterministic DDIM or ancestral DDPM (default: the model's).",
+    )
+
+
+def diffusion_sampling(args, source):
+    """The Keras model of `source` (a .keras file, a zoo name or folder) with the diffusion
+    sampling flags applied, or None when none was given. Exports fix these settings, so the flags
+    need a model.keras."""
+    from keras_gen import precision, runtime, zoo
+    from keras_gen.models.diffusion import DiffusionModel
+
+    settings = dict(
+        sampling_steps=args.sampling_steps, guidance_scale=args.guidance_scale, sampler=args.sampler
+    )
+    given = ", ".join(f"--{k.replace('_', '-')}" for k, v in settings.items() if v is not None)
+    if not given:
+        return None
+    path = zoo.resolve(source)
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, zoo.KERAS_FILE)):
+        path = os.path.join(path, zoo.KERAS_FILE)
+    if not path.endswith(".keras") or getattr(args, "runtime", None) not in (None, "keras"):
+        raise validation.InputError(
+            f"{given}: an export samples as it was exported; give the model.keras (or a zoo name "
+            "without --runtime), or export it again with these flags."
+        )
+    model = precision.float32_twin(runtime.load_keras(path))
+    if not isinstance(model, DiffusionModel):
+        raise validation.InputError(
+            f"{given}: for diffusion models; this is a {type(model).__name__}."
+        )
+    return model.configure_sampling(**settings)
+
+
 def cmd_sample(args):
     from keras_gen import runtime, zoo
 
     if not args.out.endswith((".png", ".npy")):
         raise ValueError(f"--out must end in .png or .npy, got {args.out!r}.")
     check_writable(args.out)
-    runner = runtime.open_artifact(zoo.resolve(args.source), args.runtime)
+    model = diffusion_sampling(args, args.source)
+    runner = (
+        runtime.KerasRunner(model)
+        if model is not None
+        else runtime.open_artifact(zoo.resolve(args.source), args.runtime)
+    )
     noise = runner.make_noise(args.num, seed=args.seed)
     labels = _labels_arg(args.labels, args.num)
     start = time.time()
@@ -553,7 +611,9 @@ def cmd_export(args):
 
     quantize = export.check_quantize(args.quantize)  # before the slow load
     check_writable(os.path.join(args.out, "export.json"))
-    model = runtime.load_keras(zoo.keras_path(args.model_file))
+    model = diffusion_sampling(args, args.model_file) or runtime.load_keras(
+        zoo.keras_path(args.model_file)
+    )
     return export.export(model, args.out, overwrite=args.overwrite, quantize=quantize)
 
 

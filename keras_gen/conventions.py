@@ -100,3 +100,36 @@ def parity_failures(reference, other, parity):
     if differing > allowed:
         failures.append(f"{differing} of {difference.size} pixels differ (at most {allowed})")
     return failures
+
+
+# A prime near 2**16: pixel hashes are taken modulo it, so int32 arithmetic never overflows.
+HASH_PRIME = 65521
+
+
+def image_hashes(images, num_draws, rng):
+    """`num_draws` hashes of each image's pixels, for draws that depend on the image alone.
+
+    A universal hash per draw, ((a * key + b) mod p), of a key that weighs every sub-pixel; the
+    weights a, b come from `rng`, a NumPy Generator that the caller seeds. Integer arithmetic
+    only, so SavedModel and LiteRT (built-in ops) compute the same hashes, and an image hashes
+    the same in any batch.
+
+    Args:
+        images: (batch, H, W, C) integer levels, at most 32,768 sub-pixels each.
+        num_draws: hashes per image.
+        rng: `np.random.Generator`; draws H * W * C + 2 * num_draws integers from it.
+    Returns:
+        (num_draws, batch) int32 in [0, HASH_PRIME).
+    """
+    if np.prod(images.shape[1:]) > 2**15:
+        raise ValueError(
+            f"Per-image draws hash at most 32,768 sub-pixels an image, got {images.shape[1:]}."
+        )
+    pixel_weights = rng.integers(1, HASH_PRIME, size=images.shape[1:], dtype=np.int32)
+    # a, b < 2**15 keep a * key + b < 2**31.
+    scales = rng.integers(1, 2**15, size=(num_draws, 1), dtype=np.int32)
+    offsets = rng.integers(0, 2**15, size=(num_draws, 1), dtype=np.int32)
+    # Each product is < 2**24 and each reduced term < 2**16, so 2**15 terms sum below 2**31.
+    terms = tf.math.floormod(tf.cast(images, tf.int32) * pixel_weights, HASH_PRIME)
+    keys = tf.math.floormod(tf.reduce_sum(terms, axis=[1, 2, 3]), HASH_PRIME)  # (batch,)
+    return tf.math.floormod(scales * keys[None, :] + offsets, HASH_PRIME)

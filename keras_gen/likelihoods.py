@@ -195,3 +195,32 @@ def get(name, num_levels):
     if name not in LIKELIHOODS:
         raise ValueError(f"Unknown likelihood {name!r}; choose one of {sorted(LIKELIHOODS)}.")
     return LIKELIHOODS[name](num_levels)
+
+
+def _approximate_standard_normal_cdf(x):
+    # Ho et al.'s tanh approximation of the normal CDF: built-in ops only (LiteRT has no Erf).
+    return 0.5 * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * tf.pow(x, 3))))
+
+
+def discretized_gaussian_log_prob(levels, mean, scale, num_levels):
+    """Log-probability of integer levels under a Gaussian on [-1, 1] cut into `num_levels` bins
+    (the decoder of Ho et al. 2020): level k's bin is centred at 2k / (num_levels - 1) - 1, half a
+    bin wide each side, the first and last bins reaching to -inf and +inf.
+
+    Args:
+        levels: (batch, H, W, C) integer levels in [0, num_levels - 1].
+        mean: (batch, H, W, C) float means, on the [-1, 1] scale.
+        scale: standard deviation, a float or a tensor broadcasting to `mean`.
+        num_levels: the levels' count.
+    Returns:
+        (batch, H, W, C) float32 log-probabilities in nats.
+    """
+    levels = tf.cast(levels, tf.float32)
+    centre = 2.0 * levels / (num_levels - 1) - 1.0
+    half_bin = 1.0 / (num_levels - 1)
+    mean = tf.cast(mean, tf.float32)
+    upper = _approximate_standard_normal_cdf((centre + half_bin - mean) / scale)
+    lower = _approximate_standard_normal_cdf((centre - half_bin - mean) / scale)
+    upper = tf.where(levels >= num_levels - 1, 1.0, upper)
+    lower = tf.where(levels <= 0, 0.0, lower)
+    return tf.math.log(tf.maximum(upper - lower, 1e-12))

@@ -13,7 +13,6 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gen import conventions, formats, precision, validation
-from keras_gen.models.autoregressive import AutoregressiveModel
 
 
 class ArtifactError(ValueError):
@@ -84,12 +83,7 @@ class Runner:
         labels = validation.check_labels(
             labels, self.num_classes, conventions.noise_batch_size(noise)
         )
-        inputs = (
-            {name: np.asarray(value) for name, value in noise.items()}
-            if isinstance(noise, dict)
-            else {next(iter(self.noise_spec)): np.asarray(noise)}
-        )
-        return np.asarray(self._run("sample", inputs, labels, "images"))
+        return np.asarray(self._run("sample", self._noise_inputs(noise), labels, "images"))
 
     # Images per log_prob call: a latent-variable model's bound decodes k images per image (a
     # PixelVAE's k = 100 bound on 1,000 images in one SavedModel call crashed TensorFlow).
@@ -117,15 +111,15 @@ class Runner:
         )
 
     def complete(self, images, known_mask, noise, labels=None):
-        """An autoregressive model's completion: keeps the sub-pixels of `images` (uint8 levels)
-        where `known_mask` (bool or 0/1) is set and samples the rest from `noise` (uniform, as
-        `sample` takes it). Returns (batch, H, W, C) uint8 pixels."""
+        """A completion (autoregressive and diffusion models): keeps the sub-pixels of `images`
+        (uint8 levels) where `known_mask` (bool or 0/1) is set and samples the rest from `noise`
+        (as `sample` takes it). Returns (batch, H, W, C) uint8 pixels."""
         if "complete" not in self.signatures:
             raise ArtifactError(
-                "This export has no complete signature (exported before it existed, or not an "
-                "autoregressive model)."
+                "This export has no complete signature (exported before it existed, or a model "
+                "that cannot complete images)."
             )
-        noise = validation.check_noise(noise, self.noise_shape, self.noise_kind)
+        noise = validation.check_noise_structure(noise, self.noise_spec)
         images = np.asarray(validation.check_images(images, self.image_shape, self.num_levels))
         mask = np.asarray(known_mask)
         if mask.shape != images.shape:
@@ -133,12 +127,14 @@ class Runner:
                 f"known_mask: expected shape {images.shape}, received {mask.shape}."
             )
         labels = validation.check_labels(labels, self.num_classes, images.shape[0])
-        inputs = {
-            "noise": np.asarray(noise),
-            "known": images,
-            "known_mask": mask.astype(np.uint8),
-        }
+        inputs = {**self._noise_inputs(noise), "known": images, "known_mask": mask.astype(np.uint8)}
         return np.asarray(self._run("complete", inputs, labels, "images"))
+
+    def _noise_inputs(self, noise):
+        """{signature input name: array} of checked noise."""
+        if isinstance(noise, dict):
+            return {name: np.asarray(value) for name, value in noise.items()}
+        return {next(iter(self.noise_spec)): np.asarray(noise)}
 
     def _run(self, signature, inputs, labels, output):
         if labels is not None:
@@ -168,24 +164,21 @@ class KerasRunner(Runner):
                 has_log_prob=model.has_log_prob,
                 signatures=["sample"]
                 + (["log_prob"] if model.has_log_prob else [])
-                + (["complete"] if isinstance(model, AutoregressiveModel) else []),
+                + (["complete"] if hasattr(model, "complete") else []),
             )
         )
 
     def _call(self, signature, inputs):
+        noise = {name: inputs[name] for name in self.noise_spec if name in inputs}
+        if len(noise) == 1:
+            [noise] = noise.values()
         if signature == "complete":
             return {
                 "images": self.model.complete(
-                    inputs["known"],
-                    inputs["known_mask"] != 0,
-                    inputs["noise"],
-                    inputs.get("labels"),
+                    inputs["known"], inputs["known_mask"] != 0, noise, inputs.get("labels")
                 )
             }
         if signature == "sample":
-            noise = {name: inputs[name] for name in self.noise_spec}
-            if len(noise) == 1:
-                [noise] = noise.values()
             return {"images": self.model.sample(noise, inputs.get("labels"))}
         return {
             "log_prob": self.model._export_log_prob(

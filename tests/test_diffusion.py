@@ -1,12 +1,13 @@
-"""The diffusion family (issue O): the schedule, a tiny fit, deterministic DDIM sampling, exact
-resume after a .keras round trip, export parity and bad inputs."""
+"""The diffusion family (issue O): the schedule, a tiny fit, deterministic DDIM and DDPM sampling,
+completion, the variational bound, exact resume after a .keras round trip, export parity and bad
+inputs."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_gen import export, models, runtime
+from keras_gen import export, formats, likelihoods, models, runtime
 from keras_gen.conventions import parity_failures
 from keras_gen.layers import UNetBackbone
 from keras_gen.models.diffusion import ddim_timesteps, signal_fractions
@@ -20,6 +21,7 @@ TINY = dict(
     attention_levels=(1,),
     num_timesteps=100,
     sampling_steps=4,
+    bound_timesteps=6,
 )
 
 
@@ -119,19 +121,140 @@ def test_class_conditioning_and_guidance():
         model.sample(noise, np.array([0, 1, 2, 3]))
 
 
-def test_export_samples_as_keras_does_in_every_runtime(tmp_path):
-    model = tiny()
-    model.fit(images(), epochs=1, batch_size=4, verbose=0)
+def trained(**options):
+    model = tiny(**options)
+    data = images() if model.num_classes is None else (images(), np.arange(8) % model.num_classes)
+    model.fit(data, epochs=1, batch_size=4, verbose=0)
+    return model
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_export_samples_completes_and_scores_as_keras_does_in_every_runtime(tmp_path, sampler):
+    model = trained(sampler=sampler, num_classes=3)
     folder = str(tmp_path / "export")
     manifest = export.export(model, folder, verbose=False)
-    noise = model.make_noise(20, seed=2)
-    expected = np.asarray(model.sample(noise))
+    assert set(manifest["signatures"]) == {"sample", "log_prob", "complete", "denoise"}
+    assert manifest["saved_model_sample"] == "xla"
+    noise, labels = model.make_noise(20, seed=2), np.arange(20) % 3
+    known, mask = images(20), np.arange(20 * 64).reshape(20, 8, 8, 1) % 3 == 0
+    expected = np.asarray(model.sample(noise, labels))
+    completed = np.asarray(model.complete(known, mask, noise, labels))
+    nats = np.asarray(model.log_prob(known, labels))
     for name in ("savedmodel", "tflite"):
-        got = runtime.open_artifact(folder, name).sample(noise)
-        assert not parity_failures(expected, got, manifest["sample_parity"]), name
-    assert manifest["sample_parity"] == model.sample_parity
+        runner = runtime.open_artifact(folder, name)
+        assert not parity_failures(
+            expected, runner.sample(noise, labels), manifest["sample_parity"]
+        )
+        got = runner.complete(known, mask, noise, labels)
+        assert not parity_failures(completed, got, manifest["sample_parity"]), name
+        np.testing.assert_array_equal(got[mask], completed[mask])  # known pixels kept exactly
+        np.testing.assert_allclose(runner.log_prob(known, labels), nats, rtol=1e-5)
+    denoise = tf.saved_model.load(folder + "/saved_model").signatures["denoise"]
+    noised = (noise["noise"] if isinstance(noise, dict) else noise)[:4]
+    timesteps = tf.constant([0, 10, 50, 99])
+    epsilon, x0 = model.guided_prediction(
+        tf.constant(noised), timesteps, tf.constant(labels[:4]), 0.0
+    )
+    out = denoise(noised=noised, timesteps=timesteps, labels=tf.constant(labels[:4], tf.int32))
+    np.testing.assert_allclose(out["epsilon"], epsilon, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(out["x0"], np.clip(x0, -1, 1), rtol=1e-4, atol=1e-5)
+
+
+def test_ddpm_sampling_takes_its_step_noise_as_an_input():
+    model = trained()
+    noise = model.make_noise(3, seed=1, sampler="ddpm")
+    assert noise["step_noise"].shape == (3, 4, 8, 8, 1)
+    first = np.asarray(model.sample(noise))
+    np.testing.assert_array_equal(first, model.sample(noise))
+    other = {**noise, "step_noise": model.make_noise(3, seed=9, sampler="ddpm")["step_noise"]}
+    assert not np.array_equal(first, model.sample(other))
+    # One step goes straight from x_T to the x_0 estimate, so both samplers agree there.
+    one = model.make_noise(3, seed=1, sampler="ddpm", sampling_steps=1)
+    np.testing.assert_array_equal(model.sample(one), model.sample(one["noise"], sampling_steps=1))
+    with pytest.raises(InputError, match="step_noise"):
+        model.sample(noise, sampling_steps=3)
+
+
+def test_completion_keeps_the_known_pixels_and_samples_the_rest():
+    model = trained()
+    noise, known = model.make_noise(4, seed=3), images(4)
+    everything = np.ones((4, 8, 8, 1), bool)
+    np.testing.assert_array_equal(model.complete(known, everything, noise), known)
+    np.testing.assert_array_equal(model.complete(known, ~everything, noise), model.sample(noise))
+    top = np.zeros((4, 8, 8, 1), bool)
+    top[:, :4] = True
+    completed = np.asarray(model.complete(known, top, noise))
+    np.testing.assert_array_equal(completed[top], known[top])
+    with pytest.raises(InputError, match="known_mask"):
+        model.complete(known, top[:2], noise)
+
+
+def test_the_discretized_decoder_is_normalised():
+    levels = np.arange(256).reshape(1, 1, 1, 256)
+    for mean, scale in [(0.3, 0.01), (-0.99, 0.2), (1.0, 0.005), (0.0, 1.0)]:
+        means = np.full((1, 1, 1, 256), mean, np.float32)
+        total = np.exp(likelihoods.discretized_gaussian_log_prob(levels, means, scale, 256)).sum()
+        assert abs(total - 1.0) < 1e-4, (mean, scale, total)
+
+
+def test_the_bound_is_fixed_per_image_and_covers_every_timestep():
+    model = trained()
+    batch = images(6)
+    nats = np.asarray(model.log_prob(batch))
+    assert np.all(np.isfinite(nats)) and np.all(nats < 0)
+    for i in (0, 3, 5):  # the same in any batch
+        np.testing.assert_allclose(model.log_prob(batch[i : i + 1]), nats[i : i + 1], rtol=1e-5)
+    np.testing.assert_allclose(model.bits_per_dim(batch), -nats / (64 * np.log(2.0)), rtol=1e-6)
+    timesteps, weights, _ = model._bound_draws(tf.constant(batch))
+    assert float(tf.reduce_sum(weights)) == 99  # the strata cover t = 1 .. T - 1 once
+    assert tf.reduce_min(timesteps) >= 1 and tf.reduce_max(timesteps) <= 99
+    every = tiny(bound_timesteps=99)
+    timesteps, weights, _ = every._bound_draws(tf.constant(batch))
+    np.testing.assert_array_equal(timesteps[:, 0], np.arange(1, 100))
+    np.testing.assert_array_equal(weights, np.ones(99))
+    terms = model.variational_bound_terms(tf.constant(batch))
+    assert set(terms) == {"prior", "denoising", "decoder"}
+    assert all(np.all(np.asarray(value) >= 0) for value in terms.values())
 
 
 def test_wrong_noise_is_refused():
     with pytest.raises(InputError):
         tiny().sample(np.zeros((2, 6, 6, 1), np.float32))
+
+
+def test_bad_sampler_settings_are_refused():
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        tiny(sampler="euler")
+    with pytest.raises(ValueError, match="bound_timesteps must be in"):
+        tiny(bound_timesteps=100)
+    with pytest.raises(InputError, match="sampler must be one of"):
+        tiny().make_noise(2, sampler="euler")
+
+
+def test_the_cli_samples_and_exports_with_other_sampling_settings(tmp_path):
+    from keras_gen import cli
+
+    model = trained()
+    model.save(tmp_path / "model.keras")
+    out = tmp_path / "samples.npy"
+    argv = ["sample", str(tmp_path / "model.keras"), "--num", "3", "--out", str(out)]
+    assert cli.main(argv + ["--sampling-steps", "2"]) == 0
+    expected = model.configure_sampling(sampling_steps=2).sample(model.make_noise(3, seed=0))
+    np.testing.assert_array_equal(np.load(out), expected)
+    assert cli.main(argv + ["--sampler", "ddpm"]) == 0  # in the saved model's 4 steps
+    model.configure_sampling(sampling_steps=4)
+    np.testing.assert_array_equal(
+        np.load(out), model.sample(model.make_noise(3, seed=0, sampler="ddpm"))
+    )
+    folder = tmp_path / "export"
+    export_argv = ["export", str(tmp_path / "model.keras"), "--out", str(folder)]
+    assert cli.main(export_argv + ["--sampling-steps", "3"]) == 0
+    assert formats.read_manifest(str(folder))["config"]["sampling_steps"] == 3
+    expected = model.configure_sampling(sampling_steps=3).sample(model.make_noise(2, seed=5))
+    got = runtime.open_artifact(str(folder)).sample(model.make_noise(2, seed=5))
+    assert not parity_failures(np.asarray(expected), got, model.sample_parity)
+    # An export's settings are fixed; guidance needs a class-conditional model.
+    fixed = ["sample", str(folder), "--num", "2", "--out", str(out), "--sampling-steps", "2"]
+    assert cli.main(fixed) == 2
+    assert cli.main(argv + ["--guidance-scale", "1.0"]) == 2
+    assert cli.main(argv + ["--sampling-steps", "101"]) == 2

@@ -81,6 +81,21 @@ CONFIGS = {
     ),
     "vqvae_prior": ("vqvae_prior", vqvae_prior_config()),
     "vqvae_prior_gated": ("vqvae_prior", vqvae_prior_config(prior_network="gated_pixelcnn")),
+    # No dropout: each replica's Dropout layer would draw the same mask (keras#20612).
+    "diffusion": (
+        "diffusion",
+        dict(
+            image_shape=(8, 8, 1),
+            widths=(8, 16),
+            blocks_per_level=1,
+            attention_levels=(1,),
+            dropout=0.0,
+            num_timesteps=20,
+            sampling_steps=3,
+            bound_timesteps=4,
+            num_classes=3,
+        ),
+    ),
 }
 GLOBAL_BATCH = 8
 

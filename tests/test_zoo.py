@@ -304,7 +304,9 @@ def test_every_zoo_model_keras_samples_and_scores_as_recorded(name):
     today = zoo_reference.figures(name)
     # Held to the model's declared parity: a float decoder may round a pixel differently on
     # another CPU; discrete samplers must give the same bytes.
-    expected, got = (np.frombuffer(bytes.fromhex(f["samples"]), np.uint8) for f in (recorded, today))
+    expected, got = (
+        np.frombuffer(bytes.fromhex(f["samples"]), np.uint8) for f in (recorded, today)
+    )
     folder = os.path.join(REPO, "saved_models", name)  # whatever zoo directory a test has set
     manifest = formats.read_manifest(folder)
     parity = manifest.get("sample_parity", getattr(models, manifest["class_name"]).sample_parity)

@@ -12,7 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_gen import validation
+from keras_gen import likelihoods, validation
+from keras_gen.conventions import draw_noise_structure, image_hashes
 from keras_gen.layers.unet import UNetBackbone
 from keras_gen.models.base import GenerativeModel
 from keras_gen.models.gan_parts import GeneratorAverage
@@ -20,6 +21,9 @@ from keras_gen.registry import register
 
 SCHEDULES = ("cosine", "linear")
 PREDICTIONS = ("epsilon", "v")
+SAMPLERS = ("ddim", "ddpm")
+# Noise images the bound picks its draws from, by a hash of each image (`_bound_draws`).
+_BOUND_NOISE_BANK = 256
 
 
 def signal_fractions(schedule, num_timesteps):
@@ -74,6 +78,13 @@ class DiffusionModel(GenerativeModel):
             so that one network learns both and sampling can use classifier-free guidance.
         guidance_scale: with `num_classes`, sampling's w: prediction = (1 + w) * conditional -
             w * unconditional (Ho & Salimans 2022); 0 is plain conditional sampling.
+        sampler: what `noise_spec`, `make_noise` and the exports' `sample` use: "ddim" (eta = 0,
+            deterministic from x_T) or "ddpm" (ancestral, Ho et al.: a second noise input
+            "step_noise", one standard normal image per step, so it is reproducible too).
+            `sample` runs whichever its noise is for.
+        bound_timesteps: how many of the T - 1 denoising terms of the variational bound
+            `log_prob` evaluates per image (one timestep drawn in each of this many equal
+            strata, weighted by the stratum's size): its cost in network evaluations.
 
     Example:
 
@@ -85,8 +96,10 @@ class DiffusionModel(GenerativeModel):
     """
 
     noise_kind = "normal"
-    has_log_prob = False
+    has_log_prob = True
     default_learning_rate = 2e-4
+    # The DDIM loop's many steps of one network run as one compiled loop for TensorFlow clients.
+    xla_served_sample = True
 
     def __init__(
         self,
@@ -97,6 +110,8 @@ class DiffusionModel(GenerativeModel):
         ema_decay=0.999,
         label_dropout=0.1,
         guidance_scale=0.0,
+        sampler="ddim",
+        bound_timesteps=50,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -104,6 +119,13 @@ class DiffusionModel(GenerativeModel):
             raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}.")
         if prediction not in PREDICTIONS:
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}.")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
+        if not 1 <= int(bound_timesteps) <= int(num_timesteps) - 1:
+            raise ValueError(
+                f"bound_timesteps must be in [1, num_timesteps - 1 = {int(num_timesteps) - 1}], "
+                f"got {bound_timesteps}."
+            )
         if not 0.0 <= float(ema_decay) < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}.")
         if not 0.0 <= float(label_dropout) < 1.0:
@@ -115,6 +137,7 @@ class DiffusionModel(GenerativeModel):
         self.guidance_scale = float(guidance_scale)
         ddim_timesteps(self.num_timesteps, sampling_steps)  # checks it
         self.sampling_steps = int(sampling_steps)
+        self.sampler, self.bound_timesteps = sampler, int(bound_timesteps)
         self.signal_fractions = signal_fractions(schedule, self.num_timesteps).astype(np.float32)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.network = self.build_network(name="network")
@@ -149,9 +172,54 @@ class DiffusionModel(GenerativeModel):
         if float(guidance_scale) < 0.0:
             raise validation.InputError(f"guidance_scale must be >= 0, got {guidance_scale}.")
 
+    def configure_sampling(self, sampling_steps=None, guidance_scale=None, sampler=None):
+        """Sets how `sample`, `complete` and exports made afterwards sample, without retraining:
+        the steps (1 .. num_timesteps), the guidance scale w and the sampler ("ddim" or "ddpm").
+        Arguments left None keep their value; a bad one raises InputError and changes nothing.
+
+        Example: `model.configure_sampling(sampling_steps=10)`, then `export(model, "exports/10")`.
+        """
+        if sampling_steps is not None:
+            ddim_timesteps(self.num_timesteps, sampling_steps)
+        if guidance_scale is not None:
+            self.check_guidance(guidance_scale)
+        if sampler is not None and sampler not in SAMPLERS:
+            raise validation.InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
+        if sampling_steps is not None:
+            self.sampling_steps = int(sampling_steps)
+        if guidance_scale is not None:
+            self.guidance_scale = float(guidance_scale)
+        if sampler is not None:
+            self.sampler = sampler
+        return self
+
     @property
     def noise_shape(self):
         return self.image_shape
+
+    def sampler_noise_spec(self, sampler=None, sampling_steps=None):
+        """The noise of a sampler: {"noise": x_T}, and for "ddpm" also {"step_noise": one image per
+        step, (sampling_steps, H, W, C)}; all standard normal. Defaults: the model's."""
+        sampler = sampler or self.sampler
+        if sampler not in SAMPLERS:
+            raise validation.InputError(f"sampler must be one of {SAMPLERS}, got {sampler!r}.")
+        spec = {"noise": (self.image_shape, "normal")}
+        if sampler == "ddpm":
+            steps = len(ddim_timesteps(self.num_timesteps, sampling_steps or self.sampling_steps))
+            spec["step_noise"] = ((steps,) + self.image_shape, "normal")
+        return spec
+
+    @property
+    def noise_spec(self):
+        return self.sampler_noise_spec()
+
+    def make_noise(self, batch_size, seed=None, sampler=None, sampling_steps=None):
+        """Standard normal noise for `sample`: x_T, (batch_size, H, W, C) float32, for DDIM; for
+        "ddpm", {"noise": x_T, "step_noise": (batch_size, sampling_steps, H, W, C)}. The same seed
+        gives the same noise."""
+        return draw_noise_structure(
+            batch_size, self.sampler_noise_spec(sampler, sampling_steps), seed
+        )
 
     @property
     def sampling_network(self):
@@ -243,10 +311,32 @@ class DiffusionModel(GenerativeModel):
         signal, noise = self._fractions(timesteps)
         return epsilon, (noised - noise * epsilon) / signal
 
-    def ddim_levels(self, noise, labels=None, sampling_steps=None, guidance_scale=None):
-        """DDIM with eta = 0 (Song et al. 2021) from x_T = `noise` (batch, H, W, C) float32, in one
-        graph loop of `sampling_steps` steps; each step's x_0 estimate is clipped to [-1, 1].
+    def reverse_levels(
+        self,
+        noise,
+        labels=None,
+        sampling_steps=None,
+        guidance_scale=None,
+        step_noise=None,
+        known=None,
+        keep=None,
+    ):
+        """The reverse process from x_T = `noise`, in one graph loop over `sampling_steps` evenly
+        spaced timesteps; each step's x_0 estimate is clipped to [-1, 1].
 
+        Without `step_noise`, DDIM with eta = 0 (Song et al. 2021). With it, ancestral DDPM
+        sampling (Ho et al.) on those timesteps: step i draws from the posterior q(x_s | x_t, x_0)
+        with the estimated x_0, adding `step_noise[:, i]` times its standard deviation (zero at
+        the last step, which returns x_0). With `known` levels and a boolean `keep` mask, the
+        known sub-pixels are replaced after every step by the known image noised to that step's
+        level with x_T's own noise, and kept exactly at the end (inpainting by replacement).
+
+        Args:
+            noise: (batch, H, W, C) float32, x_T.
+            labels: (batch,) int labels of a class-conditional model, or None.
+            sampling_steps, guidance_scale: as in `sample` (default: the model's).
+            step_noise: (batch, sampling_steps, H, W, C) float32, or None for DDIM.
+            known: (batch, H, W, C) integer levels; keep: (batch, H, W, C) bool.
         Returns:
             (batch, H, W, C) int32 levels in [0, num_levels - 1].
         """
@@ -255,50 +345,272 @@ class DiffusionModel(GenerativeModel):
         alpha_bar = tf.constant(self.signal_fractions)
         timesteps = tf.constant(steps)
         previous = tf.constant(np.append(steps[1:], -1).astype(np.int32))
+        noise = tf.convert_to_tensor(noise, tf.float32)
         batch = tf.shape(noise)[0]
         labels = None if labels is None else tf.cast(labels, tf.int32)
+        known_x0 = None if known is None else tf.cast(self.to_symmetric_interval(known), tf.float32)
+
+        def with_known(x, alpha):
+            if known is None:
+                return x
+            return tf.where(keep, tf.sqrt(alpha) * known_x0 + tf.sqrt(1.0 - alpha) * noise, x)
 
         def step(i, x, x0):
             t = tf.fill([batch], timesteps[i])
-            epsilon, x0 = self.guided_prediction(x, t, labels, guidance_scale)
-            x0 = tf.clip_by_value(x0, -1.0, 1.0)
-            signal, noise_scale = self._fractions(t)
-            epsilon = (x - signal * x0) / noise_scale
+            alpha = tf.gather(alpha_bar, timesteps[i])
             t_previous = previous[i]
             alpha_previous = tf.where(
                 t_previous >= 0, tf.gather(alpha_bar, tf.maximum(t_previous, 0)), 1.0
             )
-            x = tf.sqrt(alpha_previous) * x0 + tf.sqrt(1.0 - alpha_previous) * epsilon
-            return i + 1, x, x0
+            _, x0 = self.guided_prediction(x, t, labels, guidance_scale)
+            x0 = tf.clip_by_value(x0, -1.0, 1.0)
+            if step_noise is None:
+                epsilon = (x - tf.sqrt(alpha) * x0) / tf.sqrt(1.0 - alpha)
+                x = tf.sqrt(alpha_previous) * x0 + tf.sqrt(1.0 - alpha_previous) * epsilon
+            else:
+                # The posterior of the strided chain, whose step t -> s has beta = 1 - a_t / a_s.
+                beta = 1.0 - alpha / alpha_previous
+                mean = (
+                    tf.sqrt(alpha_previous) * beta * x0
+                    + tf.sqrt(1.0 - beta) * (1.0 - alpha_previous) * x
+                ) / (1.0 - alpha)
+                deviation = tf.sqrt(beta * (1.0 - alpha_previous) / (1.0 - alpha))
+                x = mean + deviation * tf.gather(step_noise, i, axis=1)
+            return i + 1, with_known(x, alpha_previous), x0
 
-        noise = tf.convert_to_tensor(noise, tf.float32)
+        x_start = with_known(noise, tf.gather(alpha_bar, timesteps[0]))
         _, _, x0 = tf.while_loop(
-            lambda i, *_: i < len(steps), step, (tf.constant(0), noise, tf.zeros_like(noise))
+            lambda i, *_: i < len(steps), step, (tf.constant(0), x_start, tf.zeros_like(noise))
         )
+        if known is not None:
+            x0 = tf.where(keep, known_x0, x0)
         levels = tf.round((x0 + 1.0) / 2.0 * (self.num_levels - 1))
         return tf.cast(tf.clip_by_value(levels, 0, self.num_levels - 1), tf.int32)
 
+    def ddim_levels(self, noise, labels=None, sampling_steps=None, guidance_scale=None):
+        """DDIM with eta = 0 from x_T = `noise` (`reverse_levels` without step noise)."""
+        return self.reverse_levels(noise, labels, sampling_steps, guidance_scale)
+
+    def _checked_noise(self, noise, sampling_steps):
+        """(x_T, step_noise or None) of `sample` and `complete`: DDPM when the noise carries
+        "step_noise" (its steps must be `sampling_steps`', if given), else DDIM."""
+        sampler = "ddpm" if isinstance(noise, dict) and "step_noise" in noise else "ddim"
+        if sampler == "ddpm" and sampling_steps is None and np.ndim(noise["step_noise"]) > 1:
+            sampling_steps = np.shape(noise["step_noise"])[1]  # the steps the noise is for
+        noise = validation.check_noise_structure(
+            noise, self.sampler_noise_spec(sampler, sampling_steps)
+        )
+        if sampler == "ddim":
+            return noise, None, sampling_steps
+        return noise["noise"], noise["step_noise"], int(noise["step_noise"].shape[1])
+
     def sample(self, noise, labels=None, sampling_steps=None, guidance_scale=None):
-        """DDIM samples from x_T = `noise`, deterministically.
+        """Samples from x_T = `noise`, deterministically: DDIM for an array, ancestral DDPM for
+        {"noise": x_T, "step_noise": ...} (`make_noise(..., sampler="ddpm")`).
 
         Args:
-            noise: (batch, H, W, C) float32 standard normal (`make_noise`).
+            noise: (batch, H, W, C) float32 standard normal x_T, or for DDPM {"noise": x_T,
+                "step_noise": (batch, sampling_steps, H, W, C)}.
             labels: (batch,) int class labels, for class-conditional models.
-            sampling_steps: DDIM steps, 1 .. num_timesteps (default: the model's).
+            sampling_steps: steps, 1 .. num_timesteps (default: the model's; for DDPM, the
+                step noise's).
             guidance_scale: classifier-free guidance w (default: the model's).
         Returns:
             (batch, H, W, C) uint8 pixels in [0, 255].
         """
-        noise = validation.check_noise_structure(noise, self.noise_spec)
+        noise, step_noise, sampling_steps = self._checked_noise(noise, sampling_steps)
         labels = self._check_condition(labels, noise.shape[0])
         if guidance_scale is not None:
             self.check_guidance(guidance_scale)
         return self.levels_to_pixels(
-            self.ddim_levels(noise, labels, sampling_steps, guidance_scale)
+            self._compiled_reverse(sampling_steps, guidance_scale)(noise, labels, step_noise)
+        )
+
+    def complete(
+        self, images, known_mask, noise, labels=None, sampling_steps=None, guidance_scale=None
+    ):
+        """Keeps the sub-pixels of `images` where `known_mask` is True and samples the rest
+        (inpainting by replacement: the known region, noised to each step's level, replaces the
+        sample's after every step).
+
+        Args:
+            images: (batch, H, W, C) uint8 levels; only the known sub-pixels are read.
+            known_mask: (batch, H, W, C) bool (or 0/1): True where a sub-pixel is kept.
+            noise, labels, sampling_steps, guidance_scale: as in `sample`.
+        Returns:
+            (batch, H, W, C) uint8 pixels in [0, 255], equal to `images`' where known.
+        """
+        noise, step_noise, sampling_steps = self._checked_noise(noise, sampling_steps)
+        batch = int(noise.shape[0])
+        images = validation.check_images(images, self.image_shape, self.num_levels)
+        known_mask = np.asarray(known_mask)
+        if known_mask.shape != (batch,) + self.image_shape or images.shape[0] != batch:
+            raise validation.InputError(
+                f"images and known_mask: expected shape {(batch,) + self.image_shape} (one per "
+                f"noise row), received {tuple(images.shape)} and {known_mask.shape}."
+            )
+        labels = self._check_condition(labels, batch)
+        if guidance_scale is not None:
+            self.check_guidance(guidance_scale)
+        levels = self._compiled_reverse(sampling_steps, guidance_scale)(
+            noise, labels, step_noise, images, known_mask != 0
+        )
+        return self.levels_to_pixels(levels)
+
+    def _compiled_reverse(self, sampling_steps, guidance_scale):
+        """`reverse_levels` for these settings as one traced graph loop (eager, it would run its
+        steps one op at a time), cached per setting."""
+        steps = int(sampling_steps or self.sampling_steps)
+        scale = float(self.guidance_scale if guidance_scale is None else guidance_scale)
+        cache = self.__dict__.setdefault("_reverse_cache", {})
+        if (steps, scale) not in cache:
+            cache[steps, scale] = tf.function(
+                lambda noise, labels, step_noise, known=None, keep=None: self.reverse_levels(
+                    noise, labels, steps, scale, step_noise, known, keep
+                ),
+                reduce_retracing=True,
+            )
+        return cache[steps, scale]
+
+    def _noise_inputs(self, noise):
+        return (
+            (noise, None) if not isinstance(noise, dict) else (noise["noise"], noise["step_noise"])
         )
 
     def _sample(self, noise, labels):
-        return self.levels_to_pixels(self.ddim_levels(noise, labels))
+        noise, step_noise = self._noise_inputs(noise)
+        return self.levels_to_pixels(self.reverse_levels(noise, labels, step_noise=step_noise))
+
+    # -- the variational bound ---------------------------------------------------
+    def _bound_draws(self, images):
+        """Each image's timesteps and noise for the bound, fixed by a hash of its pixels:
+        (timesteps (S, batch) int32 in [1, T - 1], weights (S,) float32 summing to T - 1, noise
+        (S + 1, batch, H, W, C) float32), S = bound_timesteps; the last noise is the decoder's."""
+        count = self.bound_timesteps
+        edges = np.round(np.linspace(1, self.num_timesteps, count + 1)).astype(np.int32)
+        starts, sizes = edges[:-1], np.diff(edges)
+        rng = np.random.default_rng(1)
+        bank = rng.standard_normal((_BOUND_NOISE_BANK,) + self.image_shape, dtype=np.float32)
+        hashes = image_hashes(images, 2 * count + 1, rng)
+        timesteps = starts[:, None] + tf.math.floormod(hashes[:count], sizes[:, None])
+        noise = tf.gather(bank, tf.math.floormod(hashes[count:], _BOUND_NOISE_BANK))
+        return timesteps, tf.constant(sizes, tf.float32), noise
+
+    def variational_bound_terms(self, images, labels=None):
+        """The terms of the negative variational bound (Ho et al. 2020, eq. 5) of level images,
+        in nats per image, each (batch,) float32:
+
+        - "prior": KL(q(x_T | x_0) || N(0, I));
+        - "denoising": the sum over t = 1 .. T - 1 of KL(q(x_{t-1} | x_t, x_0) || p(x_{t-1} | x_t)),
+          estimated from `bound_timesteps` stratified timesteps (unbiased), where p is the
+          ancestral sampler's step: the posterior with the clipped x_0 estimate and its variance;
+        - "decoder": -log p(x_0 | x_1), a Gaussian at the x_0 estimate with standard deviation
+          sqrt(beta_1), discretized into the image's levels.
+
+        Draws are fixed by each image's pixels, so an image scores the same in any batch and
+        runtime. Guidance is not applied: the bound is of the conditional (or unconditional)
+        network itself.
+        """
+        x0 = tf.cast(self.to_symmetric_interval(images), tf.float32)
+        alpha_bar = tf.constant(self.signal_fractions)
+        timesteps, weights, noise = self._bound_draws(images)
+        labels = None if labels is None else tf.cast(labels, tf.int32)
+        axes = [1, 2, 3]
+        last = self.signal_fractions[-1]
+        prior = 0.5 * tf.reduce_sum(
+            last * tf.square(x0) + (1.0 - last) - 1.0 - math.log(1.0 - last), axis=axes
+        )
+
+        def denoising_term(t, epsilon):
+            alpha, alpha_previous = tf.gather(alpha_bar, t), tf.gather(alpha_bar, t - 1)
+            alpha, alpha_previous = alpha[:, None, None, None], alpha_previous[:, None, None, None]
+            noised = tf.sqrt(alpha) * x0 + tf.sqrt(1.0 - alpha) * epsilon
+            _, estimate = self.predict_noise(self.sampling_network, noised, t, labels)
+            error = tf.square(x0 - tf.clip_by_value(estimate, -1.0, 1.0))
+            beta = 1.0 - alpha / alpha_previous
+            # (posterior mean's x_0 coefficient)^2 / (2 * posterior variance), simplified.
+            factor = alpha_previous * beta / (2.0 * (1.0 - alpha) * (1.0 - alpha_previous))
+            return tf.reduce_sum(factor * error, axis=axes)
+
+        # A graph loop, not a Python one: one copy of the network in the graph (and in LiteRT).
+        _, denoising = tf.while_loop(
+            lambda i, _: i < self.bound_timesteps,
+            lambda i, total: (
+                i + 1,
+                total
+                + tf.gather(weights, i)
+                * denoising_term(tf.gather(timesteps, i), tf.gather(noise, i)),
+            ),
+            (tf.constant(0), tf.zeros_like(prior)),
+        )
+        first = self.signal_fractions[0]
+        t0 = tf.zeros(tf.shape(timesteps)[1:], tf.int32)
+        noised = math.sqrt(first) * x0 + math.sqrt(1.0 - first) * noise[-1]
+        _, estimate = self.predict_noise(self.sampling_network, noised, t0, labels)
+        decoder = -tf.reduce_sum(
+            likelihoods.discretized_gaussian_log_prob(
+                images,
+                tf.clip_by_value(estimate, -1.0, 1.0),
+                math.sqrt(1.0 - first),
+                self.num_levels,
+            ),
+            axis=axes,
+        )
+        return {"prior": prior, "denoising": denoising, "decoder": decoder}
+
+    def _log_prob(self, images, labels):
+        """(batch,) float32: minus the variational bound in nats per image (a lower bound on the
+        log-likelihood, estimated: see `variational_bound_terms`)."""
+        terms = self.variational_bound_terms(images, labels)
+        return -(terms["prior"] + terms["denoising"] + terms["decoder"])
+
+    # -- export --------------------------------------------------------------------
+    def export_endpoints(self):
+        """The family's endpoints (sample, log_prob), and:
+
+        - "complete": the noise inputs, `known` uint8 levels and `known_mask` uint8 (1: keep),
+          each (batch, H, W, C) [, labels] -> uint8 pixels;
+        - "denoise": one network evaluation, for samplers of one's own: `noised` x_t float32
+          (batch, H, W, C) and `timesteps` int32 (batch,) [, labels] -> "epsilon" and "x0"
+          (float32, the clipped x_0 estimate, on the [-1, 1] scale), with the sampling network and
+          the model's guidance scale.
+        """
+        endpoints = super().export_endpoints()
+        names = sorted(self.noise_spec)
+        shape = (None,) + self.image_shape
+        noise_specs = [
+            tf.TensorSpec((None,) + tuple(self.noise_spec[name][0]), tf.float32, name=name)
+            for name in names
+        ]
+        known_specs = [
+            tf.TensorSpec(shape, tf.uint8, name="known"),
+            tf.TensorSpec(shape, tf.uint8, name="known_mask"),
+        ]
+
+        def complete_fn(*inputs):
+            noise = dict(zip(names, inputs[: len(names)]))
+            known, known_mask = inputs[len(names) : len(names) + 2]
+            labels = inputs[len(names) + 2] if len(inputs) > len(names) + 2 else None
+            keep = tf.not_equal(tf.cast(known_mask, tf.int32), 0)  # LiteRT: no uint8 NotEqual
+            levels = self.reverse_levels(
+                noise["noise"], labels, step_noise=noise.get("step_noise"), known=known, keep=keep
+            )
+            return {"images": self.levels_to_pixels(levels)}
+
+        def denoise_fn(noised, timesteps, labels=None):
+            epsilon, x0 = self.guided_prediction(noised, timesteps, labels, self.guidance_scale)
+            return {"epsilon": epsilon, "x0": tf.clip_by_value(x0, -1.0, 1.0)}
+
+        endpoints["complete"] = (complete_fn, noise_specs + known_specs + self._label_specs())
+        endpoints["denoise"] = (
+            denoise_fn,
+            [
+                tf.TensorSpec(shape, tf.float32, name="noised"),
+                tf.TensorSpec((None,), tf.int32, name="timesteps"),
+            ]
+            + self._label_specs(),
+        )
+        return endpoints
 
     def get_config(self):
         config = super().get_config()
@@ -310,6 +622,8 @@ class DiffusionModel(GenerativeModel):
             ema_decay=self.ema_decay,
             label_dropout=self.label_dropout,
             guidance_scale=self.guidance_scale,
+            sampler=self.sampler,
+            bound_timesteps=self.bound_timesteps,
         )
         return config
 

@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras import layers
 
 from keras_gen import likelihoods
+from keras_gen.conventions import image_hashes
 from keras_gen.models.base import GenerativeModel, unit_to_pixels
 from keras_gen.registry import register
 
@@ -26,8 +27,6 @@ def gaussian_kl_per_dimension(mean, log_var):
 
 
 EXPORT_DRAWS = ("per_image", "shared")
-# A prime near 2**16: pixel hashes and draw indices are taken modulo it, so int32 never overflows.
-_HASH_PRIME = 65521
 _DRAW_BANK_SIZE = 4096
 
 
@@ -52,14 +51,7 @@ def hashed_standard_normal_draws(images, num_draws, dim):
         )
     rng = np.random.default_rng(0)
     bank = rng.standard_normal((_DRAW_BANK_SIZE, dim), dtype=np.float32)
-    pixel_weights = rng.integers(1, _HASH_PRIME, size=images.shape[1:], dtype=np.int32)
-    # A universal hash per draw, ((a * key + b) mod p) mod bank size; a, b < 2**15 keep it < 2**31.
-    scales = rng.integers(1, 2**15, size=(num_draws, 1), dtype=np.int32)
-    offsets = rng.integers(0, 2**15, size=(num_draws, 1), dtype=np.int32)
-    # Each product is < 2**24 and each reduced term < 2**16, so 2**15 terms sum below 2**31.
-    terms = tf.math.floormod(tf.cast(images, tf.int32) * pixel_weights, _HASH_PRIME)
-    keys = tf.math.floormod(tf.reduce_sum(terms, axis=[1, 2, 3]), _HASH_PRIME)  # (batch,)
-    hashed = tf.math.floormod(scales * keys[None, :] + offsets, _HASH_PRIME)  # (k, batch)
+    hashed = image_hashes(images, num_draws, rng)  # (k, batch)
     return tf.gather(bank, tf.math.floormod(hashed, _DRAW_BANK_SIZE))
 
 
