@@ -86,6 +86,11 @@ def zoo_names():
 @pytest.mark.parametrize("name", zoo_names())
 def test_the_browser_samples_what_python_litert_samples(server, browser, name):
     base, files = server
+    check_sampling(base, files, browser, name)
+
+
+def check_sampling(base, files, browser, name):
+    """The page samples `name` from noise files exactly as Python LiteRT does."""
     runner = runtime.open_artifact(os.path.join(zoo.folder(name), formats.TFLITE))
     noise = runner.make_noise(COUNT, seed=7)
     labels = np.arange(COUNT, dtype=np.int32) + 3 if runner.num_classes else None
@@ -200,12 +205,18 @@ def completion_names():
 @pytest.mark.parametrize("name", completion_names())
 def test_the_browser_completes_what_python_completes(server, browser, name):
     base, files = server
+    check_completion(base, files, browser, name)
+
+
+def check_completion(base, files, browser, name):
+    """The page completes a sample of `name`'s top rows exactly as Python LiteRT does."""
     runner = runtime.open_artifact(os.path.join(zoo.folder(name), formats.TFLITE))
-    known = pixels_to_levels(runner.sample(runner.make_noise(1, seed=1)), runner.num_levels)
+    labels = np.zeros(1, np.int32) if runner.num_classes else None  # the page's label field: 0
+    known = pixels_to_levels(runner.sample(runner.make_noise(1, seed=1), labels), runner.num_levels)
     noise = runner.make_noise(1, seed=2)
     mask = np.zeros(known.shape, bool)
     mask[:, :14] = True
-    expected = runner.complete(known, mask, noise)
+    expected = runner.complete(known, mask, noise, labels)
     np.testing.assert_array_equal(
         pixels_to_levels(expected, runner.num_levels)[mask], known[mask]
     )  # the kept rows are unchanged
@@ -273,3 +284,34 @@ def test_without_the_test_digits_file_the_page_says_how_to_offer_them(browser, t
         assert "--manual-dir" in page.inner_text("#test-digits-hint")
         assert page.locator("#test-digits button").count() == 0
         assert page.is_hidden("#error")
+
+
+def test_the_browser_samples_and_completes_a_diffusion_model(browser, tmp_path, monkeypatch):
+    """The diffusion family's DDIM loop runs in LiteRT.js: a tiny class-conditional model, until
+    the zoo has one (issue O)."""
+    import keras
+
+    from keras_gen import export, models
+
+    keras.utils.set_random_seed(0)
+    model = models.Diffusion(
+        image_shape=(28, 28, 1),
+        widths=(8, 8, 8),
+        blocks_per_level=1,
+        attention_levels=(2,),
+        num_timesteps=50,
+        sampling_steps=4,
+        bound_timesteps=4,
+        num_classes=10,
+        seed=0,
+    )
+    model.compile_for_training(1e-2)
+    images = (np.arange(16 * 784).reshape(16, 28, 28, 1) * 37 % 256).astype(np.uint8)
+    model.fit((images, np.arange(16) % 10), epochs=1, batch_size=8, verbose=0)
+    export.export(model, str(tmp_path / "zoo" / "tiny_diffusion"), verbose=False)
+    monkeypatch.setenv(zoo.ZOO_DIR_ENV, str(tmp_path / "zoo"))
+    files = tmp_path / "files"
+    files.mkdir()
+    with running_server(files_dir=str(files), manual_dir=SHARED_DATA) as base:
+        check_sampling(base, files, browser, "tiny_diffusion")
+        check_completion(base, files, browser, "tiny_diffusion")
