@@ -258,3 +258,34 @@ def test_the_cli_samples_and_exports_with_other_sampling_settings(tmp_path):
     assert cli.main(fixed) == 2
     assert cli.main(argv + ["--guidance-scale", "1.0"]) == 2
     assert cli.main(argv + ["--sampling-steps", "101"]) == 2
+
+
+def test_evaluate_reports_sample_figures_and_the_bound(mock_dataset, tmp_path):
+    from keras_gen import data, evaluation
+
+    model = models.Diffusion(
+        image_shape=(28, 28, 1),
+        widths=(8, 8, 8),
+        blocks_per_level=1,
+        attention_levels=(2,),
+        num_timesteps=20,
+        sampling_steps=2,
+        bound_timesteps=2,
+        seed=0,
+    )
+    model.save(tmp_path / "model.keras")
+    export.export(model, str(tmp_path / "export"), verbose=False)
+    source = data.Source("mnist", batch_size=16, manual_dir=mock_dataset)
+    figures = {
+        where: evaluation.evaluate(str(tmp_path / where), source, split="test[:16]", num_samples=32)
+        for where in ("model.keras", "export")
+    }
+    for results in figures.values():
+        assert {"fd_logits", "classifier_score", "nll_bound", "bits_per_dim_bound"} <= set(results)
+        assert "nll" not in results  # a bound is not labelled as the likelihood
+        assert results["nll_bound"] == pytest.approx(
+            results["bits_per_dim_bound"] * 784 * np.log(2)
+        )
+    assert figures["export"]["nll_bound"] == pytest.approx(
+        figures["model.keras"]["nll_bound"], rel=1e-5
+    )
