@@ -102,9 +102,37 @@ class Parser(argparse.ArgumentParser):
 def _add_data_options(parser, split, dataset_required=True):
     parser.add_argument(
         "--dataset",
-        required=dataset_required,
+        required=False,
         help="tfds dataset name: mnist, binarized_mnist, fashion_mnist, cifar10, ...",
     )
+    parser.add_argument(
+        "--images",
+        default=None,
+        metavar="PATH",
+        help="your own images instead of --dataset: a folder of PNG/JPEG/BMP/GIF files (class "
+        "sub-folders give labels) or a .npy/.npz array of uint8 images; its held-out share is "
+        "the 'test' split.",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=image_size,
+        default=None,
+        metavar="H[xW]",
+        help="with --images: resize (aspect kept, centre crop) to H x W; default an array's own.",
+    )
+    parser.add_argument(
+        "--channels",
+        type=int,
+        choices=(1, 3),
+        default=None,
+        help="with --images: 1 (grey) or 3 (RGB); default an array's own, 3 for a folder.",
+    )
+    parser.add_argument(
+        "--skip-bad-images",
+        action="store_true",
+        help="with --images: leave out (and count) files that do not decode, instead of an error.",
+    )
+    parser.set_defaults(dataset_required=dataset_required)
     parser.add_argument("--split", default=split, help=f"tfds split (default {split}).")
     parser.add_argument(
         "--preprocessing",
@@ -177,7 +205,9 @@ def build_parser():
     train.add_argument(
         "--validation-split",
         default="test[:1000]",
-        help="split evaluated after each epoch (default test[:1000]; 'none' to skip).",
+        help="split evaluated after each epoch (default test[:1000]; 'none' to skip); with "
+        "--images, the held-out share instead (default 5%%, e.g. 0.1 or 10%%), of which the first "
+        "1,000 are evaluated.",
     )
     train.add_argument(
         "--set",
@@ -397,10 +427,64 @@ def build_parser():
     return parser
 
 
+def image_size(text):
+    """ "32" or "32x24" -> (H, W)."""
+    try:
+        sizes = tuple(int(part) for part in text.lower().split("x"))
+    except ValueError:
+        sizes = ()
+    if len(sizes) not in (1, 2) or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected H or HxW in pixels, e.g. 32 or 32x24; got {text!r}"
+        )
+    return sizes * 2 if len(sizes) == 1 else sizes
+
+
+def held_out_fraction(text):
+    """--validation-split with --images: "5%" or "0.05" -> 0.05, else None (a split name)."""
+    try:
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        return None
+    if not 0.0 < value < 1.0:
+        raise validation.InputError(
+            f"--validation-split {text}: with --images, the held-out share, between 0 and 1 "
+            "(e.g. 0.05 or 5%)."
+        )
+    return value
+
+
 def data_source(args):
-    """The `keras_gen.data.Source` of the data flags."""
+    """The data source of the data flags: a `keras_gen.data.Source` for --dataset, an
+    `ImageSource` for --images."""
     from keras_gen import data
 
+    given = [flag for flag in ("dataset", "images") if getattr(args, flag, None)]
+    if len(given) == 2:
+        raise validation.InputError("Give --dataset or --images, not both.")
+    if not given and args.dataset_required:
+        raise validation.InputError("Give the data: --dataset NAME or --images PATH.")
+    if getattr(args, "images", None):
+        from keras_gen.image_files import ImageSource
+
+        split = getattr(args, "validation_split", None)
+        fraction = held_out_fraction(split) if split else None
+        if fraction is not None:
+            args.validation_split = "test[:1000]"
+        return ImageSource(
+            args.images,
+            image_size=args.image_size,
+            channels=args.channels,
+            preprocessing=args.preprocessing,
+            bits=args.bits,
+            batch_size=args.batch_size,
+            take=args.take,
+            validation_fraction=fraction or 0.05,
+            skip_bad_images=args.skip_bad_images,
+        )
+    for flag in ("image_size", "channels"):
+        if getattr(args, flag, None) is not None:
+            raise validation.InputError(f"--{flag.replace('_', '-')} goes with --images.")
     return data.Source(
         args.dataset,
         preprocessing=args.preprocessing,
@@ -420,6 +504,7 @@ def _train_recipe(args):
         for flag, value in (
             ("a model name", args.model),
             ("--dataset", args.dataset),
+            ("--images", args.images),
             ("--set", args.set),
             ("--mixed-precision", args.mixed_precision),
             ("--learning-rate", args.learning_rate),
@@ -450,9 +535,9 @@ def cmd_train(args):
     check_writable(os.path.join(args.out, "model.keras"))
     if args.recipe:
         model = _train_recipe(args)
-    elif not args.model or not args.dataset:
+    elif not args.model or not (args.dataset or args.images):
         raise ArgumentError(
-            "train needs a model name and --dataset (e.g. train vae --dataset mnist), "
+            "train needs a model name and --dataset or --images (e.g. train vae --dataset mnist), "
             "or --recipe with a zoo name."
         )
     else:
