@@ -15,6 +15,9 @@ from tests.helpers import (
     subpixel_jacobian,
 )
 
+MIXTURE = dict(likelihood="logistic_mixture", num_mixtures=3)
+LIKELIHOODS = [{}, MIXTURE]  # the default head, and the mixture head
+
 
 def tiny(cls, channels=1, num_levels=2, **options):
     size = {"num_blocks": 2} if issubclass(cls, PixelCNN) else {"num_layers": 3}
@@ -53,8 +56,9 @@ def test_mask_is_applied_in_the_forward_pass_not_written_into_weights():
 
 @pytest.mark.parametrize("cls", [PixelCNN, GatedPixelCNN])
 @pytest.mark.parametrize("channels, num_levels", [(1, 2), (3, 4)])
-def test_logits_depend_only_on_earlier_subpixels(cls, channels, num_levels):
-    model = tiny(cls, channels, num_levels)
+@pytest.mark.parametrize("head", LIKELIHOODS)
+def test_logits_depend_only_on_earlier_subpixels(cls, channels, num_levels, head):
+    model = tiny(cls, channels, num_levels, **head)
     assert_causal(model, model.image_shape)
 
 
@@ -99,7 +103,8 @@ def test_plain_pixelcnn_has_the_blind_spot_gated_removes():
 @pytest.mark.parametrize(
     "image_shape, num_levels", [((2, 2, 1), 2), ((1, 2, 3), 2), ((1, 1, 2), 3)]
 )
-def test_probabilities_of_all_images_sum_to_one(cls, image_shape, num_levels):
+@pytest.mark.parametrize("head", LIKELIHOODS)
+def test_probabilities_of_all_images_sum_to_one(cls, image_shape, num_levels, head):
     size = {"num_blocks": 1} if cls is PixelCNN else {"num_layers": 2}
     model = cls(
         image_shape=image_shape,
@@ -108,6 +113,7 @@ def test_probabilities_of_all_images_sum_to_one(cls, image_shape, num_levels):
         head_filters=image_shape[-1] * 2,
         seed=0,
         **size,
+        **head,
     )
     subpixels = int(np.prod(image_shape))
     every_image = np.array(list(itertools.product(range(num_levels), repeat=subpixels)), np.uint8)
@@ -119,8 +125,9 @@ def test_probabilities_of_all_images_sum_to_one(cls, image_shape, num_levels):
 
 @pytest.mark.parametrize("cls", [PixelCNN, GatedPixelCNN])
 @pytest.mark.parametrize("channels, num_levels, num_classes", [(1, 2, None), (1, 2, 3), (3, 4, 3)])
-def test_fast_sampler_equals_plain_loop(cls, channels, num_levels, num_classes):
-    model = tiny(cls, channels, num_levels, num_classes=num_classes)
+@pytest.mark.parametrize("head", LIKELIHOODS)
+def test_fast_sampler_equals_plain_loop(cls, channels, num_levels, num_classes, head):
+    model = tiny(cls, channels, num_levels, num_classes=num_classes, **head)
     noise = model.make_noise(4, seed=1)
     labels = np.array([0, 1, 2, 0]) if num_classes else None
     plain = model.sample_levels(noise, labels, method="plain").numpy()
@@ -218,8 +225,9 @@ def test_fit_lowers_the_nll():
     "cls, channels, num_levels, num_classes",
     [(PixelCNN, 1, 2, None), (PixelCNN, 3, 4, 3), (GatedPixelCNN, 1, 2, 2)],
 )
-def test_export_parity(cls, channels, num_levels, num_classes, tmp_path):
-    model = tiny(cls, channels, num_levels, num_classes=num_classes)
+@pytest.mark.parametrize("head", LIKELIHOODS)
+def test_export_parity(cls, channels, num_levels, num_classes, head, tmp_path):
+    model = tiny(cls, channels, num_levels, num_classes=num_classes, **head)
     images = (
         np.random.default_rng(0).integers(0, num_levels, (3,) + model.image_shape).astype(np.uint8)
     )
@@ -277,3 +285,24 @@ def test_exported_completion_keeps_known_subpixels_in_every_runtime(cls, num_cla
     int8 = runtime.open_artifact(str(tmp_path / "export"), "tflite-int8")  # sample and log_prob
     with pytest.raises(runtime.ArtifactError, match="no complete signature"):
         int8.complete(images, mask, noise, labels)
+
+
+def test_the_mixture_head_is_normalised_over_256_levels_and_samples_by_its_cdf():
+    from keras_gen.likelihoods import DiscretizedLogisticMixture
+
+    likelihood = DiscretizedLogisticMixture(num_levels=256, num_mixtures=4)
+    params = tf.random.stateless_normal((2, 3, 1, 2 * 12), seed=(1, 2)) * 2.0  # 2 channels
+    levels = np.arange(256, dtype=np.uint8)
+    every = np.stack(
+        [
+            likelihood.log_prob_per_subpixel(params, np.full((2, 3, 1, 2), v, np.uint8))
+            for v in levels
+        ],
+        axis=-1,
+    )  # (2, 3, 1, 2, 256)
+    np.testing.assert_allclose(np.exp(every).sum(-1), 1.0, rtol=1e-4)
+    cdf = likelihood.cdf_at_bin_tops(params, 2).numpy()
+    np.testing.assert_allclose(cdf, np.cumsum(np.exp(every), -1)[..., :-1], atol=1e-4)
+    uniform = np.full((2, 3, 1, 2), 0.5, np.float32)
+    median = likelihood.inverse_cdf(params, uniform, 2).numpy()
+    np.testing.assert_array_equal(median, (cdf <= 0.5).sum(-1))

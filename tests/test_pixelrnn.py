@@ -22,6 +22,10 @@ KINDS = [
 ]  # diagonal_bilstm: the paper's; complete_context: ours
 
 
+MIXTURE = dict(likelihood="logistic_mixture", num_mixtures=3)
+LIKELIHOODS = [{}, MIXTURE]  # the default head, and the mixture head
+
+
 def tiny(kind, image_shape=(5, 5, 1), num_levels=2, **options):
     if kind == "complete_context":  # the default Diagonal BiLSTM
         kind = "diagonal_bilstm"
@@ -67,8 +71,9 @@ def test_diagonal_order_reads_the_skewed_image_column_by_column(mirrored):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("channels, num_levels", [(1, 2), (3, 4)])
-def test_logits_depend_only_on_earlier_subpixels(kind, channels, num_levels):
-    model = tiny(kind, (5, 5, channels), num_levels)
+@pytest.mark.parametrize("head", LIKELIHOODS)
+def test_logits_depend_only_on_earlier_subpixels(kind, channels, num_levels, head):
+    model = tiny(kind, (5, 5, channels), num_levels, **head)
     assert_causal(model, model.image_shape)
 
 
@@ -113,9 +118,15 @@ def test_complete_context_sees_every_earlier_subpixel_where_the_paper_version_do
 
 @pytest.mark.parametrize("kind", ["row_lstm", "diagonal_bilstm"])
 @pytest.mark.parametrize("image_shape", [(2, 2, 1), (1, 2, 3)])
-def test_probabilities_of_all_images_sum_to_one(kind, image_shape):
+@pytest.mark.parametrize("head", LIKELIHOODS)
+def test_probabilities_of_all_images_sum_to_one(kind, image_shape, head):
     model = PixelRNN(
-        image_shape=image_shape, kind=kind, units=image_shape[-1] * 2, head_filters=6, seed=0
+        image_shape=image_shape,
+        kind=kind,
+        units=image_shape[-1] * 2,
+        head_filters=6,
+        seed=0,
+        **head,
     )
     subpixels = int(np.prod(image_shape))
     every_image = np.array(list(itertools.product((0, 1), repeat=subpixels)), np.uint8).reshape(
@@ -126,8 +137,9 @@ def test_probabilities_of_all_images_sum_to_one(kind, image_shape):
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("channels, num_levels", [(1, 2), (3, 4)])
-def test_carried_state_sampler_equals_full_recompute(kind, channels, num_levels):
-    model = tiny(kind, (5, 5, channels), num_levels, num_layers=2)
+@pytest.mark.parametrize("head", LIKELIHOODS)
+def test_carried_state_sampler_equals_full_recompute(kind, channels, num_levels, head):
+    model = tiny(kind, (5, 5, channels), num_levels, num_layers=2, **head)
     noise = model.make_noise(3, seed=4)
     plain = model.sample_levels(noise, method="plain").numpy()
     np.testing.assert_array_equal(model.sample_levels(noise, method="fast").numpy(), plain)
@@ -159,8 +171,9 @@ def test_fit_and_keras_round_trip(kind, tmp_path):
     "kind, channels, num_levels",
     [("row_lstm", 1, 2), ("diagonal_bilstm", 1, 2), ("row_lstm", 3, 4), ("complete_context", 3, 4)],
 )
-def test_export_parity(kind, channels, num_levels, tmp_path):
-    model = tiny(kind, (4, 4, channels), num_levels)
+@pytest.mark.parametrize("head", LIKELIHOODS)
+def test_export_parity(kind, channels, num_levels, head, tmp_path):
+    model = tiny(kind, (4, 4, channels), num_levels, **head)
     images = np.random.default_rng(0).integers(0, num_levels, (3, 4, 4, channels)).astype(np.uint8)
     assert_export_parity(model, str(tmp_path / "export"), images)
 

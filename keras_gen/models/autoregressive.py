@@ -53,8 +53,10 @@ class AutoregressiveModel(GenerativeModel):
     """Base of PixelCNN, Gated PixelCNN and PixelRNN.
 
     Args:
-        likelihood: "bernoulli" (binary, default for num_levels=2) or
-            "categorical" (a num_levels-way softmax per sub-pixel).
+        likelihood: "bernoulli" (binary, default for num_levels=2),
+            "categorical" (a num_levels-way softmax per sub-pixel) or "logistic_mixture"
+            (a discretized mixture of logistics per sub-pixel, PixelCNN++'s colour likelihood).
+        num_mixtures: the mixture's components, for "logistic_mixture" (default 10).
 
     Example:
 
@@ -88,12 +90,13 @@ class AutoregressiveModel(GenerativeModel):
         # A fast sampler's many small per-step ops run far faster fused by XLA (benchmarks/sampling.py).
         return self.has_fast_sampler
 
-    def __init__(self, likelihood=None, **kwargs):
+    def __init__(self, likelihood=None, num_mixtures=10, **kwargs):
         super().__init__(**kwargs)
         if likelihood is None:
             likelihood = "bernoulli" if self.num_levels == 2 else "categorical"
         self.likelihood_name = likelihood
-        self.likelihood = likelihoods.get(likelihood, self.num_levels)
+        self.num_mixtures = int(num_mixtures)
+        self.likelihood = likelihoods.get(likelihood, self.num_levels, self.num_mixtures)
         self.condition_kind = self.condition_size = None  # see `_set_condition`
         self.nll_tracker = keras.metrics.Mean(name="nll")
         self.bits_per_dim_tracker = keras.metrics.Mean(name="bits_per_dim")
@@ -432,5 +435,5 @@ class AutoregressiveModel(GenerativeModel):
 
     def get_config(self):
         config = super().get_config()
-        config.update(likelihood=self.likelihood_name)
+        config.update(likelihood=self.likelihood_name, num_mixtures=self.num_mixtures)
         return config
