@@ -12,8 +12,10 @@ from keras_gen.conventions import parity_failures
 LOG_PROB_TOLERANCE = dict(rtol=1e-4, atol=1e-3)  # nats
 
 
-def assert_export_parity(model, directory, images=None, labels=None, batch=None):
-    """Exports `model`, then checks Keras, the reloaded SavedModel and LiteRT agree."""
+def assert_export_parity(model, directory, images=None, labels=None, batch=None, parity=None):
+    """Exports `model`, then checks Keras, the reloaded SavedModel and LiteRT agree: samples to
+    `parity` (default the model's `sample_parity`), log_prob to float tolerance."""
+    parity = parity or model.sample_parity
     export.export(model, directory, verbose=False)
     runners = {
         "keras": runtime.KerasRunner(model),
@@ -26,9 +28,9 @@ def assert_export_parity(model, directory, images=None, labels=None, batch=None)
     for name, value in samples.items():
         # Exactly the same images for discrete samplers; float decoders within their stated rounding.
         assert value.dtype == np.uint8 and value.shape == (batch,) + model.image_shape, name
-        assert not parity_failures(samples["keras"], value, model.sample_parity), (
+        assert not parity_failures(samples["keras"], value, parity), (
             name,
-            parity_failures(samples["keras"], value, model.sample_parity),
+            parity_failures(samples["keras"], value, parity),
         )
     if images is not None:
         log_probs = {name: r.log_prob(images, labels) for name, r in runners.items()}

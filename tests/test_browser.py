@@ -289,22 +289,10 @@ def test_without_the_test_digits_file_the_page_says_how_to_offer_them(browser, t
 def test_the_browser_samples_and_completes_a_diffusion_model(browser, tmp_path, monkeypatch):
     """The diffusion family's DDIM loop runs in LiteRT.js: a tiny class-conditional model, until
     the zoo has one (issue O)."""
-    import keras
+    from keras_gen import export
+    from tests.test_diffusion import tiny_mnist
 
-    from keras_gen import export, models
-
-    keras.utils.set_random_seed(0)
-    model = models.Diffusion(
-        image_shape=(28, 28, 1),
-        widths=(8, 8, 8),
-        blocks_per_level=1,
-        attention_levels=(2,),
-        num_timesteps=50,
-        sampling_steps=4,
-        bound_timesteps=4,
-        num_classes=10,
-        seed=0,
-    )
+    model = tiny_mnist(num_timesteps=50, sampling_steps=4, bound_timesteps=4, num_classes=10)
     model.compile_for_training(1e-2)
     images = (np.arange(16 * 784).reshape(16, 28, 28, 1) * 37 % 256).astype(np.uint8)
     model.fit((images, np.arange(16) % 10), epochs=1, batch_size=8, verbose=0)

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from keras_gen.conventions import ROUNDED_PIXELS
 from keras_gen.models import GatedPixelCNN, PixelCNN, PixelRNN
 from tests.helpers import assert_export_parity
 
@@ -23,7 +24,12 @@ def test_default_widths_build_train_sample_and_export_in_rgb(name, tmp_path):
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     loss = model.train_on_batch(images, return_dict=True)["loss"]
     assert np.isfinite(loss) and loss > 0
-    samples = assert_export_parity(model, str(tmp_path / "export"), images, batch=1)
+    # 255 CDF steps per sub-pixel: a uniform can fall within float rounding of one, and then
+    # runtimes draw neighbouring levels (seen on an AVX2 CPU: 1 of 3,072 sub-pixels). Exact
+    # equality of discrete samplers is tested on the small models of the other test files.
+    samples = assert_export_parity(
+        model, str(tmp_path / "export"), images, batch=1, parity=ROUNDED_PIXELS
+    )
     assert samples["tflite"].shape == (1, 32, 32, 3)
 
 
