@@ -387,10 +387,6 @@ class DiffusionModel(GenerativeModel):
         levels = tf.round((x0 + 1.0) / 2.0 * (self.num_levels - 1))
         return tf.cast(tf.clip_by_value(levels, 0, self.num_levels - 1), tf.int32)
 
-    def ddim_levels(self, noise, labels=None, sampling_steps=None, guidance_scale=None):
-        """DDIM with eta = 0 from x_T = `noise` (`reverse_levels` without step noise)."""
-        return self.reverse_levels(noise, labels, sampling_steps, guidance_scale)
-
     def _checked_noise(self, noise, sampling_steps):
         """(x_T, step_noise or None) of `sample` and `complete`: DDPM when the noise carries
         "step_noise" (its steps must be `sampling_steps`', if given), else DDIM."""
