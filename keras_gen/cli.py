@@ -111,7 +111,7 @@ def _add_data_options(parser, split, dataset_required=True):
         metavar="PATH",
         help="your own images instead of --dataset: a folder of PNG/JPEG/BMP/GIF files (class "
         "sub-folders give labels) or a .npy/.npz array of uint8 images; its held-out share is "
-        "the 'test' split.",
+        "the 'test' split. With --recipe: where the recipe's images are.",
     )
     parser.add_argument(
         "--image-size",
@@ -504,7 +504,6 @@ def _train_recipe(args):
         for flag, value in (
             ("a model name", args.model),
             ("--dataset", args.dataset),
-            ("--images", args.images),
             ("--set", args.set),
             ("--mixed-precision", args.mixed_precision),
             ("--learning-rate", args.learning_rate),
@@ -525,6 +524,7 @@ def _train_recipe(args):
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
         take=args.take,
+        images=args.images,
         verbose=_verbosity(),
     )
 

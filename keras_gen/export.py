@@ -112,23 +112,33 @@ def quantization_quality(model, manifest, float_path, quantized_path):
     return quality
 
 
-def _write_saved_model(endpoints, directory, loops_unrolled_for=None):
-    """Writes `endpoints` ({name: (function, input signature)}) as a SavedModel's signatures.
+def _traced_endpoints(endpoints, loops_unrolled_for=None):
+    """{name: tf.function} for `endpoints` ({name: (function, input signature)}), each traced once.
 
     Endpoints in `loops_unrolled_for` (default: all) are traced with the recurrent layers' loops
-    unrolled, as LiteRT's built-in ops need; the others keep their graph loops.
+    unrolled, as LiteRT's built-in ops need; the others keep their graph loops and are traced when
+    first written.
     """
+    unrolled = set(endpoints) if loops_unrolled_for is None else loops_unrolled_for
+    traced = {}
+    for name, (function, signature) in endpoints.items():
+        traced[name] = tf.function(function, input_signature=signature, autograph=False)
+        if name in unrolled:
+            with unrolled_loops():  # graph loops would need TFLite's Flex ops
+                traced[name].get_concrete_function()  # traced now, in the context; reused after
+    return traced
+
+
+def _write_saved_model(traced, directory):
+    """Writes `traced` ({name: tf.function}) as a SavedModel's signatures, for inference only."""
     archive = keras.export.ExportArchive()
     # No archive.track(model): the archive then saves just the variables its endpoints read, once
     # (tracking the model also saves every variable a second time, through its Keras wrapper).
-    unrolled = set(endpoints) if loops_unrolled_for is None else loops_unrolled_for
-    for name, (function, signature) in endpoints.items():
-        traced = tf.function(function, input_signature=signature, autograph=False)
-        if name in unrolled:
-            with unrolled_loops():  # graph loops would need TFLite's Flex ops
-                traced.get_concrete_function()  # traced now, in the context; write_out reuses it
-        archive.add_endpoint(name, traced)
-    archive.write_out(directory, verbose=False)
+    for name, function in traced.items():
+        archive.add_endpoint(name, function)
+    # Exports serve inference: tracing every op's gradient function only costs time.
+    options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+    archive.write_out(directory, options=options, verbose=False)
 
 
 def export(model, directory, overwrite=False, verbose=True, quantize=()):
@@ -164,15 +174,16 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
         plain_dir = (
             os.path.join(staging, ".plain_saved_model") if compile_sample else saved_model_dir
         )
-        _write_saved_model(endpoints, plain_dir)
+        traced = _traced_endpoints(endpoints)
+        _write_saved_model(traced, plain_dir)
         with open(os.path.join(staging, TFLITE), "wb") as file:
             file.write(to_tflite(plain_dir, list(endpoints)))
         if compile_sample:
             function, signature = endpoints["sample"]
+            compiled = {"sample": (tf.function(function, jit_compile=True), signature)}
             _write_saved_model(
-                {**endpoints, "sample": (tf.function(function, jit_compile=True), signature)},
+                {**traced, **_traced_endpoints(compiled, loops_unrolled_for=set())},
                 saved_model_dir,
-                loops_unrolled_for=set(endpoints) - {"sample"},
             )
         manifest = {
             "format_version": FORMAT_VERSION,

@@ -5,20 +5,24 @@
   in a sub-folder, the first sub-folder is its class (sorted names: 0, 1, ...), as Keras'
   `image_dataset_from_directory` infers labels;
 - a `.npy` array of uint8 images, (N, H, W) or (N, H, W, C), or an `.npz` with "images" (or "x")
-  and optional int "labels" (or "y").
+  and optional int "labels" (or "y");
+- a folder of an MNIST-format dataset's IDX files (`train-images-idx3-ubyte.gz`,
+  `train-labels-idx1-ubyte.gz`, `t10k-...`, gzipped or not), such as Debian's dataset-fashion-mnist
+  in /usr/share/datasets/fashion-mnist: its own train and test sets are the splits.
 
 It is what `train`, `evaluate` and the CLI's `--images PATH` take in place of a tfds name (the same
 interface as `keras_gen.data.Source`). Files are decoded by TensorFlow (`tf.io.decode_image`) in a
 streaming tf.data pipeline; each image is composited on white where it has alpha, converted to
 `channels`, cut to the target's aspect ratio about its centre and resized (area averaging) to
 `image_size`, then quantized to `bits` like any dataset. A fraction of the images
-(`validation_fraction`), picked by a hash of each file's relative path (of each array row's index),
+(`validation_fraction`; an IDX folder keeps its own test set), picked by a hash of each file's relative path (of each array row's index),
 is held out as the "test" split: a rerun, or a folder that grows, keeps the same held-out images.
 Before the first read, every file is decoded once to check it: a bad file is an error that names
 it, or with `skip_bad_images=True` is left out and counted.
 """
 
 import dataclasses
+import gzip
 import hashlib
 import os
 
@@ -29,6 +33,12 @@ from keras_gen import data, validation
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 ARRAY_EXTENSIONS = (".npy", ".npz")
+# An MNIST-format dataset: its splits' image and label files, by the names LeCun's site gave them.
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+IDX_MAGIC = {"images": 0x803, "labels": 0x801}  # unsigned bytes, 3 or 1 dimensions
 
 
 class ImageFilesError(data.DatasetError):
@@ -44,6 +54,33 @@ def list_image_files(folder):
             if name.lower().endswith(EXTENSIONS):
                 found.append(os.path.relpath(os.path.join(root, name), folder))
     return found
+
+
+def idx_path(folder, name):
+    """The path of IDX file `name` in `folder`, gzipped or not, or None."""
+    for path in (os.path.join(folder, name + ".gz"), os.path.join(folder, name)):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def read_idx(path, kind):
+    """An IDX file of uint8 `kind` ("images": (N, H, W), "labels": (N,)) as a NumPy array."""
+    with (gzip.open if path.endswith(".gz") else open)(path, "rb") as file:
+        try:
+            content = file.read()
+        except (OSError, EOFError) as error:
+            raise ImageFilesError(f"{path}: not a readable gzip file ({error}).") from None
+    rank = 3 if kind == "images" else 1
+    header = 4 + 4 * rank
+    magic = int.from_bytes(content[:4], "big") if len(content) >= header else None
+    shape = [int.from_bytes(content[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank)]
+    if magic != IDX_MAGIC[kind] or len(content) != header + int(np.prod(shape)):
+        raise ImageFilesError(
+            f"{path}: not an IDX file of uint8 {kind} (magic {IDX_MAGIC[kind]:#x}, "
+            f"{rank} dimensions) of the length its header gives."
+        )
+    return np.frombuffer(content, np.uint8, offset=header).reshape(shape)
 
 
 def held_out(keys, fraction):
@@ -155,8 +192,44 @@ class ImageSource:
         if self._items is None:
             if not os.path.exists(self.path):
                 raise ImageFilesError(f"{self.path}: no such folder or file.")
-            self._items = self._read_array() if self._is_array() else self._read_folder()
+            if self._is_array():
+                self._items = self._read_array()
+            elif idx_path(self.path, IDX_FILES["train"][0]):
+                self._items = self._read_idx_folder()
+            else:
+                self._items = self._read_folder()
         return self._items
+
+    def _read_idx_folder(self):
+        images, labels, splits = [], [], {}
+        for split, (image_name, label_name) in IDX_FILES.items():
+            image_path, label_path = (
+                idx_path(self.path, name) for name in (image_name, label_name)
+            )
+            if image_path is None or label_path is None:
+                raise ImageFilesError(
+                    f"{self.path}: an IDX dataset folder needs {image_name}[.gz] and "
+                    f"{label_name}[.gz] beside train-images-idx3-ubyte; one is missing."
+                )
+            images.append(read_idx(image_path, "images"))
+            labels.append(read_idx(label_path, "labels"))
+            if len(labels[-1]) != len(images[-1]):
+                raise ImageFilesError(
+                    f"{label_path}: {len(labels[-1]):,} labels for {len(images[-1]):,} images."
+                )
+            start = sum(len(part) for part in images[:-1])
+            splits[split] = np.arange(start, start + len(images[-1]))
+        print(f"read {', '.join(f'{len(rows):,} {name}' for name, rows in splits.items())} images")
+        images, labels = np.concatenate(images)[..., None], np.concatenate(labels).astype(np.int32)
+        keys = [str(i) for i in range(len(images))]
+        return dict(
+            images=images,
+            files=None,
+            labels=labels,
+            keys=keys,
+            num_classes=int(labels.max()) + 1,
+            splits=splits,
+        )
 
     def _read_array(self):
         try:
@@ -275,10 +348,11 @@ class ImageSource:
         name, _, rest = split.partition("[")
         items = self._read()
         held = held_out(items["keys"], self.validation_fraction)
+        splits = items.get("splits")  # an IDX folder's own
         if name == "train":
-            rows = np.flatnonzero(~held)
+            rows = splits["train"] if splits else np.flatnonzero(~held)
         elif name in ("test", "validation"):
-            rows = np.flatnonzero(held)
+            rows = splits["test"] if splits else np.flatnonzero(held)
         else:
             raise ImageFilesError(
                 f"{self.dataset}: splits are 'train' and 'test' (the held-out "

@@ -8,6 +8,13 @@ A zoo folder's `recipe.json`:
      "learning_rate_schedule": [[1, 0.001], [16, 0.0003], [23, 0.0001]],
      "sample_quality": null, "validation_split": "test[:1000]", "seed": 0, "keep": "last"}
 
+A recipe's data is a tfds name ("dataset") or image files ("images": a folder or an array file, with
+"image_size", "channels", "validation_fraction", "skip_bad_images" as `ImageSource` takes them, and
+"package": where the files come from, "npm:emoji-datasource-google@16.0.0" or
+"debian:dataset-fashion-mnist"). A relative
+"images" path is looked for under the manual dir (--manual-dir or $KERAS_GEN_MANUAL_DIR), then its
+node_modules/, then the working folder; `--images PATH` says where it is instead.
+
 `python -m keras_gen train --recipe pixelrnn_diagonal_bilstm_binarized_mnist --out runs/dbl` runs it,
 and the same command with `--resume` continues it where it stopped. "keep" says which checkpoint
 the zoo holds: "last" (model.keras), "best" (best.keras, by `sample_quality`) or "averaged"
@@ -17,7 +24,7 @@ the zoo holds: "last" (model.keras), "best" (best.keras, by `sample_quality`) or
 import json
 import os
 
-from keras_gen import callbacks, data, training, zoo
+from keras_gen import callbacks, data, image_files, training, zoo
 
 RECIPE = zoo.RECIPE
 FIELDS = {
@@ -36,6 +43,8 @@ FIELDS = {
     "first_stage",
 }
 DATA_FIELDS = {"dataset", "preprocessing", "bits", "batch_size"}
+IMAGE_FIELDS = {"images", "image_size", "channels", "validation_fraction", "skip_bad_images"}
+DATA_FIELDS |= IMAGE_FIELDS | {"package"}
 KEEPS = ("last", "best", "averaged")
 
 
@@ -62,12 +71,15 @@ def load(source):
 
 
 def _checked(recipe, where):
-    unknown = sorted(set(recipe) - FIELDS) + sorted(set(recipe.get("data", {})) - DATA_FIELDS)
-    if unknown or "model" not in recipe or "dataset" not in recipe.get("data", {}):
+    settings = recipe.get("data", {})
+    unknown = sorted(set(recipe) - FIELDS) + sorted(set(settings) - DATA_FIELDS)
+    if unknown or "model" not in recipe or ("dataset" in settings) == ("images" in settings):
         raise RecipeError(
-            f"{where}: a recipe needs model and data.dataset, and takes only "
-            f"{sorted(FIELDS)}; got unknown {unknown}."
+            f"{where}: a recipe needs model and one of data.dataset and data.images, and takes "
+            f"only {sorted(FIELDS)} (data: {sorted(DATA_FIELDS)}); got unknown {unknown}."
         )
+    if "dataset" in settings and set(settings) & IMAGE_FIELDS:
+        raise RecipeError(f"{where}: {sorted(set(settings) & IMAGE_FIELDS)} go with data.images.")
     keep, first = recipe.get("keep", "last"), recipe.get("average_weights_from")
     if keep not in KEEPS or (keep == "averaged" and not first):
         raise RecipeError(
@@ -96,12 +108,14 @@ def train(
     epochs=None,
     steps_per_epoch=None,
     take=None,
+    images=None,
     verbose=2,
 ):
     """Trains `recipe` (a dict from `load`) into the run folder `out`; returns the model.
 
     `epochs`, `steps_per_epoch` and `take` shorten a run (tests, trials); the learning-rate
-    schedule still counts epochs from 1. A recipe with a "first_stage" (a VQ-VAE prior's VQ-VAE)
+    schedule still counts epochs from 1. `images` is where a recipe's image files are, when they
+    are not where `images_path` looks. A recipe with a "first_stage" (a VQ-VAE prior's VQ-VAE)
     trains that stage first into `out/first_stage`, or, with `resume`, finishes it, then
     builds on it.
     """
@@ -111,6 +125,7 @@ def train(
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         take=take,
+        images=images,
         verbose=verbose,
     )
     from_model = None
@@ -124,16 +139,7 @@ def train(
         from_model = os.path.join(stage_out, "model.keras")
         # A resumed run whose first stage has only just finished starts its second stage.
         resume = resume and os.path.exists(os.path.join(out, "model.keras"))
-    settings = recipe["data"]
-    source = data.Source(
-        settings["dataset"],
-        preprocessing=settings.get("preprocessing", "none"),
-        bits=settings.get("bits", 8),
-        batch_size=settings.get("batch_size", 128),
-        take=take,
-        manual_dir=manual_dir,
-        data_dir=data_dir,
-    )
+    source = data_source(recipe, manual_dir=manual_dir, data_dir=data_dir, take=take, images=images)
     schedule = recipe.get("learning_rate_schedule")
     return training.train(
         recipe["model"],
@@ -152,3 +158,43 @@ def train(
         extra_callbacks=[callbacks.LearningRateSteps(schedule)] if schedule else [],
         verbose=verbose,
     )
+
+
+def images_path(settings, manual_dir=None):
+    """Where a recipe's "images" are: absolute, or under the manual dir (or its node_modules/, where
+    `npm install --prefix DIR` puts a package), or the working folder; else a RecipeError that says
+    how to get them."""
+    relative = os.path.expanduser(settings["images"])
+    roots = [manual_dir or os.environ.get(data.MANUAL_DIR_ENV)]
+    roots = [os.path.join(root, sub) for root in roots if root for sub in ("", "node_modules")]
+    for root in roots + [os.getcwd()]:
+        path = os.path.join(root, relative)
+        if os.path.exists(path):
+            return path
+    registry, _, package = settings.get("package", "").partition(":")
+    how = {
+        "npm": f"install them with `npm install --prefix DIR {package}` and pass --manual-dir DIR, or ",
+        "debian": f"install them with `apt-get install {package}`, or ",
+    }.get(registry, "")
+    raise RecipeError(
+        f"The recipe's images {relative!r} are not under {', '.join(roots) or 'a manual dir'} "
+        f"nor the working folder; {how}pass --images PATH."
+    )
+
+
+def data_source(recipe, manual_dir=None, data_dir=None, take=None, images=None):
+    """The data source a recipe names: a `keras_gen.data.Source`, or an `ImageSource` for "images"
+    (at `images` if given, else at `images_path`)."""
+    settings = recipe["data"]
+    common = dict(
+        preprocessing=settings.get("preprocessing", "none"),
+        bits=settings.get("bits", 8),
+        batch_size=settings.get("batch_size", 128),
+        take=take,
+    )
+    if "images" not in settings:
+        if images:
+            raise RecipeError("--images replaces a recipe's data.images; this one reads a dataset.")
+        return data.Source(settings["dataset"], manual_dir=manual_dir, data_dir=data_dir, **common)
+    options = {key: settings[key] for key in IMAGE_FIELDS - {"images"} if key in settings}
+    return image_files.ImageSource(images or images_path(settings, manual_dir), **options, **common)

@@ -28,6 +28,20 @@ def shared_data(name):
     return path
 
 
+# Image sets that packages ship (issue N), where .ci/run installs them; a user's machine may not.
+PACKAGE_DATA = os.environ.get("KERAS_GEN_PACKAGE_DATA", os.path.join(REPO, ".data"))
+FASHION_MNIST = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
+
+
+def package_data(relative):
+    """Path of an npm package's files under PACKAGE_DATA/node_modules (or an absolute path, such as
+    FASHION_MNIST), or skip the test when they are absent."""
+    path = os.path.join(PACKAGE_DATA, "node_modules", relative)
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is absent (.ci/run installs it)")
+    return path
+
+
 @pytest.fixture
 def binary_images():
     """16 deterministic 28x28 binary images: bars at different offsets."""

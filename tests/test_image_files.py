@@ -144,3 +144,81 @@ def test_train_and_evaluate_take_a_folder_on_the_command_line(tmp_path, capsys):
     assert "give the images' size" in capsys.readouterr().err
     assert cli.main(["evaluate", str(run / "model.keras"), *data_flags, "--dataset", "mnist"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_a_recipe_reads_image_files_from_the_manual_dir_or_images(tmp_path, capsys):
+    import json
+
+    from keras_gen import cli, recipes, runtime
+
+    colour_folder(str(tmp_path / "data" / "node_modules" / "some-images" / "img"), count=16)
+    recipe = {
+        "model": "gated_pixelcnn",
+        "options": {
+            "filters": 6,
+            "num_layers": 1,
+            "head_filters": 6,
+            "likelihood": "logistic_mixture",
+            "num_mixtures": 2,
+        },
+        "data": {
+            "images": "some-images/img",
+            "package": "npm:some-images@1.0.0",
+            "image_size": [8, 8],
+            "validation_fraction": 0.25,
+            "batch_size": 4,
+        },
+        "epochs": 1,
+        "validation_split": "test",
+    }
+    path = tmp_path / "recipe.json"
+    path.write_text(json.dumps(recipe))
+    argv = ["train", "--recipe", str(path), "--steps-per-epoch", "2"]
+    assert cli.main(argv + ["--out", str(tmp_path / "r"), "--manual-dir", str(tmp_path / "d")]) == 2
+    assert "npm install --prefix DIR some-images@1.0.0" in capsys.readouterr().err
+    assert (
+        cli.main(argv + ["--out", str(tmp_path / "r"), "--manual-dir", str(tmp_path / "data")]) == 0
+    )
+    model = runtime.load_keras(str(tmp_path / "r" / "model.keras"))
+    assert model.image_shape == (8, 8, 3) and model.num_levels == 256
+    moved = str(tmp_path / "elsewhere")
+    os.rename(str(tmp_path / "data" / "node_modules" / "some-images" / "img"), moved)
+    assert cli.main(argv + ["--out", str(tmp_path / "r2"), "--images", moved]) == 0
+    for bad in ({"dataset": "mnist", "images": "x"}, {"dataset": "mnist", "image_size": [8, 8]}):
+        with pytest.raises(recipes.RecipeError, match="data.images"):
+            recipes._checked({"model": "vae", "data": bad}, "recipe.json")
+
+
+def write_idx(folder, split, images, labels, compress=True):
+    """An MNIST-format split: uint8 images (N, H, W) and labels (N,) as IDX files."""
+    import gzip
+
+    names = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")}
+    names["test"] = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    os.makedirs(folder, exist_ok=True)
+    for name, array, magic in zip(names[split], (images, labels), (0x803, 0x801)):
+        header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+        opener = gzip.open if compress else open
+        with opener(os.path.join(folder, name + (".gz" if compress else "")), "wb") as file:
+            file.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_an_idx_folder_keeps_its_own_train_and_test_sets(tmp_path):
+    folder = str(tmp_path / "idx")
+    train, test = (np.arange(n * 36).reshape(n, 6, 6) % 256 for n in (10, 4))
+    write_idx(folder, "train", train, np.arange(10) % 3)
+    write_idx(folder, "test", test, np.array([2, 0, 1, 1]), compress=False)
+    source = ImageSource(folder, batch_size=4)
+    assert source.image_shape() == (6, 6, 1) and source.num_classes == 3
+    images, labels = source.real_images("test", 10, labels=True)
+    np.testing.assert_array_equal(images[..., 0], test)
+    np.testing.assert_array_equal(labels, [2, 0, 1, 1])
+    assert sum(len(batch) for batch in source.load("train")) == 10
+    assert len(source.real_images("test[:3]", 10)) == 3
+    write_idx(folder, "test", test, np.array([2, 0, 1]))  # (the .gz is read first)
+    with pytest.raises(ImageFilesError, match="3 labels for 4 images"):
+        ImageSource(folder).image_shape()
+    with open(os.path.join(folder, "t10k-images-idx3-ubyte.gz"), "wb") as file:
+        file.write(b"not gzip")
+    with pytest.raises(ImageFilesError, match="t10k-images-idx3-ubyte.gz: not a readable gzip"):
+        ImageSource(folder).image_shape()

@@ -11,7 +11,7 @@ import pytest
 
 from keras_gen import callbacks, cli, data, formats, recipes, runtime, training, zoo
 from keras_gen.models import get
-from tests.conftest import REPO
+from tests.conftest import FASHION_MNIST, PACKAGE_DATA, REPO, package_data
 
 ZOO = os.path.join(REPO, "saved_models")
 NAMES = zoo.names()  # folders with a trained model (a run in progress has only in_training/)
@@ -235,3 +235,50 @@ def test_train_vqvae_prior_needs_a_matching_vqvae_from(mock_dataset, tmp_path, c
     assert "num_codes 8 vs 4" in capsys.readouterr().err
     assert cli.main(["train", "pixelcnn", *base, *from_vqvae, "--out", str(tmp_path / "x")]) == 2
     assert "does not build on another model" in capsys.readouterr().err
+
+
+PLANNED = sorted(  # zoo folders with a recipe and no model yet
+    name
+    for name in os.listdir(ZOO)
+    if os.path.exists(os.path.join(ZOO, name, "recipe.json")) and name not in NAMES
+)
+PACKAGE_IMAGES = {  # recipe: its images, where the packages put them
+    "gated_pixelcnn_emoji": "emoji-datasource-google/img/google/64",
+    "gated_pixelcnn_fashion_mnist": FASHION_MNIST,
+}
+
+
+@pytest.mark.parametrize("name", PLANNED)
+def test_a_planned_run_builds_its_model_and_its_checkpoint_fits_a_zoo_folder(name):
+    recipe = recipes.load(os.path.join(ZOO, name))
+    settings = recipe["data"]
+    assert recipe["mixed_precision"] == "float32"  # computes alike on any machine when resumed
+    if "images" in settings:
+        assert settings["package"].split(":")[0] in ("npm", "debian")
+        shape = (*settings.get("image_size", (28, 28)), settings.get("channels", 1))
+        model = get(recipe["model"])(image_shape=shape, num_levels=256, **recipe["options"])
+    else:
+        model = get(recipe["model"])(**recipe["options"])
+    # Every weight (a diffusion model's average too) and Adam's two moments of the trainable ones.
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    assert 4 * (model.count_params() + 2 * trainable) < 25e6
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGE_IMAGES))
+def test_a_recipe_reads_the_images_its_package_installs(name, tmp_path):
+    images = package_data(PACKAGE_IMAGES[name])
+    recipe = recipes.load(os.path.join(ZOO, name))
+    source = recipes.data_source(recipe, manual_dir=PACKAGE_DATA, take=32)
+    assert source.path == images
+    model = recipes.train(
+        recipe,
+        str(tmp_path / "run"),
+        manual_dir=PACKAGE_DATA,
+        epochs=1,
+        steps_per_epoch=1,
+        take=32,
+        verbose=0,
+    )
+    assert model.image_shape == source.image_shape()
+    held_out = source.real_images("test", 10_000)
+    assert 150 <= len(held_out) <= 10_000 and held_out.dtype == np.uint8
