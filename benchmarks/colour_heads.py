@@ -41,8 +41,9 @@ def build(head, image_shape, options, seed):
 
 
 def bits_per_dim(model, images):
-    nats = np.concatenate([model.log_prob(images[i : i + 64]) for i in range(0, len(images), 64)])
-    return float(np.mean(nats) / (np.prod(images.shape[1:]) * np.log(2)))
+    """Mean negative log-likelihood of uint8 `images`, in bits per sub-pixel."""
+    log_p = np.concatenate([model.log_prob(images[i : i + 64]) for i in range(0, len(images), 64)])
+    return float(-np.mean(log_p) / (np.prod(images.shape[1:]) * np.log(2)))
 
 
 def main():
