@@ -99,20 +99,9 @@ class Parser(argparse.ArgumentParser):
         raise ArgumentError(f"{self.prog}: {message}")
 
 
-def _add_data_options(parser, split, dataset_required=True):
-    parser.add_argument(
-        "--dataset",
-        required=False,
-        help="tfds dataset name: mnist, binarized_mnist, fashion_mnist, cifar10, ...",
-    )
-    parser.add_argument(
-        "--images",
-        default=None,
-        metavar="PATH",
-        help="your own images instead of --dataset: a folder of PNG/JPEG/BMP/GIF files (class "
-        "sub-folders give labels) or a .npy/.npz array of uint8 images; its held-out share is "
-        "the 'test' split. With --recipe: where the recipe's images are.",
-    )
+def _add_image_options(parser, images_help):
+    """--images PATH and how to read it: --image-size, --channels, --skip-bad-images."""
+    parser.add_argument("--images", default=None, metavar="PATH", help=images_help)
     parser.add_argument(
         "--image-size",
         type=image_size,
@@ -131,6 +120,20 @@ def _add_data_options(parser, split, dataset_required=True):
         "--skip-bad-images",
         action="store_true",
         help="with --images: leave out (and count) files that do not decode, instead of an error.",
+    )
+
+
+def _add_data_options(parser, split, dataset_required=True):
+    parser.add_argument(
+        "--dataset",
+        required=False,
+        help="tfds dataset name: mnist, binarized_mnist, fashion_mnist, cifar10, ...",
+    )
+    _add_image_options(
+        parser,
+        "your own images instead of --dataset: a folder of PNG/JPEG/BMP/GIF files (class "
+        "sub-folders give labels) or a .npy/.npz array of uint8 images; its held-out share is "
+        "the 'test' split. With --recipe: where the recipe's images are.",
     )
     parser.set_defaults(dataset_required=dataset_required)
     parser.add_argument("--split", default=split, help=f"tfds split (default {split}).")
@@ -401,16 +404,29 @@ def build_parser():
         help="folder of binarized_mnist's .amat files (or its parent), so the page offers "
         "test digits to complete; default $KERAS_GEN_MANUAL_DIR.",
     )
+    serve.add_argument(
+        "--images",
+        default=None,
+        metavar="PATH",
+        help="your images (a folder or a .npy/.npz array): the page offers the first of their "
+        "held-out images, at each model's size, to complete.",
+    )
 
     quickstart = commands.add_parser(
         "quickstart",
         help="train, sample, export and sample via LiteRT",
-        description="The end-to-end tour: a short VAE run on MNIST.",
+        description="The end-to-end tour: a short VAE run on MNIST, or on your images "
+        "(--images), then its samples, export and LiteRT samples.",
     )
     quickstart.add_argument(
         "--manual-dir", default=None, help="folder with the 4 MNIST .gz files, for offline use."
     )
     quickstart.add_argument("--data-dir", default=None, help="where tfds keeps prepared datasets.")
+    _add_image_options(
+        quickstart,
+        "your own images instead of MNIST (a folder or a .npy/.npz array): the VAE then "
+        "models their 8-bit pixels with a discretized logistic per sub-pixel.",
+    )
     quickstart.add_argument("--epochs", type=positive_int, default=2, help="training epochs.")
     quickstart.add_argument(
         "--learning-rate", type=positive_float, default=1e-3, help="Adam's learning rate."
@@ -731,7 +747,7 @@ def cmd_serve(args):
     from keras_gen import serve
 
     server = serve.make_server(
-        args.host, args.port, files_dir=args.files, manual_dir=args.manual_dir
+        args.host, args.port, files_dir=args.files, manual_dir=args.manual_dir, images=args.images
     )
     host, port = server.server_address[:2]
     print(f"keras_gen zoo page: http://{host}:{port}/  (Ctrl-C stops it)", flush=True)
@@ -804,23 +820,40 @@ def cmd_quickstart(args):
     out = os.path.abspath(args.out)
     if os.path.exists(out):
         raise FileExistsError(f"{out} exists; remove it or pass another --out.")
-    print(
-        f"1/4 training a VAE on MNIST (dynamically binarized), {args.epochs} epochs of batches of 64"
-    )
+    if args.images:
+        from keras_gen.image_files import ImageSource
 
-    source = data.Source(
-        "mnist",
-        preprocessing="dynamic_binarize",
-        batch_size=64,
-        manual_dir=args.manual_dir,
-        data_dir=args.data_dir,
-    )
+        source = ImageSource(
+            args.images,
+            image_size=args.image_size,
+            channels=args.channels,
+            batch_size=64,
+            skip_bad_images=args.skip_bad_images,
+        )
+        options = {"likelihood": "logistic"}
+        height, width, channels = source.image_shape()
+        what = f"your images ({height}x{width}x{channels}, 8-bit)"
+    else:
+        for flag in ("image_size", "channels"):
+            if getattr(args, flag) is not None:
+                raise validation.InputError(f"--{flag.replace('_', '-')} goes with --images.")
+        source = data.Source(
+            "mnist",
+            preprocessing="dynamic_binarize",
+            batch_size=64,
+            manual_dir=args.manual_dir,
+            data_dir=args.data_dir,
+        )
+        options = None
+        what = "MNIST (dynamically binarized)"
+    print(f"1/4 training a VAE on {what}, {args.epochs} epochs of batches of 64")
     model = training.train(
         "vae",
         source,
         os.path.join(out, "vae"),
         epochs=args.epochs,
         learning_rate=args.learning_rate,
+        options=options,
         mixed_precision=args.mixed_precision,
         verbose=_verbosity(),
     )

@@ -9,6 +9,11 @@ device through LiteRT.js (WebAssembly), served from this machine, offline.
     /models/<name>/<png>   the model card's pictures
     /litertjs/...          the LiteRT.js ES modules and WebAssembly files, from npm
     /files/<name>          files of `--files DIR`, such as noise .npy files for the URL contract
+    /test_images.npy?shape=HxWxC
+                           up to 20 images for the page to complete, as uint8 pixels
+                           (N, H, W, C): the first held-out images of `--images PATH` (your
+                           folder or array, read at that shape); without `--images`, for
+                           28x28x1, the test digits below
     /test_digits.npy       20 static binarized MNIST test digits, as uint8 pixels 0/255
                            (N, 28, 28, 1), for the page's completion; only with `--manual-dir`
 
@@ -22,10 +27,11 @@ import io
 import json
 import os
 import socketserver
+import urllib.parse
 
 import numpy as np
 
-from keras_gen import data, formats, zoo
+from keras_gen import data, formats, image_files, validation, zoo
 
 WEB_DIR = os.path.join(os.path.dirname(__file__), "web")
 LITERTJS_ENV = "KERAS_GEN_LITERTJS"
@@ -33,6 +39,7 @@ LITERTJS_ENV = "KERAS_GEN_LITERTJS"
 LITERTJS_FILES = ("core/dist/", "core/wasm/", "wasm-utils/dist/")
 # The page's test digits to complete: two of each class (the test file is ordered by class).
 TEST_DIGITS = tuple(range(250, 10_000, 500))
+TEST_IMAGES = 20  # how many of `--images`' held-out images the page offers to complete
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".js": "text/javascript; charset=utf-8",
@@ -121,8 +128,10 @@ class _ZooRequestHandler(http.server.BaseHTTPRequestHandler):
     litertjs = None  # set by `make_server`
     files_dir = None  # served under /files/, e.g. noise .npy files for the URL contract
     manual_dir = None  # binarized_mnist's raw files, for /test_digits.npy
+    images = None  # the user's images (a folder or an array file), for /test_images.npy
     _tflite_cache = {}
     _test_digits_cache = {}  # folder -> the .npy bytes: the raw file is 15 MB of text
+    _test_images_cache = {}  # (path, shape) -> the .npy bytes
 
     def log_message(self, format, *args):  # quiet: the tests and the page make many requests
         pass
@@ -166,6 +175,8 @@ class _ZooRequestHandler(http.server.BaseHTTPRequestHandler):
             return self._model_file(path[len("/models/") :])
         if path == "/test_digits.npy":
             return self._test_digits()
+        if path == "/test_images.npy":
+            return self._test_images(urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query))
         if path.startswith("/files/") and self.files_dir:
             name = path[len("/files/") :]
             full = os.path.join(self.files_dir, name)
@@ -189,6 +200,35 @@ class _ZooRequestHandler(http.server.BaseHTTPRequestHandler):
             np.save(buffer, levels * np.uint8(255))
             self._test_digits_cache[folder] = buffer.getvalue()
         return self._send(self._test_digits_cache[folder], CONTENT_TYPES[".npy"])
+
+    def _test_images(self, query):
+        text = query.get("shape", [""])[0]
+        try:
+            shape = tuple(int(d) for d in text.split("x"))
+        except ValueError:
+            shape = ()
+        if len(shape) != 3 or min(shape) < 1 or shape[2] not in (1, 3):
+            return self._not_found(f"shape must be HxWxC with C 1 or 3, e.g. 28x28x1; got {text!r}")
+        if self.images is None:
+            if shape == (28, 28, 1):
+                return self._test_digits()
+            return self._not_found(
+                f"no {text} images to complete: start the server with --images PATH "
+                "(a folder or an array of your images)"
+            )
+        key = (self.images, shape)
+        if key not in self._test_images_cache:
+            source = image_files.ImageSource(
+                self.images, image_size=shape[:2], channels=shape[2], skip_bad_images=True
+            )
+            try:
+                pixels = source.real_images("test", TEST_IMAGES)
+            except (data.DatasetError, validation.InputError) as error:
+                return self._not_found(f"no images to complete: {error}")
+            buffer = io.BytesIO()
+            np.save(buffer, pixels)
+            self._test_images_cache[key] = buffer.getvalue()
+        return self._send(self._test_images_cache[key], CONTENT_TYPES[".npy"])
 
     def _model_file(self, relative):
         if relative.endswith(".tflite") and "/" not in relative:
@@ -214,7 +254,9 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = False  # a port in use is an error, not shared
 
 
-def make_server(host="127.0.0.1", port=8000, litertjs=None, files_dir=None, manual_dir=None):
+def make_server(
+    host="127.0.0.1", port=8000, litertjs=None, files_dir=None, manual_dir=None, images=None
+):
     """An HTTP server of the page and the zoo (call `serve_forever`); port 0 picks a free one.
 
     Args:
@@ -222,6 +264,8 @@ def make_server(host="127.0.0.1", port=8000, litertjs=None, files_dir=None, manu
             page's URL contract: ?model=...&noise=/files/noise.npy&autorun=1).
         manual_dir: binarized_mnist's raw files (else $KERAS_GEN_MANUAL_DIR), so the page can
             offer test digits to complete; without them it offers drawing only.
+        images: your images, a folder or a .npy / .npz array (`keras_gen.image_files`): the page
+            offers the first of their held-out images, at each model's shape, to complete.
     Raises ServeError when LiteRT.js is missing or the port is taken.
 
     Example:
@@ -234,10 +278,17 @@ def make_server(host="127.0.0.1", port=8000, litertjs=None, files_dir=None, manu
     server.shutdown()
     ```
     """
+    if images is not None and not os.path.exists(images):
+        raise ServeError(f"--images {images}: no such folder or file.")
     handler = type(
         "Handler",
         (_ZooRequestHandler,),
-        dict(litertjs=check_litertjs(litertjs), files_dir=files_dir, manual_dir=manual_dir),
+        dict(
+            litertjs=check_litertjs(litertjs),
+            files_dir=files_dir,
+            manual_dir=manual_dir,
+            images=None if images is None else os.path.abspath(os.path.expanduser(images)),
+        ),
     )
     try:
         return _Server((host, port), handler)

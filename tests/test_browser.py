@@ -7,6 +7,7 @@ both. Without them these tests skip, saying which is missing.
 
 import contextlib
 import hashlib
+import io
 import os
 import shutil
 import threading
@@ -214,8 +215,9 @@ def check_completion(base, files, browser, name):
     labels = np.zeros(1, np.int32) if runner.num_classes else None  # the page's label field: 0
     known = pixels_to_levels(runner.sample(runner.make_noise(1, seed=1), labels), runner.num_levels)
     noise = runner.make_noise(1, seed=2)
+    rows = runner.image_shape[0] // 2
     mask = np.zeros(known.shape, bool)
-    mask[:, :14] = True
+    mask[:, :rows] = True
     expected = runner.complete(known, mask, noise, labels)
     np.testing.assert_array_equal(
         pixels_to_levels(expected, runner.num_levels)[mask], known[mask]
@@ -225,7 +227,7 @@ def check_completion(base, files, browser, name):
     page = open_page(
         browser,
         f"{base}/?model={name}&known=/files/{name}_known.npy"
-        f"&noise=/files/{name}_completion_noise.npy&rows=14&autorun=1",
+        f"&noise=/files/{name}_completion_noise.npy&rows={rows}&autorun=1",
     )
     digest, _, error = wait_for_result(page)
     assert error is None, error
@@ -303,3 +305,57 @@ def test_the_browser_samples_and_completes_a_diffusion_model(browser, tmp_path, 
     with running_server(files_dir=str(files), manual_dir=SHARED_DATA) as base:
         check_sampling(base, files, browser, "tiny_diffusion")
         check_completion(base, files, browser, "tiny_diffusion")
+
+
+def test_a_colour_model_samples_and_completes_your_held_out_images(browser, tmp_path, monkeypatch):
+    """Colour in the browser (issue N): an RGB Gated PixelCNN with the logistic-mixture head
+    samples and completes as Python LiteRT does, and `serve --images` offers the folder's
+    held-out images, read at the model's shape, to complete."""
+    from keras_gen import export, models
+    from keras_gen.image_files import ImageSource
+    from tests.test_image_files import colour_folder
+
+    model = models.GatedPixelCNN(
+        image_shape=(8, 8, 3), num_levels=16, filters=6, num_layers=2, head_filters=6,
+        likelihood="logistic_mixture", num_mixtures=3,
+    )  # fmt: skip
+    export.export(model, str(tmp_path / "zoo" / "tiny_colour"), verbose=False)
+    monkeypatch.setenv(zoo.ZOO_DIR_ENV, str(tmp_path / "zoo"))
+    photos = colour_folder(str(tmp_path / "photos"), count=60)
+    held_out = ImageSource(photos, image_size=(8, 8), channels=3).real_images("test", 20)
+    files = tmp_path / "files"
+    files.mkdir()
+    with running_server(files_dir=str(files), images=photos) as base:
+        check_sampling(base, files, browser, "tiny_colour")
+        check_completion(base, files, browser, "tiny_colour")
+        for query, message in [("shape=8x8", "HxWxC"), ("shape=8x8x3", None)]:
+            try:
+                with urllib.request.urlopen(f"{base}/test_images.npy?{query}") as response:
+                    assert message is None
+                    np.testing.assert_array_equal(np.load(io.BytesIO(response.read())), held_out)
+            except urllib.error.HTTPError as error:
+                assert message and message in error.read().decode()
+        page = open_page(browser, base + "/?model=tiny_colour")
+        page.wait_for_selector("#test-digits button", timeout=60_000)
+        assert page.locator("#test-digits button").count() == len(held_out) >= 2
+        assert page.is_visible("#ink")  # a colour model's pen has a colour
+        page.click("#test-digits button[data-index='1']")
+        page.fill("#keep-rows", "4")
+        page.click("#complete")
+        digest, _, error = wait_for_result(page)
+        assert error is None and len(digest) == 64
+        pad, completed = (
+            np.array(p, np.uint8).reshape(8, 8, 4)[..., :3]
+            for p in page.evaluate(
+                "() => ['drawing', 'completed'].map((id) => Array.from(document.getElementById(id)"
+                ".getContext('2d').getImageData(0, 0, 8, 8).data))"
+            )
+        )
+        np.testing.assert_array_equal(pad, held_out[1])  # the pad shows the picked image
+        np.testing.assert_array_equal(  # and its top rows, as 16 levels, are kept
+            pixels_to_levels(completed[:4], 16), pixels_to_levels(held_out[1, :4], 16)
+        )
+    with running_server() as base:  # no --images: nothing to offer at a colour model's shape
+        with pytest.raises(urllib.error.HTTPError, match="404") as refused:
+            urllib.request.urlopen(base + "/test_images.npy?shape=8x8x3")
+        assert "--images" in refused.value.read().decode()

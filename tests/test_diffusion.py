@@ -146,7 +146,7 @@ def trained(**options):
 
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
 def test_export_samples_completes_and_scores_as_keras_does_in_every_runtime(tmp_path, sampler):
-    model = trained(sampler=sampler, num_classes=3)
+    model = trained(sampler=sampler, num_classes=3, sampling_steps=2, bound_timesteps=3)
     folder = str(tmp_path / "export")
     manifest = export.export(model, folder, verbose=False)
     assert set(manifest["signatures"]) == {"sample", "log_prob", "complete", "denoise"}

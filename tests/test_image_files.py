@@ -146,6 +146,21 @@ def test_train_and_evaluate_take_a_folder_on_the_command_line(tmp_path, capsys):
     assert "not both" in capsys.readouterr().err
 
 
+def test_quickstart_trains_exports_and_samples_a_colour_vae_on_a_folder(tmp_path, capsys):
+    from keras_gen import cli, runtime
+
+    root = colour_folder(str(tmp_path / "photos"), count=24)
+    out = tmp_path / "quickstart"
+    argv = ["quickstart", "--images", root, "--image-size", "8", "--epochs", "1", "--out", str(out)]
+    assert cli.main(argv) == 0
+    assert "training a VAE on your images (8x8x3, 8-bit)" in capsys.readouterr().out
+    runner = runtime.open_artifact(str(out / "export" / "model.tflite"))
+    assert runner.image_shape == (8, 8, 3) and runner.num_levels == 256
+    assert tf.io.decode_png(tf.io.read_file(str(out / "samples_tflite.png"))).shape[-1] >= 3
+    assert cli.main(["quickstart", "--image-size", "8", "--out", str(tmp_path / "q2")]) == 2
+    assert "--image-size goes with --images" in capsys.readouterr().err
+
+
 def test_a_recipe_reads_image_files_from_the_manual_dir_or_images(tmp_path, capsys):
     import json
 

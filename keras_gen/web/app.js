@@ -236,65 +236,91 @@ function interpolate() {
 
 // -- drawing and completion -------------------------------------------------------
 function drawingLevels(entry) {
-  // The pad's pixels as the model's levels: ink is the top level, paper is 0.
+  // The pad's pixels as the model's levels, each channel quantized to the nearest level
+  // (for a binary model, ink above 127 is 1); a grey model reads the red channel.
   const [height, width, channels] = entry.image_shape;
   const pad = $('drawing').getContext('2d').getImageData(0, 0, width, height).data;
   const levels = new Uint8Array(height * width * channels);
+  const top = entry.num_levels - 1;
   for (let i = 0; i < height * width; i++) {
-    const ink = pad[i * 4] > 127 ? entry.num_levels - 1 : 0;
-    for (let c = 0; c < channels; c++) levels[i * channels + c] = ink;
+    for (let c = 0; c < channels; c++) {
+      levels[i * channels + c] = Math.round((pad[i * 4 + (channels === 3 ? c : 0)] * top) / 255);
+    }
   }
   return levels;
+}
+
+// The pad takes the selected model's size (cleared) and, for a colour model, an ink colour.
+function fitDrawingPad(entry) {
+  const [height, width, channels] = entry.image_shape;
+  const pad = $('drawing');
+  pad.width = width;
+  pad.height = height;
+  clearDrawingPad();
+  $('ink-row').hidden = channels !== 3;
+  $('keep-rows').max = String(height);
+}
+
+function clearDrawingPad() {
+  const pad = $('drawing');
+  const context = pad.getContext('2d');
+  context.fillStyle = '#000';
+  context.fillRect(0, 0, pad.width, pad.height);
 }
 
 function setUpDrawing() {
   const pad = $('drawing');
   const context = pad.getContext('2d');
-  const clear = () => {
-    context.fillStyle = '#000';
-    context.fillRect(0, 0, pad.width, pad.height);
-  };
-  clear();
   let drawing = false;
   const ink = (event) => {
     const box = pad.getBoundingClientRect();
     const x = Math.floor(((event.clientX - box.left) / box.width) * pad.width);
     const y = Math.floor(((event.clientY - box.top) / box.height) * pad.height);
-    context.fillStyle = '#fff';
+    context.fillStyle = selected().image_shape[2] === 3 ? $('ink').value : '#fff';
     context.fillRect(x - 1, y - 1, 2, 2);  // a 2 x 2 pen, about a stroke's width in MNIST
   };
   pad.addEventListener('pointerdown', (event) => { drawing = true; pad.setPointerCapture(event.pointerId); ink(event); });
   pad.addEventListener('pointermove', (event) => drawing && ink(event));
   pad.addEventListener('pointerup', () => { drawing = false; });
-  $('clear').addEventListener('click', clear);
+  $('clear').addEventListener('click', clearDrawingPad);
 }
 
-// Static binarized MNIST test digits, two of each class, when `serve` has their file
-// (--manual-dir): a strip of buttons, each putting its digit on the drawing pad.
-async function setUpTestDigits() {
-  const response = await fetch('/test_digits.npy');
-  if (!response.ok) {
-    $('test-digits-hint').textContent = 'To pick a test digit here, start the server with '
-      + '--manual-dir <folder of binarized_mnist\'s .amat files>.';
-    $('test-digits-hint').hidden = false;
-    return;
-  }
-  const {shape, data} = parseNpy(await response.arrayBuffer(), '/test_digits.npy');
-  const [count, height, width, channels] = shape;
-  const size = height * width * channels;
-  const digit = {image_shape: [height, width, channels]};
-  $('test-digits').replaceChildren(...Array.from({length: count}, (_, i) => {
-    const button = document.createElement('button');
-    button.type = 'button';
-    button.title = `test digit ${i}`;
-    button.dataset.index = String(i);
-    const thumbnail = document.createElement('canvas');
-    const pixels = data.subarray(i * size, (i + 1) * size);
-    drawGrid(digit, pixels, 1, thumbnail);
-    button.append(thumbnail);
-    button.addEventListener('click', () => drawGrid(digit, pixels, 1, $('drawing')));
-    return button;
-  }));
+// Held-out images to complete, at the selected model's shape, when `serve` has some
+// (--images: the user's own; --manual-dir: static binarized MNIST test digits for 28x28x1):
+// a strip of buttons, each putting its image on the drawing pad.
+let testImagesShown = Promise.resolve();
+function setUpTestImages(entry) {
+  const shape = entry.image_shape.join('x');
+  const showing = testImagesShown.then(async () => {
+    $('test-digits').replaceChildren();
+    $('test-digits-hint').hidden = true;
+    const response = await fetch(`/test_images.npy?shape=${shape}`);
+    if (selected() !== entry) return;  // another model was picked meanwhile
+    if (!response.ok) {
+      $('test-digits-hint').textContent = 'To pick a held-out image here, start the server with '
+        + '--images <your folder or array of images>'
+        + (shape === '28x28x1' ? ' or --manual-dir <folder of binarized_mnist\'s .amat files>.' : '.');
+      $('test-digits-hint').hidden = false;
+      return;
+    }
+    const {shape: [count, height, width, channels], data} = parseNpy(await response.arrayBuffer(), '/test_images.npy');
+    const size = height * width * channels;
+    const picture = {image_shape: [height, width, channels]};
+    $('test-digits').replaceChildren(...Array.from({length: count}, (_, i) => {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.title = `held-out image ${i}`;
+      button.dataset.index = String(i);
+      const thumbnail = document.createElement('canvas');
+      const pixels = data.subarray(i * size, (i + 1) * size);
+      drawGrid(picture, pixels, 1, thumbnail);
+      button.append(thumbnail);
+      button.addEventListener('click', () => drawGrid(picture, pixels, 1, $('drawing')));
+      return button;
+    }));
+  });
+  testImagesShown = showing.catch(() => {});
+  return showing;
 }
 
 function keepMask(entry, rows) {
@@ -357,9 +383,17 @@ async function main() {
     return;
   }
   if (wanted) $('model').value = wanted;
-  showCard(selected());
+  const showModel = () => {
+    const entry = selected();
+    showCard(entry);
+    fitDrawingPad(entry);
+    if (entry.signatures.includes('complete')) {
+      setUpTestImages(entry).catch((error) => showError(`held-out images: ${error.message ?? error}`));
+    }
+  };
+  showModel();
   $('model').addEventListener('change', () => {
-    showCard(selected());
+    showModel();
     interpolate();
   });
   for (const id of ['slider', 'seed-a', 'seed-b']) $(id).addEventListener('input', interpolate);
@@ -377,7 +411,7 @@ async function main() {
     }
   });
   setUpDrawing();
-  await setUpTestDigits().catch((error) => showError(`test digits: ${error.message ?? error}`));
+  await testImagesShown;
   $('complete').disabled = false;
   $('complete').addEventListener('click', async () => {
     const entry = selected();
