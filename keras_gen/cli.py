@@ -405,6 +405,13 @@ def build_parser():
         "test digits to complete; default $KERAS_GEN_MANUAL_DIR.",
     )
     serve.add_argument(
+        "--zoo",
+        default=None,
+        metavar="DIR",
+        help="serve the exports in DIR's sub-folders (each written by `export`, named by its "
+        "folder) instead of saved_models/; as $KERAS_GEN_ZOO_DIR.",
+    )
+    serve.add_argument(
         "--images",
         default=None,
         metavar="PATH",
@@ -746,6 +753,19 @@ def cmd_evaluate(args):
 def cmd_serve(args):
     from keras_gen import serve
 
+    if args.zoo:
+        from keras_gen import zoo
+
+        root = os.path.abspath(args.zoo)
+        os.environ[zoo.ZOO_DIR_ENV] = root
+        if not any(
+            os.path.exists(os.path.join(zoo.folder(n), "model.tflite")) for n in zoo.names()
+        ):
+            raise validation.InputError(
+                f"--zoo {args.zoo}: no sub-folder holds an export with a model.tflite "
+                "(write one with: python -m keras_gen export MODEL.keras --out DIR/NAME)."
+            )
+
     server = serve.make_server(
         args.host, args.port, files_dir=args.files, manual_dir=args.manual_dir, images=args.images
     )
@@ -872,7 +892,8 @@ def cmd_quickstart(args):
     print(
         f"\nDone. Files:\n  model     {os.path.join(out, 'vae', 'model.keras')}\n"
         f"  samples   {grid_path}\n  export    {export_dir}/ (saved_model/, model.tflite, export.json)\n"
-        f"  LiteRT    {tflite_path}"
+        f"  LiteRT    {tflite_path}\n"
+        f"  browser   python -m keras_gen serve --zoo {out}"
     )
 
 

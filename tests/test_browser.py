@@ -150,7 +150,9 @@ def test_bad_input_gets_a_message_on_the_page(server, browser, query, message):
     assert message in page.inner_text("#error")
 
 
-def test_the_server_refuses_a_port_in_use_and_a_missing_litertjs(server, tmp_path, capsys):
+def test_the_server_refuses_a_port_in_use_and_a_missing_litertjs(
+    server, tmp_path, capsys, monkeypatch
+):
     base, _ = server
     port = int(base.rsplit(":", 1)[1])
     with pytest.raises(serve.ServeError, match="port is in use"):
@@ -159,6 +161,11 @@ def test_the_server_refuses_a_port_in_use_and_a_missing_litertjs(server, tmp_pat
     assert "is in use" in capsys.readouterr().err
     with pytest.raises(serve.ServeError, match="npm ci --prefix"):
         serve.make_server(port=0, litertjs=str(tmp_path))
+    monkeypatch.setenv(zoo.ZOO_DIR_ENV, zoo.zoo_dir())  # restored after `serve --zoo` sets it
+    assert cli.main(["serve", "--port", "0", "--zoo", str(tmp_path)]) == 2
+    assert "no sub-folder holds an export" in capsys.readouterr().err
+    assert cli.main(["serve", "--port", "0", "--images", str(tmp_path / "missing")]) == 2
+    assert "no such folder or file" in capsys.readouterr().err
 
 
 def test_a_fixed_batch_copy_is_the_same_model():
@@ -294,7 +301,7 @@ def test_the_browser_samples_and_completes_a_diffusion_model(browser, tmp_path, 
     from keras_gen import export
     from tests.test_diffusion import tiny_mnist
 
-    model = tiny_mnist(num_timesteps=50, sampling_steps=4, bound_timesteps=4, num_classes=10)
+    model = tiny_mnist(num_timesteps=50, sampling_steps=2, bound_timesteps=2, num_classes=10)
     model.compile_for_training(1e-2)
     images = (np.arange(16 * 784).reshape(16, 28, 28, 1) * 37 % 256).astype(np.uint8)
     model.fit((images, np.arange(16) % 10), epochs=1, batch_size=8, verbose=0)

@@ -86,9 +86,8 @@ def test_a_tiny_fit_lowers_the_loss_and_sampling_is_deterministic(prediction):
     assert not np.array_equal(first, model.sample(noise, sampling_steps=2))
 
 
-@pytest.mark.parametrize("dropout", [0.0, 0.1])
-def test_a_keras_round_trip_resumes_exactly(tmp_path, dropout):
-    model = tiny(dropout=dropout)
+def test_a_keras_round_trip_resumes_exactly(tmp_path):
+    model = tiny(dropout=0.1)  # dropout: the model's seed generator must resume too
     model.fit(images(), epochs=1, batch_size=4, verbose=0)
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
@@ -264,9 +263,9 @@ def test_the_cli_samples_and_exports_with_other_sampling_settings(tmp_path):
     )
     folder = tmp_path / "export"
     export_argv = ["export", str(tmp_path / "model.keras"), "--out", str(folder)]
-    assert cli.main(export_argv + ["--sampling-steps", "3"]) == 0
-    assert formats.read_manifest(str(folder))["config"]["sampling_steps"] == 3
-    expected = model.configure_sampling(sampling_steps=3).sample(model.make_noise(2, seed=5))
+    assert cli.main(export_argv + ["--sampling-steps", "1"]) == 0
+    assert formats.read_manifest(str(folder))["config"]["sampling_steps"] == 1
+    expected = model.configure_sampling(sampling_steps=1).sample(model.make_noise(2, seed=5))
     got = runtime.open_artifact(str(folder)).sample(model.make_noise(2, seed=5))
     assert not parity_failures(np.asarray(expected), got, model.sample_parity)
     # An export's settings are fixed; guidance needs a class-conditional model.
