@@ -477,6 +477,13 @@ def held_out_fraction(text):
     return value
 
 
+def refuse_image_flags_without_images(args):
+    """--image-size and --channels say how to read --images; without it they are an error."""
+    for flag in ("image_size", "channels"):
+        if getattr(args, flag, None) is not None:
+            raise validation.InputError(f"--{flag.replace('_', '-')} goes with --images.")
+
+
 def data_source(args):
     """The data source of the data flags: a `keras_gen.data.Source` for --dataset, an
     `ImageSource` for --images."""
@@ -505,9 +512,7 @@ def data_source(args):
             validation_fraction=fraction or 0.05,
             skip_bad_images=args.skip_bad_images,
         )
-    for flag in ("image_size", "channels"):
-        if getattr(args, flag, None) is not None:
-            raise validation.InputError(f"--{flag.replace('_', '-')} goes with --images.")
+    refuse_image_flags_without_images(args)
     return data.Source(
         args.dataset,
         preprocessing=args.preprocessing,
@@ -756,11 +761,8 @@ def cmd_serve(args):
     if args.zoo:
         from keras_gen import zoo
 
-        root = os.path.abspath(args.zoo)
-        os.environ[zoo.ZOO_DIR_ENV] = root
-        if not any(
-            os.path.exists(os.path.join(zoo.folder(n), "model.tflite")) for n in zoo.names()
-        ):
+        os.environ[zoo.ZOO_DIR_ENV] = os.path.abspath(args.zoo)
+        if not serve.catalogue():  # the page's own rule: a sub-folder with a model.tflite
             raise validation.InputError(
                 f"--zoo {args.zoo}: no sub-folder holds an export with a model.tflite "
                 "(write one with: python -m keras_gen export MODEL.keras --out DIR/NAME)."
@@ -854,9 +856,7 @@ def cmd_quickstart(args):
         height, width, channels = source.image_shape()
         what = f"your images ({height}x{width}x{channels}, 8-bit)"
     else:
-        for flag in ("image_size", "channels"):
-            if getattr(args, flag) is not None:
-                raise validation.InputError(f"--{flag.replace('_', '-')} goes with --images.")
+        refuse_image_flags_without_images(args)
         source = data.Source(
             "mnist",
             preprocessing="dynamic_binarize",
