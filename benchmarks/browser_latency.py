@@ -9,6 +9,7 @@ and whether the headless browser offers WebGPU here (it is reported, never faked
 """
 
 import argparse
+import contextlib
 import os
 import shutil
 import tempfile
@@ -27,6 +28,41 @@ def python_litert_ms(name, noise, labels, rounds):
     runner = runtime.open_artifact(os.path.join(zoo.folder(name), formats.TFLITE), num_threads=1)
     runner.sample(slice_noise(noise, 0, 1), None if labels is None else labels[:1])  # warm-up
     return float(np.median([per_image_ms(runner, noise, labels) for _ in range(rounds)]))
+
+
+@contextlib.contextmanager
+def zoo_page(zoo_dir=None):
+    """(page, base address, files folder): the zoo page served from `zoo_dir` (default: the
+    zoo) in headless Chromium, and a folder it serves under /files/ for noise files."""
+    from playwright.sync_api import sync_playwright
+
+    if zoo_dir is not None:
+        os.environ[zoo.ZOO_DIR_ENV] = os.path.abspath(zoo_dir)
+    files = tempfile.mkdtemp()
+    server = serve.make_server(port=0, files_dir=files)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=shutil.which("chromium"), args=["--no-sandbox"]
+            )
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
+            yield page, f"http://127.0.0.1:{server.server_address[1]}", files
+            browser.close()
+    finally:
+        server.shutdown()
+
+
+def sampling_query(name, noise, labels, files):
+    """The page address that samples `noise` (an array or a dict) with `name`, autorun."""
+    query = f"/?model={name}&autorun=1"
+    for key, values in (noise if isinstance(noise, dict) else {"noise": noise}).items():
+        np.save(os.path.join(files, f"{name}_{key}.npy"), values.astype(np.float32))
+        query += f"&{'noise' if key == 'noise' else 'noise_' + key}=/files/{name}_{key}.npy"
+    if labels is not None:
+        query += "&labels=" + ",".join(map(str, labels))
+    return query
 
 
 def browser_ms(page, url, rounds):
@@ -55,19 +91,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=2, help="timed rounds (median)")
     parser.add_argument("--models", nargs="*", default=None, help="zoo names (default: all)")
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
-    files = tempfile.mkdtemp()
-    server = serve.make_server(port=0, files_dir=files)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
     rows = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=shutil.which("chromium"), args=["--no-sandbox"]
-        )
-        page = browser.new_page()
-        page.goto(base + "/")
+    with zoo_page() as (page, base, files):
         webgpu = page.evaluate(
             "async () => !!navigator.gpu && !!(await navigator.gpu.requestAdapter())"
         )
@@ -76,19 +101,12 @@ def main():
             runner = runtime.open_artifact(os.path.join(zoo.folder(name), formats.TFLITE))
             noise = runner.make_noise(args.images, seed=0)
             labels = np.arange(args.images, dtype=np.int32) % 10 if runner.num_classes else None
-            query = f"/?model={name}&autorun=1"
-            for key, values in (noise if isinstance(noise, dict) else {"noise": noise}).items():
-                np.save(os.path.join(files, f"{name}_{key}.npy"), values.astype(np.float32))
-                query += f"&{'noise' if key == 'noise' else 'noise_' + key}=/files/{name}_{key}.npy"
-            if labels is not None:
-                query += "&labels=" + ",".join(map(str, labels))
+            query = sampling_query(name, noise, labels, files)
             python = python_litert_ms(name, noise, labels, args.rounds)
             one = browser_ms(page, base + query + "&threads=1", args.rounds)
             several = browser_ms(page, base + query + f"&threads={args.threads}", args.rounds)
             rows.append((name, python, one, several))
             print(f"{name}: Python {python:.1f}, browser {one:.1f} / {several:.1f} ms", flush=True)
-        browser.close()
-    server.shutdown()
     print(
         f"\nheadless Chromium: WebGPU {'offered' if webgpu else 'not offered'} here; "
         f"cross-origin isolated: {isolated}; {args.images} images one at a time, median of "

@@ -344,6 +344,7 @@ def build_parser():
         help="GANs: the MNIST classifier whose features give FCD "
         "(default saved_models/mnist_classifier.keras).",
     )
+    add_diffusion_sampling_arguments(evaluate)
     _add_data_options(evaluate, "test")
 
     classifier = commands.add_parser(
@@ -742,7 +743,7 @@ def cmd_evaluate(args):
     from keras_gen import evaluation
 
     results = evaluation.evaluate(
-        args.source,
+        diffusion_sampling(args, args.source) or args.source,
         data_source(args),
         split=args.split,
         runtime_name=args.runtime,

@@ -91,10 +91,12 @@ def evaluate(
     classifier=None,
     verbose=2,
 ):
-    """Test figures of a zoo name (through its export), a .keras file or an export directory.
+    """Test figures of a zoo name (through its export), a .keras file, an export directory or a
+    Keras model.
 
     Args:
-        artifact: e.g. "pixelcnn_binarized_mnist", "runs/vae/model.keras", "exports/vae".
+        artifact: e.g. "pixelcnn_binarized_mnist", "runs/vae/model.keras", "exports/vae", or a
+            loaded model (e.g. a diffusion model after `configure_sampling(sampling_steps=10)`).
         source: a `keras_gen.data.Source` with the model's data (e.g. binarized_mnist, or mnist).
         runtime_name: for an export: "savedmodel" (default), "tflite", "tflite-int8", "tflite-float16".
         num_samples: a VAE's importance samples k; a GAN's number of samples (default 10,000).
@@ -111,12 +113,17 @@ def evaluate(
     ```
     """
     start = time.time()
-    path = zoo.resolve(artifact)
-    if path.endswith(".keras"):
-        model = runtime.load_keras(path)
-        runner = runtime.KerasRunner(model)
+    if isinstance(artifact, keras.Model):
+        path, model = None, artifact
+        artifact = type(model).__name__  # for error messages
     else:
-        model, runner = None, runtime.open_artifact(path, runtime_name)
+        path = zoo.resolve(artifact)
+        model = runtime.load_keras(path) if path.endswith(".keras") else None
+    runner = (
+        runtime.KerasRunner(model)
+        if model is not None
+        else runtime.open_artifact(path, runtime_name)
+    )
     source.check_matches(runner.image_shape, runner.num_levels, artifact)
     if _is_diffusion(path, model):
         # Its Keras evaluate reports the denoising loss; its bound is its log_prob, as exported.
@@ -156,8 +163,10 @@ def _is_diffusion(path, model):
 def _code_model_beside(path):
     """The model.keras beside the export of a VQ-VAE (a zoo folder), or None: the codes'
     figures need the encoder, which exports leave out."""
+    if path is None or not os.path.isdir(path):
+        return None
     keras_file = os.path.join(path, "model.keras")
-    if not (os.path.isdir(path) and os.path.exists(keras_file)):
+    if not os.path.exists(keras_file):
         return None
     if formats.read_manifest(path).get("class_name") not in (VQVAE.__name__, VQVAEPrior.__name__):
         return None

@@ -84,6 +84,13 @@ def test_a_tiny_fit_lowers_the_loss_and_sampling_is_deterministic(prediction):
     assert first.dtype == np.uint8 and first.shape == (3, 8, 8, 1)
     np.testing.assert_array_equal(first, model.sample(noise))
     assert not np.array_equal(first, model.sample(noise, sampling_steps=2))
+    # One image a call, the on-device case, samples as in a batch (floats summed in another
+    # order at most); so does completion.
+    one = model.sample(noise[:1])
+    assert not parity_failures(first[:1], one, model.sample_parity)
+    mask = np.zeros((1, 8, 8, 1), bool)
+    mask[:, :4] = True
+    assert model.complete(images(1), mask, noise[:1]).shape == (1, 8, 8, 1)
 
 
 def test_a_keras_round_trip_resumes_exactly(tmp_path):
@@ -145,9 +152,22 @@ def trained(**options):
 
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
 def test_export_samples_completes_and_scores_as_keras_does_in_every_runtime(tmp_path, sampler):
+    from keras_gen import cli
+
     model = trained(sampler=sampler, num_classes=3, sampling_steps=2, bound_timesteps=3)
     folder = str(tmp_path / "export")
-    manifest = export.export(model, folder, verbose=False)
+    if sampler == "ddim":  # through the CLI, whose --sampling-steps the export keeps
+        model.configure_sampling(sampling_steps=3).save(tmp_path / "model.keras")
+        argv = ["export", str(tmp_path / "model.keras"), "--out", folder, "--sampling-steps", "2"]
+        assert cli.main(argv) == 0
+        model.configure_sampling(sampling_steps=2)
+        manifest = formats.read_manifest(folder)
+        assert manifest["config"]["sampling_steps"] == 2
+        # An export's settings are fixed.
+        argv = ["sample", folder, "--num", "2", "--out", str(tmp_path / "x.npy")]
+        assert cli.main(argv + ["--sampling-steps", "3"]) == 2
+    else:
+        manifest = export.export(model, folder, verbose=False)
     assert set(manifest["signatures"]) == {"sample", "log_prob", "complete", "denoise"}
     assert manifest["saved_model_sample"] == "xla"
     noise, labels = model.make_noise(20, seed=2), np.arange(20) % 3
@@ -246,7 +266,7 @@ def test_bad_sampler_settings_are_refused():
         tiny().make_noise(2, sampler="euler")
 
 
-def test_the_cli_samples_and_exports_with_other_sampling_settings(tmp_path):
+def test_the_cli_samples_with_other_sampling_settings(tmp_path):
     from keras_gen import cli
 
     model = trained()
@@ -261,22 +281,13 @@ def test_the_cli_samples_and_exports_with_other_sampling_settings(tmp_path):
     np.testing.assert_array_equal(
         np.load(out), model.sample(model.make_noise(3, seed=0, sampler="ddpm"))
     )
-    folder = tmp_path / "export"
-    export_argv = ["export", str(tmp_path / "model.keras"), "--out", str(folder)]
-    assert cli.main(export_argv + ["--sampling-steps", "1"]) == 0
-    assert formats.read_manifest(str(folder))["config"]["sampling_steps"] == 1
-    expected = model.configure_sampling(sampling_steps=1).sample(model.make_noise(2, seed=5))
-    got = runtime.open_artifact(str(folder)).sample(model.make_noise(2, seed=5))
-    assert not parity_failures(np.asarray(expected), got, model.sample_parity)
-    # An export's settings are fixed; guidance needs a class-conditional model.
-    fixed = ["sample", str(folder), "--num", "2", "--out", str(out), "--sampling-steps", "2"]
-    assert cli.main(fixed) == 2
+    # Guidance needs a class-conditional model. (Exports with other settings: the export test.)
     assert cli.main(argv + ["--guidance-scale", "1.0"]) == 2
     assert cli.main(argv + ["--sampling-steps", "101"]) == 2
 
 
-def test_evaluate_reports_sample_figures_and_the_bound(mock_dataset, tmp_path):
-    from keras_gen import data, evaluation
+def test_evaluate_reports_sample_figures_and_the_bound(mock_dataset, tmp_path, capsys, monkeypatch):
+    from keras_gen import cli, data, evaluation
 
     model = tiny_mnist()
     model.save(tmp_path / "model.keras")
@@ -295,3 +306,22 @@ def test_evaluate_reports_sample_figures_and_the_bound(mock_dataset, tmp_path):
     assert figures["export"]["nll_bound"] == pytest.approx(
         figures["model.keras"]["nll_bound"], rel=1e-5
     )
+    # Other sampling steps without retraining: the CLI flag scores the model so configured.
+    sampled_with = []
+    figures_of = evaluation.generator_figures
+    monkeypatch.setattr(
+        evaluation,
+        "generator_figures",
+        lambda runner, *args, **kwargs: (
+            sampled_with.append(runner.model.sampling_steps),
+            figures_of(runner, *args, **kwargs),
+        )[1],
+    )
+    argv = ["evaluate", str(tmp_path / "model.keras"), "--dataset", "mnist", "--split", "test[:16]"]
+    argv += ["--manual-dir", mock_dataset, "--batch-size", "16", "--num-samples", "32"]
+    capsys.readouterr()
+    assert cli.main(argv + ["--sampling-steps", "1"]) == 0
+    assert sampled_with == [1]
+    printed = capsys.readouterr().out
+    assert "fd_logits:" in printed and "bits_per_dim_bound:" in printed
+    assert cli.main(argv + ["--sampling-steps", "1", "--runtime", "tflite"]) == 2

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_gen import callbacks, cli, data, formats, recipes, runtime, training, zoo
+from keras_gen import callbacks, cli, data, formats, precision, recipes, runtime, training, zoo
 from keras_gen.models import get
 from tests.conftest import FASHION_MNIST, PACKAGE_DATA, REPO, package_data
 
@@ -26,7 +26,7 @@ def test_every_zoo_folder_has_a_recipe_that_builds_its_model(name):
     for option, value in recipe["options"].items():
         assert config[option] == (list(value) if isinstance(value, tuple) else value), option
     assert recipe["epochs"] >= 1 and recipe["keep"] in recipes.KEEPS
-    assert recipe["mixed_precision"] in (None, "bfloat16")
+    assert recipe["mixed_precision"] in (None, *precision.PRECISION_CHOICES)
     card = open(os.path.join(ZOO, name, "MODEL_CARD.md")).read()
     assert zoo.recipe_command(name) in card
 

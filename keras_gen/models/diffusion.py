@@ -346,7 +346,6 @@ class DiffusionModel(GenerativeModel):
         timesteps = tf.constant(steps)
         previous = tf.constant(np.append(steps[1:], -1).astype(np.int32))
         noise = tf.convert_to_tensor(noise, tf.float32)
-        batch = tf.shape(noise)[0]
         labels = None if labels is None else tf.cast(labels, tf.int32)
         known_x0 = None if known is None else tf.cast(self.to_symmetric_interval(known), tf.float32)
 
@@ -356,7 +355,8 @@ class DiffusionModel(GenerativeModel):
             return tf.where(keep, tf.sqrt(alpha) * known_x0 + tf.sqrt(1.0 - alpha) * noise, x)
 
         def step(i, x, x0):
-            t = tf.fill([batch], timesteps[i])
+            # Keeps the static batch: a (None,) t would turn a batch of 1's x into (None, ...).
+            t = tf.zeros_like(noise[:, 0, 0, 0], tf.int32) + timesteps[i]
             alpha = tf.gather(alpha_bar, timesteps[i])
             t_previous = previous[i]
             alpha_previous = tf.where(
