@@ -159,7 +159,7 @@ def test_export_samples_completes_and_scores_as_keras_does_in_every_runtime(tmp_
     if sampler == "ddim":  # through the CLI, whose --sampling-steps the export keeps
         model.configure_sampling(sampling_steps=3).save(tmp_path / "model.keras")
         argv = ["export", str(tmp_path / "model.keras"), "--out", folder, "--sampling-steps", "2"]
-        assert cli.main(argv) == 0
+        assert cli.main(argv + ["--quantize", "int8,float16"]) == 0
         model.configure_sampling(sampling_steps=2)
         manifest = formats.read_manifest(folder)
         assert manifest["config"]["sampling_steps"] == 2
@@ -184,6 +184,14 @@ def test_export_samples_completes_and_scores_as_keras_does_in_every_runtime(tmp_
         assert not parity_failures(completed, got, manifest["sample_parity"]), name
         np.testing.assert_array_equal(got[mask], completed[mask])  # known pixels kept exactly
         np.testing.assert_allclose(runner.log_prob(known, labels), nats, rtol=1e-5)
+    for name in manifest["quantized"]:  # built-in ops only: Python LiteRT runs them
+        assert {"same_pixels_fraction", "log_prob_mean_abs_diff_nats"} <= set(
+            manifest["quantized"][name]
+        )
+        runner = runtime.open_artifact(folder, f"tflite-{name}")
+        assert runner.sample(noise, labels).shape == expected.shape
+        assert np.isfinite(runner.log_prob(known, labels)).all()
+    assert sorted(manifest["quantized"]) == ([] if sampler == "ddpm" else ["float16", "int8"])
     denoise = tf.saved_model.load(folder + "/saved_model").signatures["denoise"]
     noised = (noise["noise"] if isinstance(noise, dict) else noise)[:4]
     timesteps = tf.constant([0, 10, 50, 99])
