@@ -81,48 +81,35 @@ def test_every_signature_takes_500_images_in_one_call_and_gives_each_image_its_o
     }
     for signature in manifest["signatures"]:
         inputs = signature_inputs(model, signature, BATCH)
-        for output, runtime_name in [
-            (output, runtime_name)
-            for output in OUTPUTS.get(signature, ["images"])
-            for runtime_name in runners
-        ]:
-            runner = runners[runtime_name]
+        for runtime_name, runner in runners.items():
             # The signature itself, as a user calls it: no chunking by the runner.
-            whole = np.asarray(runner._call(signature, inputs)[output])
-            pieces = np.concatenate(
-                [
-                    np.asarray(
-                        runner._call(
-                            signature,
-                            {
-                                key: value[start : start + SMALL_BATCH]
-                                for key, value in inputs.items()
-                            },
-                        )[output]
-                    )
-                    for start in range(0, BATCH, SMALL_BATCH)
-                ]
-            )
-            ones = np.concatenate(  # and one image a call, the on-device case
-                [
-                    np.asarray(
-                        runner._call(
-                            signature, {key: value[i : i + 1] for key, value in inputs.items()}
-                        )[output]
-                    )
-                    for i in range(3)
-                ]
-            )
-            pieces = np.concatenate([ones, pieces[3:]])
-            where = f"{name} {runtime_name} {signature}"
-            assert whole.shape[0] == BATCH, where
-            if whole.dtype.kind == "f":  # float sums in another order at most
-                # The diffusion bound weighs each of its network's outputs by up to T / S times
-                # its posterior's precision, so float32's batch-size-dependent kernels show more.
-                rtol = 2e-5 if signature == "log_prob" and name == "diffusion" else 1e-6
-                np.testing.assert_allclose(whole, pieces, rtol=rtol, atol=1e-5, err_msg=where)
-            else:
-                np.testing.assert_array_equal(whole, pieces, err_msg=where)
+            whole = runner._call(signature, inputs)
+            pieces = [
+                runner._call(
+                    signature,
+                    {key: value[start : start + SMALL_BATCH] for key, value in inputs.items()},
+                )
+                for start in range(0, BATCH, SMALL_BATCH)
+            ]
+            ones = [  # and one image a call, the on-device case
+                runner._call(signature, {key: value[i : i + 1] for key, value in inputs.items()})
+                for i in range(3)
+            ]
+            for output in OUTPUTS.get(signature, ["images"]):
+                got = np.asarray(whole[output])
+                chunks = np.concatenate([np.asarray(piece[output]) for piece in pieces])
+                firsts = np.concatenate([np.asarray(one[output]) for one in ones])
+                expected = np.concatenate([firsts, chunks[len(ones) :]])
+                where = f"{name} {runtime_name} {signature} {output}"
+                assert got.shape[0] == BATCH, where
+                if got.dtype.kind == "f":  # float sums in another order at most
+                    # The diffusion bound weighs each of its network's outputs by up to T / S
+                    # times its posterior's precision, so float32's batch-size-dependent kernels
+                    # show more.
+                    rtol = 2e-5 if signature == "log_prob" and name == "diffusion" else 1e-6
+                    np.testing.assert_allclose(got, expected, rtol=rtol, atol=1e-5, err_msg=where)
+                else:
+                    np.testing.assert_array_equal(got, expected, err_msg=where)
 
 
 def test_parity_is_exact_for_discrete_samplers_and_stated_for_float_decoders():
