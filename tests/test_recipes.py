@@ -282,3 +282,18 @@ def test_a_recipe_reads_the_images_its_package_installs(name, tmp_path):
     assert model.image_shape == source.image_shape()
     held_out = source.real_images("test", 10_000)
     assert 150 <= len(held_out) <= 10_000 and held_out.dtype == np.uint8
+
+
+def test_the_softmax_twin_of_the_emoji_model_differs_only_in_its_head():
+    twin = recipes.load(
+        os.path.join(REPO, "benchmarks", "recipes", "gated_pixelcnn_emoji_softmax.json")
+    )
+    zoo_recipe = recipes.load(os.path.join(ZOO, "gated_pixelcnn_emoji"))
+    heads = ("likelihood", "num_mixtures")
+    assert twin["options"]["likelihood"] == "categorical"
+    assert {k: v for k, v in twin["options"].items() if k not in heads} == {
+        k: v for k, v in zoo_recipe["options"].items() if k not in heads
+    }
+    assert {k: v for k, v in twin.items() if k not in ("options", "notes")} == {
+        k: v for k, v in zoo_recipe.items() if k not in ("options", "notes")
+    }
