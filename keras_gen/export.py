@@ -130,15 +130,19 @@ def _traced_endpoints(endpoints, loops_unrolled_for=None):
 
 
 def _write_saved_model(traced, directory):
-    """Writes `traced` ({name: tf.function}) as a SavedModel's signatures, for inference only."""
-    archive = keras.export.ExportArchive()
-    # No archive.track(model): the archive then saves just the variables its endpoints read, once
-    # (tracking the model also saves every variable a second time, through its Keras wrapper).
-    for name, function in traced.items():
-        archive.add_endpoint(name, function)
+    """Writes `traced` ({name: tf.function}) as a SavedModel's signatures, for inference only.
+
+    Signatures only: saving the functions as attributes too (as `keras.export.ExportArchive`
+    does) stores every graph twice, half of saved_model.pb. Only the variables the signatures
+    read are saved, once (tracking the model would save each again through its Keras wrapper).
+    """
+    concrete = {name: function.get_concrete_function() for name, function in traced.items()}
+    holder = tf.Module()
+    read = {id(variable): variable for c in concrete.values() for variable in c.variables}
+    holder.read_variables = list(read.values())
     # Exports serve inference: tracing every op's gradient function only costs time.
     options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
-    archive.write_out(directory, options=options, verbose=False)
+    tf.saved_model.save(holder, directory, signatures=concrete, options=options)
 
 
 def export(model, directory, overwrite=False, verbose=True, quantize=()):
