@@ -36,22 +36,31 @@ def zoo_page(zoo_dir=None):
     zoo) in headless Chromium, and a folder it serves under /files/ for noise files."""
     from playwright.sync_api import sync_playwright
 
+    previous_zoo = os.environ.get(zoo.ZOO_DIR_ENV)
     if zoo_dir is not None:
         os.environ[zoo.ZOO_DIR_ENV] = os.path.abspath(zoo_dir)
     files = tempfile.mkdtemp()
     server = serve.make_server(port=0, files_dir=files)
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=shutil.which("chromium"), args=["--no-sandbox"]
             )
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{server.server_address[1]}/")
-            yield page, f"http://127.0.0.1:{server.server_address[1]}", files
-            browser.close()
+            try:
+                page = browser.new_page()
+                page.goto(base + "/")
+                yield page, base, files
+            finally:
+                browser.close()
     finally:
         server.shutdown()
+        if zoo_dir is not None:  # the caller's zoo again
+            if previous_zoo is None:
+                os.environ.pop(zoo.ZOO_DIR_ENV, None)
+            else:
+                os.environ[zoo.ZOO_DIR_ENV] = previous_zoo
 
 
 def sampling_query(name, noise, labels, files):
