@@ -154,7 +154,10 @@ def trained(**options):
 def test_export_samples_completes_and_scores_as_keras_does_in_every_runtime(tmp_path, sampler):
     from keras_gen import cli
 
-    model = trained(sampler=sampler, num_classes=3, sampling_steps=2, bound_timesteps=3)
+    # T = 1000, as in the zoo: its alpha-bar_0 rounds to 1.0 in float16.
+    model = trained(
+        sampler=sampler, num_classes=3, sampling_steps=2, bound_timesteps=3, num_timesteps=1000
+    )
     folder = str(tmp_path / "export")
     if sampler == "ddim":  # through the CLI, whose --sampling-steps the export keeps
         model.configure_sampling(sampling_steps=3).save(tmp_path / "model.keras")
@@ -192,6 +195,10 @@ def test_export_samples_completes_and_scores_as_keras_does_in_every_runtime(tmp_
         assert runner.sample(noise, labels).shape == expected.shape
         assert np.isfinite(runner.log_prob(known, labels)).all()
     assert sorted(manifest["quantized"]) == ([] if sampler == "ddpm" else ["float16", "int8"])
+    if sampler == "ddim":  # float16 weights, and a schedule that survives their rounding
+        float16 = manifest["quantized"]["float16"]
+        assert float16["same_pixels_fraction"] > 0.99, float16
+        assert float16["log_prob_mean_abs_diff_nats"] < 0.5, float16
     denoise = tf.saved_model.load(folder + "/saved_model").signatures["denoise"]
     noised = (noise["noise"] if isinstance(noise, dict) else noise)[:4]
     timesteps = tf.constant([0, 10, 50, 99])

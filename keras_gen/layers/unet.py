@@ -9,6 +9,7 @@ built-in ops only.
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_gen.registry import register
@@ -20,8 +21,14 @@ def sinusoidal_embedding(timesteps, dim, max_period=10_000.0):
     Half the channels are sines, half cosines, at frequencies from 1 to 1 / max_period.
     """
     half = dim // 2
-    frequencies = ops.exp(-math.log(max_period) * ops.arange(half, dtype="float32") / half)
-    angles = ops.cast(timesteps, "float32")[:, None] * frequencies[None, :]
+    frequencies = np.exp(-math.log(max_period) * np.arange(half) / half)
+    # Each frequency as a float16 number plus a small remainder: a float16 LiteRT file rounds
+    # these constants to float16, which would move the angle at t = 999 by up to 0.24 rad; the
+    # product of an integer t < 2048 and a float16 number is exact in float32.
+    leading = frequencies.astype(np.float16).astype(np.float32)
+    remainder = (frequencies - leading).astype(np.float32)
+    timesteps = ops.cast(timesteps, "float32")[:, None]
+    angles = timesteps * leading[None, :] + timesteps * remainder[None, :]
     return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
 
 

@@ -45,6 +45,54 @@ def signal_fractions(schedule, num_timesteps):
     return np.cumprod(1.0 - betas)
 
 
+def _float32_constant(values):
+    return tf.constant(np.asarray(values, np.float64).astype(np.float32))
+
+
+def noise_scales(alpha_bar):
+    """(signal, noise) scales sqrt(alpha-bar_t) and sqrt(1 - alpha-bar_t) of every timestep, each
+    (num_timesteps,) float64.
+
+    The model's graphs gather these (and the other coefficients below) from tables computed in
+    float64, and never subtract alpha-bar from 1 at run time: a float16 LiteRT file rounds every
+    float constant to float16, where alpha-bar near 1 is 1.0 and 1 - alpha-bar would be 0.
+    """
+    return np.sqrt(alpha_bar), np.sqrt(1.0 - alpha_bar)
+
+
+def bound_weights(alpha_bar):
+    """The weight of ||x_0 - x_0 estimate||^2 in the bound's KL term at each timestep t >= 1,
+    alpha-bar_{t-1} beta_t / (2 (1 - alpha-bar_t) (1 - alpha-bar_{t-1})) (half the fall in
+    signal-to-noise ratio from t - 1 to t), (num_timesteps,) float64, 0 at t = 0."""
+    previous = alpha_bar[:-1]
+    beta = 1.0 - alpha_bar[1:] / previous
+    weights = previous * beta / (2.0 * (1.0 - alpha_bar[1:]) * (1.0 - previous))
+    return np.concatenate([[0.0], weights])
+
+
+def reverse_step_coefficients(alpha_bar, steps):
+    """Coefficients of each step of the reverse loop over timesteps `steps`, from t = steps[i] to
+    s = steps[i + 1] (s = -1, alpha-bar 1, after the last), each (len(steps),) float64:
+
+    - "signal", "noise": sqrt(alpha-bar_t), sqrt(1 - alpha-bar_t);
+    - "signal_next", "noise_next": the same at s;
+    - "posterior_x0", "posterior_xt", "posterior_deviation": the posterior q(x_s | x_t, x_0) of
+      the strided chain, whose step t -> s has beta = 1 - alpha-bar_t / alpha-bar_s: its mean's
+      coefficients of x_0 and x_t, and its standard deviation (DDPM sampling).
+    """
+    alpha, alpha_next = alpha_bar[steps], np.append(alpha_bar[steps[1:]], 1.0)
+    beta = 1.0 - alpha / alpha_next
+    return {
+        "signal": np.sqrt(alpha),
+        "noise": np.sqrt(1.0 - alpha),
+        "signal_next": np.sqrt(alpha_next),
+        "noise_next": np.sqrt(1.0 - alpha_next),
+        "posterior_x0": np.sqrt(alpha_next) * beta / (1.0 - alpha),
+        "posterior_xt": np.sqrt(alpha / alpha_next) * (1.0 - alpha_next) / (1.0 - alpha),
+        "posterior_deviation": np.sqrt(beta * (1.0 - alpha_next) / (1.0 - alpha)),
+    }
+
+
 def ddim_timesteps(num_timesteps, sampling_steps):
     """The timesteps DDIM visits, from the noisiest down: `sampling_steps` evenly spaced values of
     [0, num_timesteps - 1], the first num_timesteps - 1 and the last 0, as int32."""
@@ -138,7 +186,7 @@ class DiffusionModel(GenerativeModel):
         ddim_timesteps(self.num_timesteps, sampling_steps)  # checks it
         self.sampling_steps = int(sampling_steps)
         self.sampler, self.bound_timesteps = sampler, int(bound_timesteps)
-        self.signal_fractions = signal_fractions(schedule, self.num_timesteps).astype(np.float32)
+        self.alpha_bar = signal_fractions(schedule, self.num_timesteps)  # float64
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.network = self.build_network(name="network")
         self.ema_network = None
@@ -237,8 +285,10 @@ class DiffusionModel(GenerativeModel):
     def _fractions(self, timesteps):
         """(signal, noise) scales sqrt(alpha-bar_t), sqrt(1 - alpha-bar_t) of (batch,) timesteps,
         shaped (batch, 1, 1, 1), float32."""
-        alpha_bar = tf.gather(tf.constant(self.signal_fractions), timesteps)[:, None, None, None]
-        return tf.sqrt(alpha_bar), tf.sqrt(1.0 - alpha_bar)
+        return tuple(
+            tf.gather(_float32_constant(scales), timesteps)[:, None, None, None]
+            for scales in noise_scales(self.alpha_bar)
+        )
 
     def predict_noise(self, network, noised, timesteps, labels=None):
         """The network's estimate of (epsilon, x_0) for x_t `noised` (batch, H, W, C) float32 at
@@ -342,43 +392,35 @@ class DiffusionModel(GenerativeModel):
         """
         steps = ddim_timesteps(self.num_timesteps, sampling_steps or self.sampling_steps)
         guidance_scale = self.guidance_scale if guidance_scale is None else guidance_scale
-        alpha_bar = tf.constant(self.signal_fractions)
+        coefficients = {
+            name: _float32_constant(values)
+            for name, values in reverse_step_coefficients(self.alpha_bar, steps).items()
+        }
         timesteps = tf.constant(steps)
-        previous = tf.constant(np.append(steps[1:], -1).astype(np.int32))
         noise = tf.convert_to_tensor(noise, tf.float32)
         labels = None if labels is None else tf.cast(labels, tf.int32)
         known_x0 = None if known is None else tf.cast(self.to_symmetric_interval(known), tf.float32)
 
-        def with_known(x, alpha):
+        def with_known(x, signal, noise_scale):
             if known is None:
                 return x
-            return tf.where(keep, tf.sqrt(alpha) * known_x0 + tf.sqrt(1.0 - alpha) * noise, x)
+            return tf.where(keep, signal * known_x0 + noise_scale * noise, x)
 
         def step(i, x, x0):
             # Keeps the static batch: a (None,) t would turn a batch of 1's x into (None, ...).
             t = tf.zeros_like(noise[:, 0, 0, 0], tf.int32) + timesteps[i]
-            alpha = tf.gather(alpha_bar, timesteps[i])
-            t_previous = previous[i]
-            alpha_previous = tf.where(
-                t_previous >= 0, tf.gather(alpha_bar, tf.maximum(t_previous, 0)), 1.0
-            )
+            at = {name: tf.gather(values, i) for name, values in coefficients.items()}
             _, x0 = self.guided_prediction(x, t, labels, guidance_scale)
             x0 = tf.clip_by_value(x0, -1.0, 1.0)
             if step_noise is None:
-                epsilon = (x - tf.sqrt(alpha) * x0) / tf.sqrt(1.0 - alpha)
-                x = tf.sqrt(alpha_previous) * x0 + tf.sqrt(1.0 - alpha_previous) * epsilon
+                epsilon = (x - at["signal"] * x0) / at["noise"]
+                x = at["signal_next"] * x0 + at["noise_next"] * epsilon
             else:
-                # The posterior of the strided chain, whose step t -> s has beta = 1 - a_t / a_s.
-                beta = 1.0 - alpha / alpha_previous
-                mean = (
-                    tf.sqrt(alpha_previous) * beta * x0
-                    + tf.sqrt(1.0 - beta) * (1.0 - alpha_previous) * x
-                ) / (1.0 - alpha)
-                deviation = tf.sqrt(beta * (1.0 - alpha_previous) / (1.0 - alpha))
-                x = mean + deviation * tf.gather(step_noise, i, axis=1)
-            return i + 1, with_known(x, alpha_previous), x0
+                mean = at["posterior_x0"] * x0 + at["posterior_xt"] * x
+                x = mean + at["posterior_deviation"] * tf.gather(step_noise, i, axis=1)
+            return i + 1, with_known(x, at["signal_next"], at["noise_next"]), x0
 
-        x_start = with_known(noise, tf.gather(alpha_bar, timesteps[0]))
+        x_start = with_known(noise, coefficients["signal"][0], coefficients["noise"][0])
         _, _, x0 = tf.while_loop(
             lambda i, *_: i < len(steps), step, (tf.constant(0), x_start, tf.zeros_like(noise))
         )
@@ -508,25 +550,22 @@ class DiffusionModel(GenerativeModel):
         network itself.
         """
         x0 = tf.cast(self.to_symmetric_interval(images), tf.float32)
-        alpha_bar = tf.constant(self.signal_fractions)
         timesteps, weights, noise = self._bound_draws(images)
         labels = None if labels is None else tf.cast(labels, tf.int32)
         axes = [1, 2, 3]
-        last = self.signal_fractions[-1]
-        prior = 0.5 * tf.reduce_sum(
-            last * tf.square(x0) + (1.0 - last) - 1.0 - math.log(1.0 - last), axis=axes
-        )
+        last = float(self.alpha_bar[-1])
+        # KL(N(sqrt(a) x_0, 1 - a) || N(0, 1)) per sub-pixel, its x_0-free part in float64.
+        prior = 0.5 * tf.reduce_sum(last * tf.square(x0), axis=axes) + 0.5 * float(
+            np.prod(self.image_shape)
+        ) * (-last - math.log1p(-last))
+        kl_weights = _float32_constant(bound_weights(self.alpha_bar))
 
         def denoising_term(t, epsilon):
-            alpha, alpha_previous = tf.gather(alpha_bar, t), tf.gather(alpha_bar, t - 1)
-            alpha, alpha_previous = alpha[:, None, None, None], alpha_previous[:, None, None, None]
-            noised = tf.sqrt(alpha) * x0 + tf.sqrt(1.0 - alpha) * epsilon
+            signal, noise_scale = self._fractions(t)
+            noised = signal * x0 + noise_scale * epsilon
             _, estimate = self.predict_noise(self.sampling_network, noised, t, labels)
             error = tf.square(x0 - tf.clip_by_value(estimate, -1.0, 1.0))
-            beta = 1.0 - alpha / alpha_previous
-            # (posterior mean's x_0 coefficient)^2 / (2 * posterior variance), simplified.
-            factor = alpha_previous * beta / (2.0 * (1.0 - alpha) * (1.0 - alpha_previous))
-            return tf.reduce_sum(factor * error, axis=axes)
+            return tf.gather(kl_weights, t) * tf.reduce_sum(error, axis=axes)
 
         # A graph loop, not a Python one: one copy of the network in the graph (and in LiteRT).
         _, denoising = tf.while_loop(
@@ -539,16 +578,13 @@ class DiffusionModel(GenerativeModel):
             ),
             (tf.constant(0), tf.zeros_like(prior)),
         )
-        first = self.signal_fractions[0]
         t0 = tf.zeros(tf.shape(timesteps)[1:], tf.int32)
-        noised = math.sqrt(first) * x0 + math.sqrt(1.0 - first) * noise[-1]
+        signal, noise_scale = (float(scales[0]) for scales in noise_scales(self.alpha_bar))
+        noised = signal * x0 + noise_scale * noise[-1]
         _, estimate = self.predict_noise(self.sampling_network, noised, t0, labels)
         decoder = -tf.reduce_sum(
             likelihoods.discretized_gaussian_log_prob(
-                images,
-                tf.clip_by_value(estimate, -1.0, 1.0),
-                math.sqrt(1.0 - first),
-                self.num_levels,
+                images, tf.clip_by_value(estimate, -1.0, 1.0), noise_scale, self.num_levels
             ),
             axis=axes,
         )
