@@ -148,15 +148,16 @@ def load(source):
 
 def write_weights_only(source, destination):
     """Writes a copy of the .keras file `source` without its optimizer state (what a zoo folder
-    keeps) to `destination`; returns (bytes before, bytes after). The model, its weights and its
-    seed are unchanged, so it samples and scores exactly as `source` does.
+    keeps) to `destination`; returns (bytes before, bytes after). It samples and scores exactly
+    as `source` does: the weights and seed are unchanged, except that a family may drop weights
+    only training reads (`GenerativeModel.weights_only_copy`).
 
     A run in progress keeps its full checkpoint in the folder's `in_training/` instead.
     """
     from keras_gen import runtime
 
     before = os.path.getsize(source)
-    model = runtime.load_keras(source, compile=False)
+    model = runtime.load_keras(source, compile=False).weights_only_copy()
     partial = destination + ".partial.keras"  # never a half-written zoo file
     model.save(partial)
     os.replace(partial, destination)

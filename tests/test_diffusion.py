@@ -121,6 +121,26 @@ def test_sampling_uses_the_weight_average():
     assert tiny(ema_decay=0.0).sampling_network.name == "network"
 
 
+def test_the_zoo_copy_keeps_the_average_alone_and_samples_and_scores_the_same(tmp_path):
+    from keras_gen import zoo
+
+    model = tiny(ema_decay=0.9, num_classes=3)
+    data = (images(), np.arange(8) % 3)
+    model.fit(data, epochs=2, batch_size=4, verbose=0)
+    model.save(tmp_path / "full.keras")
+    before, after = zoo.write_weights_only(str(tmp_path / "full.keras"), str(tmp_path / "w.keras"))
+    copy = zoo.load(str(tmp_path / "w.keras"))
+    assert copy.ema_network is None and copy.ema_decay == 0.0 and after < before / 2
+    noise, labels = model.make_noise(3, seed=1), np.array([0, 1, 2])
+    np.testing.assert_array_equal(copy.sample(noise, labels), model.sample(noise, labels))
+    np.testing.assert_array_equal(
+        copy.log_prob(images(3), labels), model.log_prob(images(3), labels)
+    )
+    copy.compile_for_training()  # a zoo file has no optimizer
+    loss = copy.evaluate(data, batch_size=4, verbose=0)
+    assert loss == model.evaluate(data, batch_size=4, verbose=0)
+
+
 def test_class_conditioning_and_guidance():
     model = tiny(num_classes=3, guidance_scale=1.0, ema_decay=0.0)
     model.compile_for_training(1e-2)

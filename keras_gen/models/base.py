@@ -559,6 +559,11 @@ class GenerativeModel(keras.Model):
             for generator in getattr(layer, "_seed_generators", [])
         ]
 
+    def weights_only_copy(self):
+        """The model a zoo folder keeps, saved without optimizer state: this one, unless a family
+        can drop weights that only training reads (`Diffusion` keeps its average alone)."""
+        return self
+
     def save_own_variables(self, store):
         super().save_own_variables(store)
         store[self._SEED_STATE_KEY] = np.asarray(self.seed_generator.state)

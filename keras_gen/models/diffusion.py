@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_gen import likelihoods, validation
-from keras_gen.conventions import draw_noise_structure, image_hashes
+from keras_gen.conventions import HASH_PRIME, draw_noise_structure, image_hashes
 from keras_gen.layers.unet import UNetBackbone
 from keras_gen.models.base import GenerativeModel
 from keras_gen.models.gan_parts import GeneratorAverage
@@ -22,8 +22,15 @@ from keras_gen.registry import register
 SCHEDULES = ("cosine", "linear")
 PREDICTIONS = ("epsilon", "v")
 SAMPLERS = ("ddim", "ddpm")
-# Noise images the bound picks its draws from, by a hash of each image (`_bound_draws`).
-_BOUND_NOISE_BANK = 256
+# The bound's noise is read from one bank of normal numbers, a prime number of them, through an
+# affine map of the sub-pixel index picked by a hash of each image (`_bound_draws`). At most
+# HASH_PRIME, so that every index stays below 2**31 for images of up to 32,768 sub-pixels.
+def _noise_bank_size(subpixels):
+    """The smallest prime at or above 8 x `subpixels`, at most HASH_PRIME (65521)."""
+    size = min(8 * subpixels, HASH_PRIME)
+    while any(size % d == 0 for d in range(2, int(size**0.5) + 1)):
+        size += 1
+    return min(size, HASH_PRIME)
 
 
 def signal_fractions(schedule, num_timesteps):
@@ -268,6 +275,18 @@ class DiffusionModel(GenerativeModel):
         return draw_noise_structure(
             batch_size, self.sampler_noise_spec(sampler, sampling_steps), seed
         )
+
+    def weights_only_copy(self):
+        """With an average of the weights, a copy without one whose network holds the average
+        (and this model's seed state): it samples and scores exactly as this model does, in half
+        the bytes. Fine-tuning it starts from the average, with a fresh one."""
+        if self.ema_network is None:
+            return self
+        copy = type(self).from_config({**self.get_config(), "ema_decay": 0.0})
+        for target, source in zip(copy.network.weights, self.ema_network.weights):
+            target.assign(source)
+        copy.seed_generator.state.assign(self.seed_generator.state)
+        return copy
 
     @property
     def sampling_network(self):
@@ -523,15 +542,29 @@ class DiffusionModel(GenerativeModel):
     def _bound_draws(self, images):
         """Each image's timesteps and noise for the bound, fixed by a hash of its pixels:
         (timesteps (S, batch) int32 in [1, T - 1], weights (S,) float32 summing to T - 1, noise
-        (S + 1, batch, H, W, C) float32), S = bound_timesteps; the last noise is the decoder's."""
+        (S + 1, batch, H, W, C) float32), S = bound_timesteps; the last noise is the decoder's.
+
+        Draw k of an image reads sub-pixel j's noise from entry (a_k j + b_k) mod P of a fixed
+        bank of P normal numbers (P a prime above the sub-pixel count, so the map is one-to-one),
+        with a_k, b_k hashed from the image: integer arithmetic, as in every runtime, and a
+        bank of kilobytes rather than whole noise images.
+        """
         count = self.bound_timesteps
         edges = np.round(np.linspace(1, self.num_timesteps, count + 1)).astype(np.int32)
         starts, sizes = edges[:-1], np.diff(edges)
         rng = np.random.default_rng(1)
-        bank = rng.standard_normal((_BOUND_NOISE_BANK,) + self.image_shape, dtype=np.float32)
-        hashes = image_hashes(images, 2 * count + 1, rng)
+        subpixels = int(np.prod(self.image_shape))
+        bank_size = _noise_bank_size(subpixels)
+        bank = rng.standard_normal(bank_size, dtype=np.float32)
+        hashes = image_hashes(images, 3 * count + 2, rng)
         timesteps = starts[:, None] + tf.math.floormod(hashes[:count], sizes[:, None])
-        noise = tf.gather(bank, tf.math.floormod(hashes[count:], _BOUND_NOISE_BANK))
+        scales = 1 + tf.math.floormod(hashes[count : 2 * count + 1], bank_size - 1)
+        offsets = tf.math.floormod(hashes[2 * count + 1 :], bank_size)
+        positions = tf.range(subpixels, dtype=tf.int32)
+        entries = tf.math.floormod(scales[..., None] * positions + offsets[..., None], bank_size)
+        noise = tf.reshape(
+            tf.gather(bank, entries), tf.concat([tf.shape(entries)[:2], self.image_shape], 0)
+        )
         return timesteps, tf.constant(sizes, tf.float32), noise
 
     def variational_bound_terms(self, images, labels=None):
