@@ -295,25 +295,6 @@ def test_without_the_test_digits_file_the_page_says_how_to_offer_them(browser, t
         assert page.is_hidden("#error")
 
 
-def test_the_browser_samples_and_completes_a_diffusion_model(browser, tmp_path, monkeypatch):
-    """The diffusion family's DDIM loop runs in LiteRT.js: a tiny class-conditional model, until
-    the zoo has one (issue O)."""
-    from keras_gen import export
-    from tests.test_diffusion import tiny_mnist
-
-    model = tiny_mnist(num_timesteps=50, sampling_steps=2, bound_timesteps=2, num_classes=10)
-    model.compile_for_training(1e-2)
-    images = (np.arange(16 * 784).reshape(16, 28, 28, 1) * 37 % 256).astype(np.uint8)
-    model.fit((images, np.arange(16) % 10), epochs=1, batch_size=8, verbose=0)
-    export.export(model, str(tmp_path / "zoo" / "tiny_diffusion"), verbose=False)
-    monkeypatch.setenv(zoo.ZOO_DIR_ENV, str(tmp_path / "zoo"))
-    files = tmp_path / "files"
-    files.mkdir()
-    with running_server(files_dir=str(files), manual_dir=SHARED_DATA) as base:
-        check_sampling(base, files, browser, "tiny_diffusion")
-        check_completion(base, files, browser, "tiny_diffusion")
-
-
 def test_a_colour_model_samples_and_completes_your_held_out_images(browser, tmp_path, monkeypatch):
     """Colour in the browser (issue N): an RGB Gated PixelCNN with the logistic-mixture head
     samples and completes as Python LiteRT does, and `serve --images` offers the folder's

@@ -25,6 +25,7 @@ EXPECTED = {
     "conditional_gan_mnist",
     "pixelvae_binarized_mnist",
     "vqvae_mnist",
+    "diffusion_mnist",
 }
 
 
@@ -280,6 +281,7 @@ def test_zoo_command_draws_every_model_and_writes_cards(tiny_zoo, tmp_path):
         "gated_pixelcnn_binarized_mnist",
         "pixelcnn_binarized_mnist",
         "pixelvae_binarized_mnist",
+        "diffusion_mnist",
     ],
 )
 def test_a_zoo_folders_export_scores_as_its_model_keras(name):
@@ -290,9 +292,16 @@ def test_a_zoo_folders_export_scores_as_its_model_keras(name):
     model = precision.float32_twin(runtime.load_keras(os.path.join(directory, "model.keras")))
     exported = tf.saved_model.load(os.path.join(directory, "saved_model"))
     images = (np.random.default_rng(0).random((4, 28, 28, 1)) < 0.15).astype(np.uint8)
-    expected = exported.signatures["log_prob"](images=tf.constant(images))["log_prob"]
-    # As exported: a PixelVAE's bound with its fixed importance draws.
-    np.testing.assert_allclose(runtime.KerasRunner(model).log_prob(images), expected, rtol=1e-5)
+    inputs = {"images": tf.constant(images)}
+    labels = np.arange(4, dtype=np.int32) if model.num_classes else None
+    if labels is not None:
+        inputs["labels"] = tf.constant(labels)
+    expected = exported.signatures["log_prob"](**inputs)["log_prob"]
+    # As exported: a PixelVAE's bound with its fixed importance draws, a diffusion model's with
+    # its hashed timesteps and noise.
+    np.testing.assert_allclose(
+        runtime.KerasRunner(model).log_prob(images, labels), expected, rtol=1e-5
+    )
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

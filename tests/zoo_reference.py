@@ -13,6 +13,7 @@ the VAE's samples no longer hashed as recorded on the AVX-512 machines; the othe
 their "samples" are the bytes that were recorded.
 
     python tests/zoo_reference.py --add-samples   # adds "samples" to each entry, nothing else
+    python tests/zoo_reference.py --add NAME      # records a new zoo model, nothing else
 """
 
 import hashlib
@@ -59,7 +60,13 @@ if __name__ == "__main__":
     names = sorted(
         n for n in os.listdir(ZOO) if os.path.exists(os.path.join(ZOO, n, "model.keras"))
     )
-    if "--add-samples" in sys.argv:
+    if "--add" in sys.argv:
+        recorded = json.load(open(REFERENCE))
+        name = sys.argv[sys.argv.index("--add") + 1]
+        if name in recorded:
+            sys.exit(f"{name} is recorded already; its figures change only with a reason.")
+        recorded[name] = figures(name)
+    elif "--add-samples" in sys.argv:
         recorded = json.load(open(REFERENCE))
         for name in names:
             today = figures(name)

@@ -559,9 +559,13 @@ class GenerativeModel(keras.Model):
             for generator in getattr(layer, "_seed_generators", [])
         ]
 
+    # Options that a weights-only copy sets, where it drops weights only training reads.
+    weights_only_overrides = {}
+
     def weights_only_copy(self):
         """The model a zoo folder keeps, saved without optimizer state: this one, unless a family
-        can drop weights that only training reads (`Diffusion` keeps its average alone)."""
+        can drop weights that only training reads (`Diffusion` keeps its average alone, with the
+        options in `weights_only_overrides`)."""
         return self
 
     def save_own_variables(self, store):

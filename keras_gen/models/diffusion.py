@@ -22,6 +22,8 @@ from keras_gen.registry import register
 SCHEDULES = ("cosine", "linear")
 PREDICTIONS = ("epsilon", "v")
 SAMPLERS = ("ddim", "ddpm")
+
+
 # The bound's noise is read from one bank of normal numbers, a prime number of them, through an
 # affine map of the sub-pixel index picked by a hash of each image (`_bound_draws`). At most
 # HASH_PRIME, so that every index stays below 2**31 for images of up to 32,768 sub-pixels.
@@ -276,13 +278,15 @@ class DiffusionModel(GenerativeModel):
             batch_size, self.sampler_noise_spec(sampler, sampling_steps), seed
         )
 
+    weights_only_overrides = {"ema_decay": 0.0}
+
     def weights_only_copy(self):
         """With an average of the weights, a copy without one whose network holds the average
         (and this model's seed state): it samples and scores exactly as this model does, in half
         the bytes. Fine-tuning it starts from the average, with a fresh one."""
         if self.ema_network is None:
             return self
-        copy = type(self).from_config({**self.get_config(), "ema_decay": 0.0})
+        copy = type(self).from_config({**self.get_config(), **self.weights_only_overrides})
         for target, source in zip(copy.network.weights, self.ema_network.weights):
             target.assign(source)
         copy.seed_generator.state.assign(self.seed_generator.state)
