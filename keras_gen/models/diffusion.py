@@ -24,15 +24,14 @@ PREDICTIONS = ("epsilon", "v")
 SAMPLERS = ("ddim", "ddpm")
 
 
-# The bound's noise is read from one bank of normal numbers, a prime number of them, through an
-# affine map of the sub-pixel index picked by a hash of each image (`_bound_draws`). At most
-# HASH_PRIME, so that every index stays below 2**31 for images of up to 32,768 sub-pixels.
 def _noise_bank_size(subpixels):
-    """The smallest prime at or above 8 x `subpixels`, at most HASH_PRIME (65521)."""
+    """How many normal numbers the bound's noise bank holds (`_bound_draws`): the smallest prime
+    at or above 8 x `subpixels`, at most HASH_PRIME (itself prime), so that every bank index stays
+    below 2**31 for images of up to 32,768 sub-pixels."""
     size = min(8 * subpixels, HASH_PRIME)
     while any(size % d == 0 for d in range(2, int(size**0.5) + 1)):
         size += 1
-    return min(size, HASH_PRIME)
+    return size
 
 
 def signal_fractions(schedule, num_timesteps):
@@ -91,11 +90,12 @@ def reverse_step_coefficients(alpha_bar, steps):
     """
     alpha, alpha_next = alpha_bar[steps], np.append(alpha_bar[steps[1:]], 1.0)
     beta = 1.0 - alpha / alpha_next
+    (signal, noise), (signal_next, noise_next) = noise_scales(alpha), noise_scales(alpha_next)
     return {
-        "signal": np.sqrt(alpha),
-        "noise": np.sqrt(1.0 - alpha),
-        "signal_next": np.sqrt(alpha_next),
-        "noise_next": np.sqrt(1.0 - alpha_next),
+        "signal": signal,
+        "noise": noise,
+        "signal_next": signal_next,
+        "noise_next": noise_next,
         "posterior_x0": np.sqrt(alpha_next) * beta / (1.0 - alpha),
         "posterior_xt": np.sqrt(alpha / alpha_next) * (1.0 - alpha_next) / (1.0 - alpha),
         "posterior_deviation": np.sqrt(beta * (1.0 - alpha_next) / (1.0 - alpha)),
