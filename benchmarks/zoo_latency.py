@@ -133,7 +133,8 @@ def plot(rows, path):
         path,
         [row["name"] for row in rows],
         milliseconds,
-        "ms per image (LiteRT, 1 thread)",
+        "ms per image (LiteRT, 1 thread; log scale)",
+        log=True,  # diffusion's 50 network calls would flatten the other rows
         rotation=25,
         fontsize=7,
         limit=(50, "50 ms"),
