@@ -287,11 +287,12 @@ def test_zoo_command_draws_every_model_and_writes_cards(tiny_zoo, tmp_path):
 def test_a_zoo_folders_export_scores_as_its_model_keras(name):
     """The folder's SavedModel is the export of the folder's model.keras, run through today's layers."""
     from keras_gen import runtime
+    from tests import zoo_reference
 
     directory = os.path.join(REPO, "saved_models", name)
     model = precision.float32_twin(runtime.load_keras(os.path.join(directory, "model.keras")))
     exported = tf.saved_model.load(os.path.join(directory, "saved_model"))
-    images = (np.random.default_rng(0).random((4, 28, 28, 1)) < 0.15).astype(np.uint8)
+    images = zoo_reference.reference_images(model.image_shape, model.num_levels)
     inputs = {"images": tf.constant(images)}
     labels = np.arange(4, dtype=np.int32) if model.num_classes else None
     if labels is not None:

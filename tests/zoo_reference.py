@@ -4,7 +4,8 @@
 
 For each zoo folder: the sha256 of `sample(make_noise(4, seed=0))` (labels 0..3 for conditional
 models) through the float32 Keras model, and for models with a likelihood the exported `log_prob`
-in nats of 4 fixed binary images, computed by the Keras model. tests/test_zoo.py checks today's code against them.
+in nats of 4 fixed images (`reference_images`), computed by the Keras model. tests/test_zoo.py
+checks today's code against them.
 
 "samples" holds those samples' bytes (hex), added on 2026-12-06 (`--add-samples`), so that a
 model whose float decoder rounds a pixel differently on another CPU is held to its declared
@@ -28,9 +29,13 @@ REFERENCE = os.path.join(HERE, "zoo_reference.json")
 ZOO = os.path.join(os.path.dirname(HERE), "saved_models")
 
 
-def reference_images():
-    """4 deterministic binary 28x28 images."""
-    return (np.random.default_rng(0).random((4, 28, 28, 1)) < 0.15).astype(np.uint8)
+def reference_images(image_shape=(28, 28, 1), num_levels=2):
+    """4 deterministic images of `image_shape`, in levels: binary for the 28x28 grey models (as
+    recorded for them, whatever their levels), uniform over `num_levels` for other shapes."""
+    rng = np.random.default_rng(0)
+    if tuple(image_shape) == (28, 28, 1):
+        return (rng.random((4, 28, 28, 1)) < 0.15).astype(np.uint8)
+    return rng.integers(0, num_levels, (4, *image_shape)).astype(np.uint8)
 
 
 def figures(name):
@@ -50,7 +55,8 @@ def figures(name):
         "samples": samples.tobytes().hex(),
     }
     if model.has_log_prob:  # as exported: a VAE's with its fixed importance draws, so deterministic
-        log_prob = runtime.KerasRunner(model).log_prob(reference_images(), labels)
+        images = reference_images(model.image_shape, model.num_levels)
+        log_prob = runtime.KerasRunner(model).log_prob(images, labels)
         result["log_prob"] = [float(v) for v in np.asarray(log_prob)]
     return result
 
