@@ -327,6 +327,16 @@ def test_a_colour_model_samples_and_completes_your_held_out_images(browser, tmp_
         page.wait_for_selector("#test-digits button", timeout=60_000)
         assert page.locator("#test-digits button").count() == len(held_out) >= 2
         assert page.is_visible("#ink")  # a colour model's pen has a colour
+        # A blank pad takes the held-out images' background: their border's median colour.
+        border = np.concatenate(
+            [held_out[:, [0, -1]].reshape(-1, 3), held_out[:, 1:-1, [0, -1]].reshape(-1, 3)]
+        )
+        page.click("#clear")
+        blank = page.evaluate(
+            "() => Array.from(document.getElementById('drawing').getContext('2d')"
+            ".getImageData(0, 0, 1, 1).data)"
+        )
+        assert blank[:3] == [int(v) for v in np.sort(border, axis=0)[len(border) // 2]]
         page.click("#test-digits button[data-index='1']")
         page.fill("#keep-rows", "4")
         page.click("#complete")

@@ -166,17 +166,22 @@ async function sha256Hex(bytes) {
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
+// A grey line between images, so that samples on a light background stay apart.
+const GRID_GAP = 1;
+const GRID_GAP_GREY = 128;
+
 function drawGrid(entry, images, count, canvas = $('grid')) {
   const [height, width, channels] = entry.image_shape;
   const columns = Math.ceil(Math.sqrt(count));
   const rows = Math.ceil(count / columns);
-  canvas.width = columns * width;
-  canvas.height = rows * height;
+  canvas.width = columns * (width + GRID_GAP) - GRID_GAP;
+  canvas.height = rows * (height + GRID_GAP) - GRID_GAP;
   const context = canvas.getContext('2d');
   const picture = context.createImageData(canvas.width, canvas.height);
+  picture.data.fill(GRID_GAP_GREY);
   for (let i = 0; i < count; i++) {
-    const top = Math.floor(i / columns) * height;
-    const left = (i % columns) * width;
+    const top = Math.floor(i / columns) * (height + GRID_GAP);
+    const left = (i % columns) * (width + GRID_GAP);
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < width; x++) {
         const source = ((i * height + y) * width + x) * channels;
@@ -256,16 +261,45 @@ function fitDrawingPad(entry) {
   const pad = $('drawing');
   pad.width = width;
   pad.height = height;
+  padBackground = [0, 0, 0];  // until the model's held-out images, if any, say otherwise
   clearDrawingPad();
   $('ink-row').hidden = channels !== 3;
   $('keep-rows').max = String(height);
 }
 
+// The pad's blank colour: the held-out images' background when the server offers some (the
+// median of their border pixels, channel by channel), else black, as MNIST's.
+let padBackground = [0, 0, 0];
+let padTouched = false;
+
 function clearDrawingPad() {
   const pad = $('drawing');
   const context = pad.getContext('2d');
-  context.fillStyle = '#000';
+  context.fillStyle = `rgb(${padBackground.join(',')})`;
   context.fillRect(0, 0, pad.width, pad.height);
+  padTouched = false;
+}
+
+function borderMedian(data, [count, height, width, channels]) {
+  const values = Array.from({length: 3}, () => []);
+  for (let i = 0; i < count; i++) {
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        if (y > 0 && y < height - 1 && x > 0 && x < width - 1) continue;
+        const source = ((i * height + y) * width + x) * channels;
+        for (let c = 0; c < 3; c++) values[c].push(data[source + (channels === 3 ? c : 0)]);
+      }
+    }
+  }
+  return values.map((v) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)]);
+}
+
+// Blank the pad in the images' own background, and give a colour pen the contrasting ink.
+function matchPadToImages(data, shape) {
+  padBackground = borderMedian(data, shape);
+  const light = padBackground.reduce((a, b) => a + b, 0) / 3 > 127;
+  $('ink').value = light ? '#000000' : '#ffffff';
+  if (!padTouched) clearDrawingPad();
 }
 
 function setUpDrawing() {
@@ -276,8 +310,10 @@ function setUpDrawing() {
     const box = pad.getBoundingClientRect();
     const x = Math.floor(((event.clientX - box.left) / box.width) * pad.width);
     const y = Math.floor(((event.clientY - box.top) / box.height) * pad.height);
-    context.fillStyle = selected().image_shape[2] === 3 ? $('ink').value : '#fff';
+    const grey = padBackground[0] > 127 ? '#000' : '#fff';
+    context.fillStyle = selected().image_shape[2] === 3 ? $('ink').value : grey;
     context.fillRect(x - 1, y - 1, 2, 2);  // a 2 x 2 pen, about a stroke's width in MNIST
+    padTouched = true;
   };
   pad.addEventListener('pointerdown', (event) => { drawing = true; pad.setPointerCapture(event.pointerId); ink(event); });
   pad.addEventListener('pointermove', (event) => drawing && ink(event));
@@ -304,6 +340,7 @@ function setUpTestImages(entry) {
       return;
     }
     const {shape: [count, height, width, channels], data} = parseNpy(await response.arrayBuffer(), '/test_images.npy');
+    matchPadToImages(data, [count, height, width, channels]);
     const size = height * width * channels;
     const picture = {image_shape: [height, width, channels]};
     $('test-digits').replaceChildren(...Array.from({length: count}, (_, i) => {
@@ -315,7 +352,10 @@ function setUpTestImages(entry) {
       const pixels = data.subarray(i * size, (i + 1) * size);
       drawGrid(picture, pixels, 1, thumbnail);
       button.append(thumbnail);
-      button.addEventListener('click', () => drawGrid(picture, pixels, 1, $('drawing')));
+      button.addEventListener('click', () => {
+        drawGrid(picture, pixels, 1, $('drawing'));
+        padTouched = true;
+      });
       return button;
     }));
   });
