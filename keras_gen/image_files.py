@@ -25,6 +25,7 @@ import dataclasses
 import gzip
 import hashlib
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -285,6 +286,7 @@ class ImageSource:
             )
         good, bad, converted = [], [], 0
         channels = self.channels or 3
+        live = sys.stdout.isatty()  # a log gets the last count alone, not a run-on line
         for index, relative in enumerate(files):
             try:
                 image = tf.io.decode_image(
@@ -301,7 +303,7 @@ class ImageSource:
             colour_channels = int(image.shape[-1]) - (1 - int(image.shape[-1]) % 2)
             converted += colour_channels != channels
             good.append(relative)
-            if (index + 1) % 1000 == 0 or index + 1 == len(files):
+            if (live and (index + 1) % 1000 == 0) or index + 1 == len(files):
                 print(f"\rchecked {index + 1:,} of {len(files):,} images", end="", flush=True)
         print()
         if bad:
