@@ -69,7 +69,8 @@ def likelihood_figures(source, split="test", model=None, runner=None, num_sample
     else:
         dataset = source.load(split, labels=runner.num_classes is not None, shuffle=False)
         total, count = 0.0, 0
-        bar = keras.utils.Progbar(None, unit_name="image")
+        # Keras' own verbosity: 1 updates in place (a terminal), 2 stays quiet until the figures.
+        bar = keras.utils.Progbar(None, unit_name="image", verbose=verbose)
         for batch in dataset:
             images, labels = batch if isinstance(batch, tuple) else (batch, None)
             total -= float(np.sum(runner.log_prob(images.numpy(), labels)))

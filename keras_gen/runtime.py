@@ -6,6 +6,7 @@ and `log_prob(images, labels=None)` -> nats per image, with the same input check
 
 import json
 import os
+import sys
 import zipfile
 
 import keras
@@ -344,7 +345,9 @@ def open_artifact(path, runtime=None, num_threads=None):
 def sample_in_batches(runner, noise, labels=None, batch_size=64, progress=True):
     """Samples `noise` in chunks with a progress bar; returns (N, H, W, C) uint8."""
     count = conventions.noise_batch_size(noise)
-    bar = keras.utils.Progbar(count, unit_name="image") if progress else None
+    # On a terminal the bar updates in place; a log gets one line at the end.
+    verbose = 1 if sys.stdout.isatty() else 2
+    bar = keras.utils.Progbar(count, unit_name="image", verbose=verbose) if progress else None
     chunks = []
     for start in range(0, count, batch_size):
         chunk_labels = None if labels is None else labels[start : start + batch_size]
