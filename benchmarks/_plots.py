@@ -1,4 +1,4 @@
-"""The grouped bar chart the benchmark scripts draw."""
+"""The charts the benchmark scripts draw: grouped bars and learning curves."""
 
 import numpy as np
 
@@ -32,6 +32,30 @@ def save_grouped_bars(
         axis.axhline(limit[0], color="grey", linestyle="--", linewidth=1, label=limit[1])
     if log:
         axis.set_yscale("log")
+    _save(figure, axis, path, ylabel)
+
+
+def save_curves(path, curves, xlabel, ylabel):
+    """Writes a PNG with one line per curve.
+
+    Args:
+        curves: {legend label: [(x, y), ...]}, such as (training steps, validation NLL).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    for label, points in curves.items():
+        axis.plot(*zip(*points), marker="o", label=label)
+    axis.set_xlabel(xlabel)
+    _save(figure, axis, path, ylabel)
+
+
+def _save(figure, axis, path, ylabel):
+    import matplotlib.pyplot as plt
+
     axis.set_ylabel(ylabel)
     axis.legend(fontsize=7)
     figure.tight_layout()

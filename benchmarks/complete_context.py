@@ -3,27 +3,27 @@
     python benchmarks/complete_context.py --steps 600 --manual-dir ../shared/data
 
 Both variants start from the same seed and train on the same batches of static
-binarized MNIST for --steps steps (same optimizer, batch size and precision);
-then each is scored on the first --test images of the test split. The complete
-context lets the right-to-left pass read its own row (see
-`keras_gen.layers.DiagonalBiLSTM`), so every earlier pixel is in view.
+binarized MNIST for --steps steps (same optimizer, batch size and precision), taking
+turns (`sizing.train_side_by_side`); each is scored on the first --test images of the
+test split after each turn. The complete context lets the right-to-left pass read its
+own row (see `keras_gen.layers.DiagonalBiLSTM`), so every earlier pixel is in view.
 Results go to --out as JSON and a plot of the test NLL against steps.
 """
 
 import argparse
 import json
 import os
-import time
 
 import keras
 import numpy as np
+from sizing import plot, train_side_by_side  # noqa: E402  (benchmarks/, beside this script)
 
 import keras_gen  # noqa: F401
 from keras_gen import data
 from keras_gen.models import PixelRNN
 
 
-def train_and_score(complete_context, batches, test_images, args):
+def build(complete_context, args):
     keras.utils.set_random_seed(0)
     model = PixelRNN(
         kind="diagonal_bilstm",
@@ -34,28 +34,13 @@ def train_and_score(complete_context, batches, test_images, args):
         dtype=args.policy,
     )
     model.compile_for_training()
-    curve, start = [], time.perf_counter()
-    for chunk in np.array_split(np.arange(len(batches)), args.evaluations):
-        for index in chunk:
-            model.train_on_batch(batches[index])
-        nll = float(
-            -np.mean(
-                np.concatenate(
-                    [model.log_prob(images) for images in np.array_split(test_images, 4)]
-                )
-            )
-        )
-        curve.append((int(chunk[-1]) + 1, nll))
-        print(
-            f"complete_context={complete_context}: step {curve[-1][0]}, test NLL {nll:.2f} nats",
-            flush=True,
-        )
-    return dict(
-        complete_context=complete_context,
-        curve=curve,
-        seconds=time.perf_counter() - start,
-        parameters=model.count_params(),
-    )
+    return model
+
+
+def held_out_nll(model, test_images):
+    """("nll", mean negative log-likelihood of `test_images` in nats per image)."""
+    log_prob = np.concatenate([model.log_prob(images) for images in np.array_split(test_images, 4)])
+    return "nll", float(-np.mean(log_prob))
 
 
 def main():
@@ -88,7 +73,21 @@ def main():
             "binarized_mnist", "test", batch_size=500, take=args.test, manual_dir=args.manual_dir
         )
     )
-    rows = [train_and_score(complete, batches, test_images, args) for complete in (False, True)]
+    trained = train_side_by_side(
+        {complete: build(complete, args) for complete in (False, True)},
+        batches,
+        lambda model: held_out_nll(model, test_images),
+        args.evaluations,
+    )
+    rows = [
+        dict(
+            complete_context=complete,
+            curve=row["curve"],
+            seconds=sum(row["step_seconds"]),
+            parameters=row["parameters"],
+        )
+        for complete, row in trained.items()
+    ]
 
     print(
         f"\nDiagonal BiLSTM, {args.units} units x {args.layers} layers, {args.steps} steps of {args.batch_size} "
@@ -110,25 +109,12 @@ def main():
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out + ".json", "w") as file:
         json.dump(dict(vars(args), rows=rows), file, indent=1)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 4))
-    for row in rows:
-        steps, nlls = zip(*row["curve"])
-        axis.plot(
-            steps,
-            nlls,
-            marker="o",
-            label="complete context" if row["complete_context"] else "paper's context",
-        )
-    axis.set_xlabel("training steps")
-    axis.set_ylabel("test NLL (nats)")
-    axis.legend()
-    figure.tight_layout()
-    figure.savefig(args.out + ".png", dpi=100)
+    plot(
+        {row["complete_context"]: row for row in rows},
+        args.out + ".png",
+        "test NLL (nats)",
+        labels={False: "paper's context", True: "complete context"},
+    )
 
 
 if __name__ == "__main__":

@@ -299,3 +299,34 @@ def test_the_softmax_twin_of_the_emoji_model_differs_only_in_its_head():
     assert {k: v for k, v in twin.items() if k not in ("options", "notes")} == {
         k: v for k, v in zoo_recipe.items() if k not in ("options", "notes")
     }
+
+
+def test_sizing_runs_take_turns_without_changing_what_each_model_learns(monkeypatch):
+    """benchmarks/sizing.py trains its configurations in turns on the same batches: each curve is
+    the one that configuration gives trained alone."""
+    monkeypatch.syspath_prepend(os.path.join(REPO, "benchmarks"))
+    import sizing
+
+    from keras_gen.models import PixelCNN
+
+    def build(filters):
+        keras.utils.set_random_seed(0)
+        model = PixelCNN(image_shape=(5, 5, 1), filters=filters, num_blocks=1, head_filters=4)
+        model.compile_for_training()
+        return model
+
+    rng = np.random.default_rng(0)
+    batches = [(rng.random((4, 5, 5, 1)) < 0.3).astype(np.uint8) for _ in range(4)]
+    held_out = (rng.random((6, 5, 5, 1)) < 0.3).astype(np.uint8)
+
+    def score(model):
+        return "nll", float(-np.mean(model.log_prob(held_out)))
+
+    together = sizing.train_side_by_side({4: build(4), 8: build(8)}, batches, score, 2)
+    for filters in (4, 8):
+        alone = sizing.train_side_by_side({filters: build(filters)}, batches, score, 2)
+        assert [step for step, _ in together[filters]["curve"]] == [2, 4]
+        np.testing.assert_allclose(together[filters]["curve"], alone[filters]["curve"], rtol=1e-6)
+        assert len(together[filters]["step_seconds"]) == 4
+    assert together[4]["curve"] != together[8]["curve"]
+    assert sizing.images_per_second(together[4], 4) > 0
