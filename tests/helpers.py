@@ -77,26 +77,32 @@ def assert_keras_round_trip(model, dataset, path):
 def subpixel_jacobian(function, image_shape, num_levels=2, seed=0):
     """J[i, j] = d(sum of the outputs of sub-pixel i) / d(input sub-pixel j), raster then channel order.
 
-    `function` maps (1, H, W, C) float levels to (1, H, W, C * k) outputs whose
-    channels are grouped by colour. The input is float, so gradients reach it.
+    `function` maps (N, H, W, C) float levels to (N, H, W, C * k) outputs whose channels are
+    grouped by colour, each image on its own (a condition must be repeated to N). The input is
+    float, so gradients reach it. One backward pass gives every row: the image is repeated once
+    per sub-pixel, and copy i backpropagates sub-pixel i's outputs alone.
     """
     height, width, channels = image_shape
+    count = height * width * channels
     rng = np.random.default_rng(seed)
-    images = tf.constant(rng.integers(0, num_levels, (1,) + image_shape).astype(np.float32))
+    image = rng.integers(0, num_levels, (1,) + image_shape).astype(np.float32)
+    copies = tf.constant(np.repeat(image, count, axis=0))
     with tf.GradientTape() as tape:
-        tape.watch(images)
-        params = function(images)
-        per_subpixel = tf.reduce_sum(tf.reshape(params, (height, width, channels, -1)), axis=-1)
-        flat = tf.reshape(per_subpixel, [-1])
-    jacobian = tape.jacobian(flat, images)
-    return np.abs(tf.reshape(jacobian, (flat.shape[0], -1)).numpy())
+        tape.watch(copies)
+        params = function(copies)
+        per_subpixel = tf.reduce_sum(tf.reshape(params, (count, count, -1)), axis=-1)
+        own = tf.reduce_sum(tf.linalg.diag_part(per_subpixel))
+    return np.abs(tf.reshape(tape.gradient(own, copies), (count, count)).numpy())
 
 
 def assert_causal(model, image_shape, labels=None):
     """Sub-pixel i never depends on sub-pixel j >= i."""
-    jacobian = subpixel_jacobian(
-        lambda images: model(images, labels), image_shape, model.num_levels
-    )
+
+    def outputs(images):
+        repeated = None if labels is None else tf.repeat(labels, images.shape[0], axis=0)
+        return model(images, repeated)
+
+    jacobian = subpixel_jacobian(outputs, image_shape, model.num_levels)
     forbidden = np.triu(np.ones_like(jacobian, dtype=bool))
     assert jacobian[forbidden].max() == 0.0, np.argwhere(forbidden & (jacobian > 0))[:5]
     return jacobian

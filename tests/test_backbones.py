@@ -56,7 +56,9 @@ def test_a_conditioned_backbone_is_causal_and_reads_its_condition(network, kind)
     backbone = backbone_class(**sizes, **options)
     backbone.build((None,) + SHAPE)
     randomized(backbone)
-    jacobian = subpixel_jacobian(lambda images: backbone(images, condition), SHAPE)
+    jacobian = subpixel_jacobian(
+        lambda images: backbone(images, np.repeat(condition, images.shape[0], axis=0)), SHAPE
+    )
     assert jacobian[np.triu(np.ones_like(jacobian, dtype=bool))].max() == 0.0
     assert jacobian[np.tril(np.ones_like(jacobian, dtype=bool), -1)].max() > 0.0
     images = np.zeros((1,) + SHAPE, np.float32)
