@@ -12,7 +12,8 @@ each is scored on the recipe's validation split with Keras' `evaluate` (`nll`, n
 as `train` reports it; a model without one, its `loss`). The table gives parameters, training
 images per second (the median step; the first step of each, which traces, left out), the seconds
 10,000 training images take at that speed, and the validation figure after each turn. Results
-go to --out as JSON and a plot of the validation figure against steps.
+go to --out as JSON and a plot of the validation figure against steps; --samples draws 16
+samples of each configuration at the end.
 """
 
 import argparse
@@ -25,7 +26,7 @@ import numpy as np
 from _plots import save_curves  # noqa: E402  (benchmarks/, beside this script)
 
 import keras_gen  # noqa: F401
-from keras_gen import data, models, precision, recipes
+from keras_gen import data, models, plotting, precision, recipes
 from keras_gen.cli import parse_model_options
 
 
@@ -99,16 +100,17 @@ def main():
     parser.add_argument("--manual-dir", default=None)
     parser.add_argument("--images", default=None, help="where an images recipe's images are")
     parser.add_argument("--out", default=None, help="path stem for .json and .png")
+    parser.add_argument(
+        "--samples", default=None, metavar="PNG", help="also draw 16 samples of each, a row each"
+    )
     args = parser.parse_args()
 
     recipe = recipes.load(args.recipe)
     batch_size = recipe["data"].get("batch_size", 128)
-    source = recipes.data_source(
-        recipe, manual_dir=args.manual_dir, images=args.images, take=batch_size * args.steps
-    )
-    batches = [np.asarray(batch) for batch in source.load("train", shuffle=True)]
-    if len(batches) < args.steps:
-        parser.error(f"the training split gives {len(batches)} batches, fewer than --steps")
+    source = recipes.data_source(recipe, manual_dir=args.manual_dir, images=args.images)
+    # Passes over the training split, as many as --steps takes (a small folder gives few batches).
+    train = source.load("train", shuffle=True).repeat().take(args.steps)
+    batches = [np.asarray(batch) for batch in train]
     validation = data.as_numpy(
         source.load(recipe["validation_split"], shuffle=False), limit=args.validation
     )
@@ -143,6 +145,15 @@ def main():
             + " | ".join(f"{value:.3f}" for _, value in row["curve"])
             + " |"
         )
+    if args.samples:
+        plotting.save_rows(
+            {
+                label: model.sample(model.make_noise(16, seed=0))
+                for label, model in named_models.items()
+            },
+            args.samples,
+        )
+        print(f"wrote {args.samples}")
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out + ".json", "w") as file:
