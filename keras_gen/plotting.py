@@ -12,12 +12,15 @@ from keras_gen.files import atomic_path  # noqa: E402
 
 
 def grid(images, columns=None):
-    """(N, H, W, C) uint8 pixels -> one (rows*H, columns*W, C) float image in [0, 1]."""
+    """(N, H, W, C) uint8 pixels -> one float image in [0, 1], the images a grey line apart
+    (which both black and white backgrounds show)."""
     images = np.asarray(images, np.float32) / 255.0
     count, height, width, channels = images.shape
     columns = columns or int(math.ceil(math.sqrt(count)))
     rows = int(math.ceil(count / columns))
     canvas = np.ones((rows * (height + 1) - 1, columns * (width + 1) - 1, channels), np.float32)
+    canvas[height :: height + 1] = 0.5
+    canvas[:, width :: width + 1] = 0.5
     for index, image in enumerate(images):
         row, column = divmod(index, columns)
         canvas[
