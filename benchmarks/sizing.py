@@ -31,7 +31,8 @@ from keras_gen.cli import parse_model_options
 
 
 def build(recipe, source, options):
-    """The recipe's model with `options` over its own, compiled at its first learning rate."""
+    """The recipe's model with `options` over its own, compiled at its first learning rate (the
+    family's default without a schedule)."""
     options = {**recipe["options"], **options}
     options.setdefault("image_shape", source.image_shape())
     options.setdefault("num_levels", source.num_levels())
@@ -40,7 +41,8 @@ def build(recipe, source, options):
         options.setdefault("dtype", policy)
     keras.utils.set_random_seed(recipe["seed"])
     model = models.get(recipe["model"])(**options)
-    model.compile_for_training(recipe["learning_rate_schedule"][0][1])
+    schedule = recipe.get("learning_rate_schedule")
+    model.compile_for_training(schedule[0][1] if schedule else None)
     return model
 
 
@@ -120,7 +122,7 @@ def main():
     }
     rows = train_side_by_side(
         named_models,
-        batches[: args.steps],
+        batches,
         lambda model: validation_figure(model, validation, batch_size),
         args.evaluations,
     )

@@ -9,7 +9,7 @@ import time
 
 import numpy as np
 
-from keras_gen import validation
+from keras_gen import quiet, validation
 from keras_gen.precision import PRECISION_CHOICES
 
 # The runtimes of an export directory (keras_gen.runtime.RUNTIMES, without importing TensorFlow here).
@@ -18,7 +18,7 @@ RUNTIMES = ("savedmodel", "tflite", "tflite-int8", "tflite-float16")
 
 def _verbosity():
     """Keras progbar when a person watches, one line per epoch in logs and CI."""
-    return 1 if sys.stdout.isatty() and not os.environ.get("CI") else 2
+    return 1 if quiet.live_progress() else 2
 
 
 def _parse_value(text):

@@ -25,12 +25,11 @@ import dataclasses
 import gzip
 import hashlib
 import os
-import sys
 
 import numpy as np
 import tensorflow as tf
 
-from keras_gen import data, validation
+from keras_gen import data, quiet, validation
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 ARRAY_EXTENSIONS = (".npy", ".npz")
@@ -286,7 +285,7 @@ class ImageSource:
             )
         good, bad, converted = [], [], 0
         channels = self.channels or 3
-        live = sys.stdout.isatty()  # a log gets the last count alone, not a run-on line
+        live = quiet.live_progress()  # a log gets the last count alone, not a run-on line
         for index, relative in enumerate(files):
             try:
                 image = tf.io.decode_image(

@@ -28,6 +28,12 @@ VERBOSE_FLAG = "--verbose"
 _state = {"active": False}
 
 
+def live_progress():
+    """Whether progress lines should update in place: a person watches a terminal, not a log, a
+    pipe or CI (where each update would stay behind as a run-on line)."""
+    return sys.stdout.isatty() and not os.environ.get("CI")
+
+
 def _argv(argv):
     """`argv`, or this process's own command line (with `python -m`, as it was typed)."""
     return list(getattr(sys, "orig_argv", sys.argv) if argv is None else argv)

@@ -6,14 +6,13 @@ and `log_prob(images, labels=None)` -> nats per image, with the same input check
 
 import json
 import os
-import sys
 import zipfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_gen import conventions, formats, precision, validation
+from keras_gen import conventions, formats, precision, quiet, validation
 
 
 class ArtifactError(ValueError):
@@ -346,7 +345,7 @@ def sample_in_batches(runner, noise, labels=None, batch_size=64, progress=True):
     """Samples `noise` in chunks with a progress bar; returns (N, H, W, C) uint8."""
     count = conventions.noise_batch_size(noise)
     # On a terminal the bar updates in place; a log gets one line at the end.
-    verbose = 1 if sys.stdout.isatty() else 2
+    verbose = 1 if quiet.live_progress() else 2
     bar = keras.utils.Progbar(count, unit_name="image", verbose=verbose) if progress else None
     chunks = []
     for start in range(0, count, batch_size):

@@ -261,8 +261,8 @@ function fitDrawingPad(entry) {
   const pad = $('drawing');
   pad.width = width;
   pad.height = height;
-  padBackground = [0, 0, 0];  // until the model's held-out images, if any, say otherwise
-  clearDrawingPad();
+  padTouched = false;  // a resized pad is blank
+  setPadBackground([0, 0, 0]);  // until the model's held-out images, if any, say otherwise
   $('ink-row').hidden = channels !== 3;
   $('keep-rows').max = String(height);
 }
@@ -294,11 +294,16 @@ function borderMedian(data, [count, height, width, channels]) {
   return values.map((v) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)]);
 }
 
-// Blank the pad in the images' own background, and give a colour pen the contrasting ink.
-function matchPadToImages(data, shape) {
-  padBackground = borderMedian(data, shape);
-  const light = padBackground.reduce((a, b) => a + b, 0) / 3 > 127;
-  $('ink').value = light ? '#000000' : '#ffffff';
+// Black or white, whichever stands out on the pad's background: the grey pen's colour and
+// a colour pen's starting one.
+function contrastingInk() {
+  return padBackground.reduce((a, b) => a + b, 0) / 3 > 127 ? '#000000' : '#ffffff';
+}
+
+// Blanks an untouched pad in `rgb` and gives the colour pen the contrasting ink.
+function setPadBackground(rgb) {
+  padBackground = rgb;
+  $('ink').value = contrastingInk();
   if (!padTouched) clearDrawingPad();
 }
 
@@ -310,8 +315,7 @@ function setUpDrawing() {
     const box = pad.getBoundingClientRect();
     const x = Math.floor(((event.clientX - box.left) / box.width) * pad.width);
     const y = Math.floor(((event.clientY - box.top) / box.height) * pad.height);
-    const grey = padBackground[0] > 127 ? '#000' : '#fff';
-    context.fillStyle = selected().image_shape[2] === 3 ? $('ink').value : grey;
+    context.fillStyle = selected().image_shape[2] === 3 ? $('ink').value : contrastingInk();
     context.fillRect(x - 1, y - 1, 2, 2);  // a 2 x 2 pen, about a stroke's width in MNIST
     padTouched = true;
   };
@@ -340,7 +344,7 @@ function setUpTestImages(entry) {
       return;
     }
     const {shape: [count, height, width, channels], data} = parseNpy(await response.arrayBuffer(), '/test_images.npy');
-    matchPadToImages(data, [count, height, width, channels]);
+    setPadBackground(borderMedian(data, [count, height, width, channels]));
     const size = height * width * channels;
     const picture = {image_shape: [height, width, channels]};
     $('test-digits').replaceChildren(...Array.from({length: count}, (_, i) => {
