@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from keras_gen import models
-from keras_gen.image_files import ImageFilesError, ImageSource, held_out
+from keras_gen.image_files import ImageFilesError, ImageSource, held_out, list_image_files
 from keras_gen.validation import InputError
 
 
@@ -237,3 +237,25 @@ def test_an_idx_folder_keeps_its_own_train_and_test_sets(tmp_path):
         file.write(b"not gzip")
     with pytest.raises(ImageFilesError, match="t10k-images-idx3-ubyte.gz: not a readable gzip"):
         ImageSource(folder).image_shape()
+
+
+def test_unseen_designs_picks_the_held_out_images_with_no_variant_in_training(tmp_path, monkeypatch):
+    """benchmarks/unseen_designs.py: the mask lines up with the held-out images `evaluate` reads."""
+    monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import unseen_designs
+
+    root = str(tmp_path / "emoji")
+    names = [f"{design:04x}{tone}.png" for design in range(12) for tone in ("", "-1f3fb")]
+    for index, name in enumerate(names):  # each file's one grey level is its index
+        write_png(os.path.join(root, name), np.full((4, 4, 1), index, np.uint8))
+    files = list_image_files(root)
+    held = held_out(files, 0.3)
+    source = ImageSource(root, image_size=(4, 4), channels=1, validation_fraction=0.3)
+    images = source.real_images("test", int(held.sum()))
+    unseen = unseen_designs.unseen_mask(files, held, unseen_designs.SKIN_TONES)
+
+    design = [name[:4] for name in files]
+    trained = {d for d, h in zip(design, held) if not h}
+    expected = [names.index(f) for f, h in zip(files, held) if h and f[:4] not in trained]
+    assert 0 < len(expected) < held.sum()  # this split has both kinds
+    assert sorted(images[unseen][:, 0, 0, 0].tolist()) == sorted(expected)
