@@ -21,28 +21,26 @@ import json
 import os
 import time
 
-import keras
 import numpy as np
 from _plots import save_curves  # noqa: E402  (benchmarks/, beside this script)
 
 import keras_gen  # noqa: F401
-from keras_gen import data, models, plotting, precision, recipes
+from keras_gen import data, plotting, recipes, training
 from keras_gen.cli import parse_model_options
 
 
 def build(recipe, source, options):
     """The recipe's model with `options` over its own, compiled at its first learning rate (the
-    family's default without a schedule)."""
-    options = {**recipe["options"], **options}
-    options.setdefault("image_shape", source.image_shape())
-    options.setdefault("num_levels", source.num_levels())
-    policy, _ = precision.resolve(recipe["mixed_precision"])
-    if policy:
-        options.setdefault("dtype", policy)
-    keras.utils.set_random_seed(recipe["seed"])
-    model = models.get(recipe["model"])(**options)
+    family's default without a schedule), as `train --recipe` starts it."""
     schedule = recipe.get("learning_rate_schedule")
-    model.compile_for_training(schedule[0][1] if schedule else None)
+    model, _ = training.build_model(
+        recipe["model"],
+        source,
+        {**recipe["options"], **options},
+        recipe["mixed_precision"],
+        schedule[0][1] if schedule else None,
+        recipe["seed"],
+    )
     return model
 
 

@@ -41,7 +41,9 @@ def bits_per_dim(runner, images, batch=64):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("artifacts", nargs="+", help="zoo names, export directories or .keras files")
+    parser.add_argument(
+        "artifacts", nargs="+", help="zoo names, export directories or .keras files"
+    )
     parser.add_argument("--images", required=True, help="the folder the models trained on")
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--channels", type=int, default=3)

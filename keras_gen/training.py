@@ -87,17 +87,17 @@ def _first_stage(model_class, from_model):
     return {builds_on: first}
 
 
-def _new_model(
-    name, source, saved, history_path, options, mixed_precision, learning_rate, seed, from_model
+def build_model(
+    name, source, options=None, mixed_precision=None, learning_rate=None, seed=0, from_model=None
 ):
+    """(model, precision decision): model `name` for `source`'s images with `options` (a
+    `--set` dict), its weights drawn from `seed`, compiled at `learning_rate` (the family's default
+    when None), as `train` starts a run.
+
+    Args:
+        from_model: a trained first stage (e.g. a VQ-VAE's path for its prior), or None.
+    """
     model_class = models.get(name)
-    if os.path.exists(saved):
-        raise FileExistsError(
-            f"{os.path.dirname(saved)} already holds a trained model; choose another --out, "
-            "or pass --resume to continue training it."
-        )
-    if os.path.exists(history_path):  # left by a run that stopped before its first epoch was saved
-        os.remove(history_path)
     options = dict(options or {})
     unknown = sorted(set(options) - model_options(model_class))
     if unknown:
@@ -112,12 +112,28 @@ def _new_model(
     options.setdefault("image_shape", source.image_shape())
     options.setdefault("num_levels", source.num_levels())
     policy, decision = precision.resolve(mixed_precision)
-    print(decision)
     if policy:
         options.setdefault("dtype", policy)
     keras.utils.set_random_seed(seed)
     model = model_class(**options)
     model.compile_for_training(learning_rate)
+    return model, decision
+
+
+def _new_model(
+    name, source, saved, history_path, options, mixed_precision, learning_rate, seed, from_model
+):
+    if os.path.exists(saved):
+        raise FileExistsError(
+            f"{os.path.dirname(saved)} already holds a trained model; choose another --out, "
+            "or pass --resume to continue training it."
+        )
+    if os.path.exists(history_path):  # left by a run that stopped before its first epoch was saved
+        os.remove(history_path)
+    model, decision = build_model(
+        name, source, options, mixed_precision, learning_rate, seed, from_model
+    )
+    print(decision)
     return model
 
 

@@ -239,7 +239,9 @@ def test_an_idx_folder_keeps_its_own_train_and_test_sets(tmp_path):
         ImageSource(folder).image_shape()
 
 
-def test_unseen_designs_picks_the_held_out_images_with_no_variant_in_training(tmp_path, monkeypatch):
+def test_unseen_designs_picks_the_held_out_images_with_no_variant_in_training(
+    tmp_path, monkeypatch
+):
     """benchmarks/unseen_designs.py: the mask lines up with the held-out images `evaluate` reads."""
     monkeypatch.syspath_prepend(os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
     import unseen_designs
