@@ -366,6 +366,10 @@ class ImageSource:
             raise ImageFilesError(f"{self.dataset}, split {split!r} holds no images.")
         return rows
 
+    def count(self, split):
+        """How many images `split` holds (e.g. "train", "test[:100]")."""
+        return len(self._split_rows(split))
+
     def _examples(self, rows, labels):
         """A tf.data dataset of {"image": uint8 (H, W, C)[, "label"]} for `rows`."""
         items = self._read()

@@ -1,5 +1,6 @@
 """Your own images (issue N): folders of image files and array files as data sources."""
 
+import json
 import os
 
 import numpy as np
@@ -146,14 +147,22 @@ def test_train_and_evaluate_take_a_folder_on_the_command_line(tmp_path, capsys):
     assert "not both" in capsys.readouterr().err
 
 
-def test_quickstart_trains_exports_and_samples_a_colour_vae_on_a_folder(tmp_path, capsys):
+def test_quickstart_trains_exports_and_samples_a_colour_vae_on_a_folder(
+    tmp_path, capsys, monkeypatch
+):
     from keras_gen import cli, runtime
 
     root = colour_folder(str(tmp_path / "photos"), count=24)
     out = tmp_path / "quickstart"
-    argv = ["quickstart", "--images", root, "--image-size", "8", "--epochs", "1", "--out", str(out)]
+    monkeypatch.setattr(cli, "QUICKSTART_STEPS", 3)  # a small folder trains for this many steps
+    argv = ["quickstart", "--images", root, "--image-size", "8", "--out", str(out)]
     assert cli.main(argv) == 0
-    assert "training a VAE on your images (8x8x3, 8-bit)" in capsys.readouterr().out
+    train_images = ImageSource(root, image_size=(8, 8)).count("train")
+    epochs = -(-3 * 64 // train_images)
+    assert epochs > 2 and train_images < 64  # an epoch is one step
+    printed = capsys.readouterr().out
+    assert f"training a VAE on your images (8x8x3, 8-bit), {epochs} epochs" in printed
+    assert len(json.load(open(out / "vae" / "history.json"))["loss"]) == epochs
     runner = runtime.open_artifact(str(out / "export" / "model.tflite"))
     assert runner.image_shape == (8, 8, 3) and runner.num_levels == 256
     assert tf.io.decode_png(tf.io.read_file(str(out / "samples_tflite.png"))).shape[-1] >= 3
@@ -162,8 +171,6 @@ def test_quickstart_trains_exports_and_samples_a_colour_vae_on_a_folder(tmp_path
 
 
 def test_a_recipe_reads_image_files_from_the_manual_dir_or_images(tmp_path, capsys):
-    import json
-
     from keras_gen import cli, recipes, runtime
 
     colour_folder(str(tmp_path / "data" / "node_modules" / "some-images" / "img"), count=16)
