@@ -862,7 +862,7 @@ def cmd_quickstart(args):
         )
         # The colour zoo VAE's network (saved_models/vae_emoji): the default one's 16 latents
         # draw grey fields from the prior on 3,786 emoji, even after 30 epochs.
-        options = {"likelihood": "logistic", "widths": [64, 128], "latent_dim": 64}
+        options = {"likelihood": "logistic", "widths": [64, 128], "latent_dim": 64, "beta": 3}
         height, width, channels = source.image_shape()
         what = f"your images ({height}x{width}x{channels}, 8-bit)"
         # A small folder is few steps an epoch: train for at least QUICKSTART_STEPS.
