@@ -19,7 +19,7 @@ import pytest
 
 from keras_gen import cli, data, formats, runtime, serve, zoo
 from keras_gen.conventions import pixels_to_levels
-from tests.conftest import REPO, SHARED_DATA, shared_data
+from tests.conftest import REPO, SHARED_DATA, package_data, shared_data
 
 CHROMIUM = shutil.which("chromium")
 SCREENSHOTS = os.environ.get("KERAS_GEN_SCREENSHOTS")  # a folder: keep the page's pictures
@@ -357,3 +357,32 @@ def test_a_colour_model_samples_and_completes_your_held_out_images(browser, tmp_
         with pytest.raises(urllib.error.HTTPError, match="404") as refused:
             urllib.request.urlopen(base + "/test_images.npy?shape=8x8x3")
         assert "--images" in refused.value.read().decode()
+
+
+def test_the_colour_zoo_model_completes_a_held_out_emoji_picked_on_the_page(browser):
+    """The zoo's colour model on the page (issue N), with `serve --images` offering the held-out
+    emoji: a picked emoji keeps its top rows and the model draws the rest."""
+    from keras_gen.image_files import ImageSource
+
+    emoji = package_data("emoji-datasource-google/img/google/64")
+    held_out = ImageSource(emoji, image_size=(32, 32), channels=3).real_images("test", 20)
+    with running_server(images=emoji) as base:
+        page = open_page(browser, base + "/?model=gated_pixelcnn_emoji")
+        page.wait_for_selector("#test-digits button", timeout=60_000)
+        page.click("#test-digits button[data-index='18']")
+        page.fill("#keep-rows", "16")
+        page.click("#complete")
+        digest, _, error = wait_for_result(page)
+        assert error is None and len(digest) == 64
+        pad, completed = (
+            np.array(p, np.uint8).reshape(32, 32, 4)[..., :3]
+            for p in page.evaluate(
+                "() => ['drawing', 'completed'].map((id) => Array.from(document.getElementById(id)"
+                ".getContext('2d').getImageData(0, 0, 32, 32).data))"
+            )
+        )
+        np.testing.assert_array_equal(pad, held_out[18])
+        np.testing.assert_array_equal(completed[:16], held_out[18, :16])
+        assert not np.array_equal(completed[16:], held_out[18, 16:])  # the model drew the rest
+        if SCREENSHOTS:
+            page.screenshot(path=os.path.join(SCREENSHOTS, "web_colour.png"), full_page=True)

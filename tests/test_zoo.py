@@ -26,6 +26,7 @@ EXPECTED = {
     "pixelvae_binarized_mnist",
     "vqvae_mnist",
     "diffusion_mnist",
+    "gated_pixelcnn_emoji",
 }
 
 
@@ -282,6 +283,7 @@ def test_zoo_command_draws_every_model_and_writes_cards(tiny_zoo, tmp_path):
         "pixelcnn_binarized_mnist",
         "pixelvae_binarized_mnist",
         "diffusion_mnist",
+        "gated_pixelcnn_emoji",
     ],
 )
 def test_a_zoo_folders_export_scores_as_its_model_keras(name):
