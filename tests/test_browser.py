@@ -241,16 +241,19 @@ def check_completion(base, files, browser, name):
     assert digest == hashlib.sha256(np.ascontiguousarray(expected).tobytes()).hexdigest()
 
 
-def complete_the_pad(page):
-    """Clicks Complete; the drawing pad's and the completed image's pixels, (28, 28) each."""
+def complete_the_pad(page, shape=(28, 28, 1)):
+    """Clicks Complete; the drawing pad's and the completed image's pixels, each `shape` (H, W, C)
+    uint8."""
     page.click("#complete")
     digest, _, error = wait_for_result(page)
     assert error is None and len(digest) == 64
+    height, width, channels = shape
     pixels = page.evaluate(
-        "() => ['drawing', 'completed'].map((id) => Array.from(document.getElementById(id)"
-        ".getContext('2d').getImageData(0, 0, 28, 28).data))"
+        "([w, h]) => ['drawing', 'completed'].map((id) => Array.from(document.getElementById(id)"
+        ".getContext('2d').getImageData(0, 0, w, h).data))",
+        [width, height],
     )
-    return [np.array(p).reshape(28, 28, 4)[..., 0] for p in pixels]
+    return [np.array(p, np.uint8).reshape(height, width, 4)[..., :channels] for p in pixels]
 
 
 def test_a_drawing_keeps_its_top_rows_when_completed(server, browser):
@@ -262,7 +265,7 @@ def test_a_drawing_keeps_its_top_rows_when_completed(server, browser):
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.45, steps=12)
     page.mouse.up()
-    drawing, completed = complete_the_pad(page)
+    drawing, completed = (p[..., 0] for p in complete_the_pad(page))
     drawing, completed = drawing[:14], completed[:14]
     assert drawing.max() == 255  # the stroke reached the kept rows
     np.testing.assert_array_equal(completed, np.where(drawing > 127, 255, 0))
@@ -276,7 +279,7 @@ def test_a_picked_test_digit_keeps_its_top_rows_when_completed(server, browser):
     assert page.locator("#test-digits button").count() == len(serve.TEST_DIGITS)
     page.click("#test-digits button[data-index='7']")
     page.fill("#keep-rows", "12")
-    drawing, completed = complete_the_pad(page)
+    drawing, completed = (p[..., 0] for p in complete_the_pad(page))
     np.testing.assert_array_equal(drawing, digits[7, ..., 0] * 255)  # the pad shows the digit
     np.testing.assert_array_equal(completed[:12], drawing[:12])  # its top rows are kept
     assert completed[12:].max() == 255  # and the model drew the rest of the digit
@@ -339,16 +342,7 @@ def test_a_colour_model_samples_and_completes_your_held_out_images(browser, tmp_
         assert blank[:3] == [int(v) for v in np.sort(border, axis=0)[len(border) // 2]]
         page.click("#test-digits button[data-index='1']")
         page.fill("#keep-rows", "4")
-        page.click("#complete")
-        digest, _, error = wait_for_result(page)
-        assert error is None and len(digest) == 64
-        pad, completed = (
-            np.array(p, np.uint8).reshape(8, 8, 4)[..., :3]
-            for p in page.evaluate(
-                "() => ['drawing', 'completed'].map((id) => Array.from(document.getElementById(id)"
-                ".getContext('2d').getImageData(0, 0, 8, 8).data))"
-            )
-        )
+        pad, completed = complete_the_pad(page, (8, 8, 3))
         np.testing.assert_array_equal(pad, held_out[1])  # the pad shows the picked image
         np.testing.assert_array_equal(  # and its top rows, as 16 levels, are kept
             pixels_to_levels(completed[:4], 16), pixels_to_levels(held_out[1, :4], 16)
@@ -371,16 +365,7 @@ def test_the_colour_zoo_model_completes_a_held_out_emoji_picked_on_the_page(brow
         page.wait_for_selector("#test-digits button", timeout=60_000)
         page.click("#test-digits button[data-index='18']")
         page.fill("#keep-rows", "16")
-        page.click("#complete")
-        digest, _, error = wait_for_result(page)
-        assert error is None and len(digest) == 64
-        pad, completed = (
-            np.array(p, np.uint8).reshape(32, 32, 4)[..., :3]
-            for p in page.evaluate(
-                "() => ['drawing', 'completed'].map((id) => Array.from(document.getElementById(id)"
-                ".getContext('2d').getImageData(0, 0, 32, 32).data))"
-            )
-        )
+        pad, completed = complete_the_pad(page, (32, 32, 3))
         np.testing.assert_array_equal(pad, held_out[18])
         np.testing.assert_array_equal(completed[:16], held_out[18, :16])
         assert not np.array_equal(completed[16:], held_out[18, 16:])  # the model drew the rest
