@@ -27,6 +27,7 @@ EXPECTED = {
     "vqvae_mnist",
     "diffusion_mnist",
     "gated_pixelcnn_emoji",
+    "vae_emoji",
 }
 
 
@@ -284,6 +285,7 @@ def test_zoo_command_draws_every_model_and_writes_cards(tiny_zoo, tmp_path):
         "pixelvae_binarized_mnist",
         "diffusion_mnist",
         "gated_pixelcnn_emoji",
+        "vae_emoji",
     ],
 )
 def test_a_zoo_folders_export_scores_as_its_model_keras(name):
