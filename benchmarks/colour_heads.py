@@ -18,10 +18,12 @@ import os
 import statistics
 import time
 
+import keras_gen  # noqa: F401  (first: it hides TensorFlow's start-up lines)
+
+# isort: split
 import keras
 import numpy as np
 
-import keras_gen  # noqa: F401
 from keras_gen import data, models, recipes
 from keras_gen.image_files import ImageSource
 

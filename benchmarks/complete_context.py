@@ -14,11 +14,13 @@ import argparse
 import json
 import os
 
+import keras_gen  # noqa: F401  (first: it hides TensorFlow's start-up lines)
+
+# isort: split
 import keras
 import numpy as np
 from sizing import plot, train_side_by_side  # noqa: E402  (benchmarks/, beside this script)
 
-import keras_gen  # noqa: F401
 from keras_gen import data
 from keras_gen.models import PixelRNN
 

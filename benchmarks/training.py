@@ -21,11 +21,13 @@ import json
 import os
 import time
 
+import keras_gen  # noqa: F401  (first: it hides TensorFlow's start-up lines)
+
+# isort: split
 import keras
 import numpy as np
 import tensorflow as tf
 
-import keras_gen  # noqa: F401
 from keras_gen import models, precision
 
 MODELS = {  # name: (registered model, options, levels of its data)

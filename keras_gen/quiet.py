@@ -39,12 +39,27 @@ def _argv(argv):
     return list(getattr(sys, "orig_argv", sys.argv) if argv is None else argv)
 
 
+# The repository's benchmark scripts are command-line tools too.
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks")
+
+
+def _program(argv):
+    """The file a command line runs: the script after the interpreter (as `sys.orig_argv` has
+    it, for `python script.py` and for an installed `keras-gen`), else the first word."""
+    if len(argv) > 1 and os.path.basename(argv[0]).startswith("python"):
+        return argv[1]
+    return argv[0] if argv else ""
+
+
 def is_command_line(argv=None):
-    """Whether this process is keras_gen's command line (`python -m keras_gen`, `keras-gen`)."""
+    """Whether this process is keras_gen's command line (`python -m keras_gen`, `keras-gen`) or
+    one of the repository's benchmark scripts."""
     argv = _argv(argv)
-    return argv[1:3] == ["-m", "keras_gen"] or os.path.basename(argv[0] if argv else "") in (
-        "keras-gen",
-        "keras_gen",
+    program = _program(argv)
+    return (
+        argv[1:3] == ["-m", "keras_gen"]
+        or os.path.basename(program) in ("keras-gen", "keras_gen")
+        or os.path.dirname(os.path.abspath(program)) == BENCHMARKS
     )
 
 

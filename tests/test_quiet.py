@@ -54,6 +54,22 @@ def test_the_filter_is_for_the_command_line_only_and_steps_aside_when_asked():
     assert not quiet.wanted(command, {"TF_CPP_MIN_LOG_LEVEL": "0"})
     assert not quiet.wanted(["python", "train.py"], {})  # a user's script keeps TensorFlow's logs
     assert quiet.wanted(["/usr/bin/keras-gen", "zoo"], {})
+    # An installed console script, as sys.orig_argv gives it: the interpreter comes first.
+    assert quiet.wanted(["/usr/bin/python3.11", "/usr/local/bin/keras-gen", "zoo"], {})
+    script = os.path.join(quiet.BENCHMARKS, "zoo_latency.py")
+    assert quiet.wanted(["python", script, "--num", "2"], {})
+    assert not quiet.wanted(["python", "-c", "import keras_gen"], {})
+
+
+def test_benchmark_scripts_hide_tensorflows_start_up_lines():
+    script = os.path.join(REPO, "benchmarks", "unseen_designs.py")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, script, "--help"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "usage:" in result.stdout
+    assert not native_lines(result.stderr.splitlines())
 
 
 def test_the_command_lines_first_line_is_its_own():
