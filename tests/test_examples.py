@@ -4,6 +4,7 @@ import os
 import runpy
 import sys
 
+import keras
 import pytest
 
 from keras_gen.models import PixelCNN
@@ -136,3 +137,18 @@ def test_vqvae(mock_dataset, tmp_path):
         tmp_path,
     )
     assert (tmp_path / "reconstructions_and_samples.png").is_file()
+
+
+def test_colour_on_your_images(tmp_path):
+    from tests.test_image_files import colour_folder
+
+    folder = colour_folder(str(tmp_path / "photos"), count=24)
+    out = tmp_path / "out"
+    run_example(
+        "colour_on_your_images.py",
+        folder,
+        *("--image-size", 8, "--epochs", 1, "--filters", 6, "--layers", 2, "--out", out),
+    )
+    assert (out / "samples.png").is_file() and (out / "export" / "model.tflite").is_file()
+    model = keras.saving.load_model(out / "model.keras")
+    assert model.image_shape == (8, 8, 3) and model.likelihood_name == "logistic_mixture"
