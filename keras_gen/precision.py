@@ -77,12 +77,14 @@ def native_bfloat16():
 PRECISION_CHOICES = ("auto", "float32", "bfloat16", "float16")
 
 
-def resolve(choice):
+def resolve(choice, float32_reason=None):
     """(dtype policy name or None for float32, one line saying why) for `--mixed-precision CHOICE`.
 
     Args:
         choice: None (float32), "auto" (bfloat16 where native, else float32), "float32",
             "bfloat16" or "float16" (as asked).
+        float32_reason: why the model should stay in float32 (its class's `float32_reason`), or
+            None: "auto" then keeps float32, and an asked-for mixed policy says so.
     """
     if choice is None:
         return None, "precision: float32 (no --mixed-precision)"
@@ -90,11 +92,14 @@ def resolve(choice):
         return None, "precision: float32 (asked for)"
     if choice == "auto":
         native, why = native_bfloat16()
+        if native and float32_reason:
+            return None, f"precision: float32 (auto: {float32_reason})"
         if native:
             return "mixed_bfloat16", f"precision: mixed_bfloat16 (auto: {why})"
         return None, f"precision: float32 (auto: {why})"
     if choice in ("bfloat16", "float16"):
-        return f"mixed_{choice}", f"precision: mixed_{choice} (asked for)"
+        caveat = f"; {float32_reason}" if float32_reason else ""
+        return f"mixed_{choice}", f"precision: mixed_{choice} (asked for{caveat})"
     raise ValueError(f"--mixed-precision takes {', '.join(PRECISION_CHOICES)}, got {choice!r}.")
 
 

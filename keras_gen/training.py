@@ -111,7 +111,7 @@ def build_model(
     options.update(first_stage)
     options.setdefault("image_shape", source.image_shape())
     options.setdefault("num_levels", source.num_levels())
-    policy, decision = precision.resolve(mixed_precision)
+    policy, decision = precision.resolve(mixed_precision, model_class.float32_reason(options))
     if policy:
         options.setdefault("dtype", policy)
     keras.utils.set_random_seed(seed)

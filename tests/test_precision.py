@@ -44,6 +44,32 @@ def test_auto_picks_bfloat16_only_where_it_is_native(cpu, flags, gpus, policy, w
     )
 
 
+@pytest.mark.parametrize(
+    "name, options, policy",
+    [
+        ("vae", {"num_levels": 256}, None),  # the logistic by default
+        ("vae", {"num_levels": 2}, "mixed_bfloat16"),  # Bernoulli
+        ("gated_pixelcnn", {"num_levels": 256, "likelihood": "logistic_mixture"}, None),
+        ("gated_pixelcnn", {"num_levels": 256}, "mixed_bfloat16"),  # the 256-way softmax
+        ("pixelvae", {"num_levels": 256}, "mixed_bfloat16"),
+        ("dcgan", {"num_levels": 256}, "mixed_bfloat16"),  # no likelihood
+    ],
+)
+def test_auto_keeps_float32_for_likelihoods_that_train_worse_in_bfloat16(
+    cpu, name, options, policy
+):
+    from keras_gen import models
+
+    cpu({"amx_bf16"})
+    reason = models.get(name).float32_reason(options)
+    chosen, line = precision.resolve("auto", reason)
+    assert chosen == policy
+    if policy is None:
+        assert line == f"precision: float32 (auto: {reason})" and "bfloat16" in reason
+        asked, line = precision.resolve("bfloat16", reason)
+        assert asked == "mixed_bfloat16" and line.endswith(f"(asked for; {reason})")
+
+
 def test_bfloat16_training_warns_once_where_it_is_emulated(cpu, binary_images):
     cpu({"avx512f"})
     model = PixelCNN(

@@ -71,6 +71,7 @@ class AutoregressiveModel(GenerativeModel):
 
     noise_kind = "uniform"
     has_log_prob = True
+    default_likelihood = "categorical"
     has_fast_sampler = False
     sample_parity = EXACT_PIXELS  # discrete draws: every runtime gives the same levels
 
@@ -92,8 +93,7 @@ class AutoregressiveModel(GenerativeModel):
 
     def __init__(self, likelihood=None, num_mixtures=10, **kwargs):
         super().__init__(**kwargs)
-        if likelihood is None:
-            likelihood = "bernoulli" if self.num_levels == 2 else "categorical"
+        likelihood = self.likelihood_name_for(likelihood, self.num_levels)
         self.likelihood_name = likelihood
         self.num_mixtures = int(num_mixtures)
         self.likelihood = likelihoods.get(likelihood, self.num_levels, self.num_mixtures)

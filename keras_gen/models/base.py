@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_gen import precision, validation
+from keras_gen import likelihoods, precision, validation
 from keras_gen.conventions import (  # noqa: F401  (draw_noise and the rest lived here before)
     ROUNDED_PIXELS,
     draw_noise,
@@ -143,6 +143,25 @@ class GenerativeModel(keras.Model):
     sample_parity = ROUNDED_PIXELS
     # Images an exported signature computes at once (`in_chunks`): bounds its memory at any batch.
     export_chunk_size = 64
+    # The likelihood of non-binary data, in families with one (`likelihoods.get`'s names).
+    default_likelihood = None
+
+    @classmethod
+    def likelihood_name_for(cls, likelihood, num_levels):
+        """The likelihood a model of this class takes: `likelihood`, else its family's default
+        for `num_levels` levels ("bernoulli" for binary data); None in families without one."""
+        if likelihood is not None or cls.default_likelihood is None:
+            return likelihood
+        return "bernoulli" if num_levels == 2 else cls.default_likelihood
+
+    @classmethod
+    def float32_reason(cls, options):
+        """Why a model of these constructor `options` should compute in float32 even where
+        bfloat16 is native (what `--mixed-precision auto` follows), or None."""
+        name = cls.likelihood_name_for(options.get("likelihood"), options.get("num_levels", 2))
+        if name and not likelihoods.LIKELIHOODS[name].trains_well_in_bfloat16:
+            return f"its {name} likelihood trains worse in bfloat16"
+        return None
 
     def __init_subclass__(cls, **kwargs):
         # Sublayers built in __init__ take the global dtype policy. Build them under the model's

@@ -159,8 +159,7 @@ class LatentVariableModel(GenerativeModel):
         if export_draws not in EXPORT_DRAWS:
             raise ValueError(f"export_draws must be one of {EXPORT_DRAWS}, got {export_draws!r}.")
         self.latent_dim = int(latent_dim)
-        if likelihood is None:
-            likelihood = "bernoulli" if self.num_levels == 2 else self.default_likelihood
+        likelihood = self.likelihood_name_for(likelihood, self.num_levels)
         self.likelihood_name = likelihood
         self.likelihood = likelihoods.get(likelihood, self.num_levels)
         self.beta = float(beta)
