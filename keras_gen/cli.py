@@ -6,6 +6,7 @@ import math
 import os
 import sys
 import time
+import warnings
 
 import numpy as np
 
@@ -923,15 +924,23 @@ COMMANDS = {
 }
 
 
+def short_warning(message, category, filename, lineno, line=None):
+    """A Python warning as the quiet command line prints it: one line, without the source line
+    that raised it (--verbose keeps Python's own format)."""
+    return f"warning: {message}\n"
+
+
 def quiet_python_logs():
     """Third-party Python chatter off the quiet command line: absl's warnings (tfds') and
-    tfds' progress bars; keras_gen prints its own line when it prepares a dataset."""
+    tfds' progress bars; keras_gen prints its own line when it prepares a dataset. Python
+    warnings print as one line each."""
     from absl import logging as absl_logging
 
     from keras_gen import data
 
     absl_logging.set_verbosity(absl_logging.ERROR)
     data.quiet_tfds()
+    warnings.formatwarning = short_warning
 
 
 def main(argv=None):

@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 
 import keras
 import numpy as np
@@ -41,6 +42,9 @@ from keras_gen.layers.recurrent import unrolled_loops
 from keras_gen.precision import float32_twin
 
 QUALITY_BATCH = 8  # images in the fixed batch on which quantized copies are compared
+# A quantized copy whose log_prob moves by more than this share of the float file's does not keep
+# the model's likelihood (the colour models' int8 files: about a quarter).
+LIKELIHOOD_DRIFT_WARNING = 0.01
 
 
 class ExportError(RuntimeError):
@@ -93,7 +97,8 @@ def quantization_quality(model, manifest, float_path, quantized_path):
 
     The batch is the float model's own samples from `make_noise(QUALITY_BATCH, seed=0)`
     (and labels 0, 1, ... for conditional models), so no dataset is needed.
-    Returns {"same_pixels_fraction", and with a likelihood "log_prob_mean_abs_diff_nats"}.
+    Returns {"same_pixels_fraction", and with a likelihood "log_prob_mean_abs_diff_nats" and
+    "log_prob_relative_diff" (that mean over the float file's mean |log_prob|)}.
     """
     from keras_gen import runtime
 
@@ -107,8 +112,12 @@ def quantization_quality(model, manifest, float_path, quantized_path):
     quality = {"same_pixels_fraction": float(np.mean(quantized.sample(noise, labels) == pixels))}
     if model.has_log_prob:
         levels = pixels_to_levels(pixels, model.num_levels)
-        difference = quantized.log_prob(levels, labels) - reference.log_prob(levels, labels)
+        reference_log_prob = reference.log_prob(levels, labels)
+        difference = quantized.log_prob(levels, labels) - reference_log_prob
         quality["log_prob_mean_abs_diff_nats"] = float(np.mean(np.abs(difference)))
+        quality["log_prob_relative_diff"] = quality["log_prob_mean_abs_diff_nats"] / float(
+            np.mean(np.abs(reference_log_prob))
+        )
     return quality
 
 
@@ -218,6 +227,15 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
             with open(path, "wb") as file:
                 file.write(to_tflite(plain_dir, quantized_signatures, quantize=name))
             quality = quantization_quality(exported, manifest, os.path.join(staging, TFLITE), path)
+            if quality.get("log_prob_relative_diff", 0.0) > LIKELIHOOD_DRIFT_WARNING:
+                warnings.warn(
+                    f"{QUANTIZED_TFLITE[name]} moves log_prob by "
+                    f"{quality['log_prob_mean_abs_diff_nats']:,.1f} nats an image "
+                    f"({quality['log_prob_relative_diff']:.0%} of the float file's) on its check "
+                    "batch: it does not keep this model's likelihood; score with model.tflite.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
             manifest["quantized"][name] = dict(
                 file=QUANTIZED_TFLITE[name],
                 batch=QUALITY_BATCH,

@@ -1,12 +1,14 @@
 import hashlib
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from keras_gen import export, runtime
+from keras_gen.conventions import pixels_to_levels
 from keras_gen.models import VAE
 from tests.helpers import assert_export_parity
 
@@ -133,7 +135,9 @@ def test_quantized_copies_have_the_same_signatures_and_report_their_quality(tmp_
     # Widths large enough that dynamic-range quantization quantizes the kernels (over 1024 weights).
     model = PixelCNN(image_shape=(6, 6, 1), filters=64, num_blocks=2, seed=0)
     directory = str(tmp_path / "export")
-    manifest = export.export(model, directory, verbose=False, quantize="int8,float16")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # copies that keep the likelihood export without a warning
+        manifest = export.export(model, directory, verbose=False, quantize="int8,float16")
     sizes = manifest["file_sizes"]
     assert sizes["model_int8.tflite"] < 0.5 * sizes["model.tflite"]
     assert sizes["model_float16.tflite"] < 0.75 * sizes["model.tflite"]
@@ -150,7 +154,28 @@ def test_quantized_copies_have_the_same_signatures_and_report_their_quality(tmp_
         assert quality["same_pixels_fraction"] == pytest.approx(same) and same > 0.5
         difference = np.abs(runner.log_prob(images) - float_runner.log_prob(images))
         assert 0.0 < quality["log_prob_mean_abs_diff_nats"] < 1.0 and difference.max() < 1.0
+        checked = pixels_to_levels(float_runner.sample(noise), model.num_levels)
+        scale = np.mean(np.abs(float_runner.log_prob(checked)))
+        assert quality["log_prob_relative_diff"] == pytest.approx(
+            quality["log_prob_mean_abs_diff_nats"] / scale
+        )
     assert cli.RUNTIMES == runtime.RUNTIMES
+
+
+def test_a_quantized_copy_that_loses_the_likelihood_is_exported_with_a_warning(
+    tmp_path, monkeypatch
+):
+    from keras_gen.models import PixelCNN
+
+    model = PixelCNN(image_shape=(6, 6, 1), filters=64, num_blocks=1, seed=0)
+    drifted = {"same_pixels_fraction": 0.3, "log_prob_mean_abs_diff_nats": 9.0}
+    monkeypatch.setattr(
+        export,
+        "quantization_quality",
+        lambda *args: dict(drifted, log_prob_relative_diff=0.25),
+    )
+    with pytest.warns(RuntimeWarning, match=r"model_int8.tflite moves log_prob by 9.0 nats .*25%"):
+        export.export(model, str(tmp_path / "export"), verbose=False, quantize="int8")
 
 
 def test_bad_quantization_names_and_missing_quantized_files_get_clear_errors(exported_vae):

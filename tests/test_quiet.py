@@ -119,3 +119,12 @@ def test_fit_on_a_dataset_does_not_warn_about_shuffle():
         model.fit(make_data(model), epochs=1, verbose=0)
     assert not [w for w in caught if "shuffle" in str(w.message)]
     assert np.isfinite(model.evaluate(make_data(model), verbose=0)).all()
+
+
+def test_the_quiet_command_line_prints_a_warning_on_one_line(monkeypatch):
+    import warnings
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # restored after
+    cli.quiet_python_logs()
+    text = warnings.formatwarning("model_int8.tflite moves log_prob", RuntimeWarning, "x.py", 7)
+    assert text == "warning: model_int8.tflite moves log_prob\n"
