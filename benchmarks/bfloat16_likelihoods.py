@@ -4,8 +4,8 @@ mixed_bfloat16, on 8-bit colour images (what `--mixed-precision auto` follows).
     python benchmarks/bfloat16_likelihoods.py --images .data/node_modules/emoji-datasource-google/img/google/64
 
 Rows: the colour VAE (discretized logistic; also with its decoder alone in float32), and a small
-Gated PixelCNN with the logistic-mixture head and with the 256-way softmax. Each trains --steps
-steps from seed 0 and is scored on the held-out 5 % (the VAE by its IWAE bound with k = 10).
+Gated PixelCNN with the logistic-mixture head and with the 256-way softmax. Each trains
+--vae-steps or --pixelcnn-steps steps from seed 0 and is scored on the held-out 5 % (the VAE by its IWAE bound with k = 10).
 Prints a table; --out gets it as JSON and a PNG of each row's prior samples.
 """
 

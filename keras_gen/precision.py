@@ -84,7 +84,7 @@ def resolve(choice, float32_reason=None):
         choice: None (float32), "auto" (bfloat16 where native, else float32), "float32",
             "bfloat16" or "float16" (as asked).
         float32_reason: why the model should stay in float32 (its class's `float32_reason`), or
-            None: "auto" then keeps float32, and an asked-for mixed policy says so.
+            None. Given one, "auto" keeps float32 and an asked-for mixed policy names it.
     """
     if choice is None:
         return None, "precision: float32 (no --mixed-precision)"
