@@ -74,7 +74,8 @@ def add_precision_argument(parser, default=None):
         "it natively (avx512_bf16 or AMX; compute capability 8.0), else float32, which is "
         "faster there; float32 for models whose likelihood trains worse in bfloat16 (the "
         "discretized logistics of 8-bit colour models); float32, bfloat16 or float16 "
-        "(mixed_float16, with loss scaling): as asked. Variables stay float32. The decision is printed."
+        "(mixed_float16, with loss scaling): as asked. Variables stay float32. "
+        "The decision is printed."
         + (f" Default: {default}." if default else " Default: float32."),
     )
 
