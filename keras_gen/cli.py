@@ -75,8 +75,7 @@ def add_precision_argument(parser, default=None):
         "faster there; float32 for models whose likelihood trains worse in bfloat16 (the "
         "discretized logistics of 8-bit colour models); float32, bfloat16 or float16 "
         "(mixed_float16, with loss scaling): as asked. Variables stay float32. "
-        "The decision is printed."
-        + (f" Default: {default}." if default else " Default: float32."),
+        "The decision is printed." + (f" Default: {default}." if default else " Default: float32."),
     )
 
 
