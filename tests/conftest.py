@@ -42,6 +42,15 @@ def package_data(relative):
     return path
 
 
+@pytest.fixture(autouse=True)
+def same_global_seed():
+    """Every test starts from global seed 0. Unseeded initializers then give the same weights
+    whatever ran before in this pytest-xdist worker (order once decided a test's outcome)."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+
+
 @pytest.fixture
 def binary_images():
     """16 deterministic 28x28 binary images: bars at different offsets."""

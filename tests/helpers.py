@@ -74,25 +74,29 @@ def assert_keras_round_trip(model, dataset, path):
     return loaded
 
 
-def subpixel_jacobian(function, image_shape, num_levels=2, seed=0):
+def subpixel_jacobian(function, image_shape, num_levels=2, seed=0, num_images=1):
     """J[i, j] = d(sum of the outputs of sub-pixel i) / d(input sub-pixel j), raster then channel order.
 
     `function` maps (N, H, W, C) float levels to (N, H, W, C * k) outputs whose channels are
     grouped by colour, each image on its own (a condition must be repeated to N). The input is
     float, so gradients reach it. One backward pass gives every row: the image is repeated once
-    per sub-pixel, and copy i backpropagates sub-pixel i's outputs alone.
+    per sub-pixel, and copy i backpropagates sub-pixel i's outputs alone. With `num_images` > 1,
+    |J| is summed over that many random images, so a ReLU dead for one image hides no reach.
     """
     height, width, channels = image_shape
     count = height * width * channels
     rng = np.random.default_rng(seed)
-    image = rng.integers(0, num_levels, (1,) + image_shape).astype(np.float32)
-    copies = tf.constant(np.repeat(image, count, axis=0))
-    with tf.GradientTape() as tape:
-        tape.watch(copies)
-        params = function(copies)
-        per_subpixel = tf.reduce_sum(tf.reshape(params, (count, count, -1)), axis=-1)
-        own = tf.reduce_sum(tf.linalg.diag_part(per_subpixel))
-    return np.abs(tf.reshape(tape.gradient(own, copies), (count, count)).numpy())
+    total = np.zeros((count, count), np.float32)
+    for _ in range(num_images):
+        image = rng.integers(0, num_levels, (1,) + image_shape).astype(np.float32)
+        copies = tf.constant(np.repeat(image, count, axis=0))
+        with tf.GradientTape() as tape:
+            tape.watch(copies)
+            params = function(copies)
+            per_subpixel = tf.reduce_sum(tf.reshape(params, (count, count, -1)), axis=-1)
+            own = tf.reduce_sum(tf.linalg.diag_part(per_subpixel))
+        total += np.abs(tf.reshape(tape.gradient(own, copies), (count, count)).numpy())
+    return total
 
 
 def assert_causal(model, image_shape, labels=None):

@@ -83,7 +83,7 @@ def test_gated_pixelcnn_has_no_blind_spot(channels):
     assert_causal(model, model.image_shape)
 
     # The 1x1 head adds no spatial reach; its ReLUs only hide gradients where units are dead.
-    jacobian = subpixel_jacobian(model.features, model.image_shape, model.num_levels)
+    jacobian = subpixel_jacobian(model.features, model.image_shape, model.num_levels, num_images=4)
     assert jacobian[np.triu(np.ones_like(jacobian, dtype=bool))].max() == 0.0
     earlier = np.tril(np.ones_like(jacobian, dtype=bool), -1)
     assert np.all(jacobian[earlier] > 0.0), "some earlier sub-pixel is unseen"
@@ -93,7 +93,7 @@ def test_plain_pixelcnn_has_the_blind_spot_gated_removes():
     model = PixelCNN(
         image_shape=(7, 7, 1), filters=6, head_filters=6, num_blocks=1, first_kernel_size=3, seed=0
     )
-    jacobian = subpixel_jacobian(model, (7, 7, 1))
+    jacobian = subpixel_jacobian(model, (7, 7, 1), num_images=8)
     assert jacobian[3 * 7 + 3, 2 * 7 + 4] > 0.0  # inside the cone: seen
     # Pixel (3, 3) cannot see (2, 6): up-right beyond the growing cone of masked 3x3 kernels.
     assert jacobian[3 * 7 + 3, 2 * 7 + 6] == 0.0
