@@ -264,7 +264,6 @@ def export(model, directory, overwrite=False, verbose=True, quantize=()):
         shutil.rmtree(staging, ignore_errors=True)
         raise
     if verbose:
-        print(
-            f"Exported {type(model).__name__} to {directory}: {SAVED_MODEL}/, {TFLITE}, {MANIFEST}"
-        )
+        written = [f"{SAVED_MODEL}/", TFLITE, *(QUANTIZED_TFLITE[name] for name in quantize)]
+        print(f"Exported {type(model).__name__} to {directory}: {', '.join(written)}, {MANIFEST}")
     return manifest

@@ -59,6 +59,7 @@ def test_train_sample_export_evaluate_on_mock_data(mock_dataset, tmp_path, capsy
     assert (export_dir / "model_int8.tflite").is_file() and not (
         export_dir / "model_float16.tflite"
     ).exists()
+    assert "saved_model/, model.tflite, model_int8.tflite, export.json" in capsys.readouterr().out
     grids = {}
     for source, runtime in [
         (run / "model.keras", None),
