@@ -28,6 +28,7 @@ EXPECTED = {
     "diffusion_mnist",
     "gated_pixelcnn_emoji",
     "vae_emoji",
+    "gated_pixelcnn_fashion_mnist",
 }
 
 
@@ -286,6 +287,7 @@ def test_zoo_command_draws_every_model_and_writes_cards(tiny_zoo, tmp_path):
         "diffusion_mnist",
         "gated_pixelcnn_emoji",
         "vae_emoji",
+        "gated_pixelcnn_fashion_mnist",
     ],
 )
 def test_a_zoo_folders_export_scores_as_its_model_keras(name):
