@@ -229,7 +229,9 @@ def write_card(name):
     if os.path.exists(os.path.join(path, RECIPE)):
         lines += [
             "",
-            "Trained again, as its recipe.json says, with one command (`--resume` continues it):",
+            "Trained again, as its recipe.json says, with one command (with `--resume`, the same command "
+            "continues an interrupted run from its own checkpoint in `runs/`; this folder's "
+            "model.keras holds no optimizer state, so resuming from it starts a fresh one):",
             "",
             "```bash",
             recipe_command(name),
