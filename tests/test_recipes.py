@@ -257,8 +257,8 @@ PACKAGE_IMAGES = {  # recipe: its images, where the packages put them
 def test_a_planned_run_builds_its_model_and_its_checkpoint_fits_a_zoo_folder(folder):
     recipe = recipes.load(folder)
     settings = recipe["data"]
-    # float32, by name or by default, computes alike on any machine when resumed.
-    assert recipe["mixed_precision"] in ("float32", None)
+    # float32, by name, computes alike on any machine when resumed.
+    assert recipe["mixed_precision"] == "float32"
     if "images" in settings:
         assert settings["package"].split(":")[0] in ("npm", "debian")
         shape = (*settings.get("image_size", (28, 28)), settings.get("channels", 1))
