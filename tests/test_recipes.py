@@ -50,6 +50,14 @@ def test_a_run_in_progress_continues_from_its_recipe(folder):
     assert 1 <= epochs_done <= recipe["epochs"]
     if epochs_done < recipe["epochs"]:
         assert zoo.has_optimizer_state(checkpoint)
+    # A run past its first averaged epoch resumes its mean, which has to reach the checkpoint.
+    averaged = os.path.join(folder, "averaged.keras")
+    if recipe["keep"] == "averaged" and epochs_done >= recipe["average_weights_from"]:
+        with open(averaged + ".json") as file:
+            record = json.load(file)
+        assert record == {"first_epoch": recipe["average_weights_from"], "last_epoch": epochs_done}
+    else:
+        assert not os.path.exists(averaged)
 
 
 def test_the_schedule_sets_the_rate_of_each_epoch():
