@@ -1,13 +1,16 @@
 """Keras callbacks that draw what training is doing."""
 
+import datetime
 import json
 import os
+import platform
+import time
 
 import keras
 import numpy as np
 
 from keras_gen import plotting
-from keras_gen.files import atomic_path
+from keras_gen.files import atomic_path, read_epoch_times
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -78,6 +81,65 @@ def read_history(path):
 def epochs_done(history):
     """Epochs recorded in a history dict: its longest series (GANs log d_loss and g_loss, not loss)."""
     return max((len(values) for values in history.values()), default=0)
+
+
+def cpu_name():
+    """The CPU's model name ("AMD EPYC", say), from /proc/cpuinfo where there is one."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+class EpochTimes(keras.callbacks.Callback):
+    """Records each epoch's wall-clock and CPU seconds in a JSON list at `path`, so that a
+    run's cost survives its sessions; a resumed run continues the list (an epoch run again
+    replaces its entry).
+
+    Each entry: {"epoch": n (from 1), "wall_seconds", "cpu_seconds" (the process's, all its
+    threads), "cpu" (model name), "cores", "finished" (UTC, ISO 8601)}. CPU seconds, unlike wall
+    seconds, hardly change when other processes share the cores.
+
+    Example:
+
+    ```python
+    model = VAE(image_shape=(8, 8, 1), latent_dim=2, widths=(4, 8))
+    model.compile_for_training()
+    path = f"{tempfile.mkdtemp()}/epochs.json"
+    model.fit(np.zeros((8, 8, 8, 1), "uint8"), batch_size=4, epochs=2, verbose=0,
+              callbacks=[EpochTimes(path)])  # two entries
+    ```
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.started = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = (time.time(), time.process_time())
+
+    def on_epoch_end(self, epoch, logs=None):
+        wall, cpu = time.time() - self.started[0], time.process_time() - self.started[1]
+        entries = [e for e in read_epoch_times(self.path) if e["epoch"] != epoch + 1]
+        entries.append(
+            {
+                "epoch": epoch + 1,
+                "wall_seconds": round(wall, 1),
+                "cpu_seconds": round(cpu, 1),
+                "cpu": cpu_name(),
+                "cores": os.cpu_count(),
+                "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                    timespec="seconds"
+                ),
+            }
+        )
+        with atomic_path(self.path) as temporary, open(temporary, "w") as file:
+            json.dump(sorted(entries, key=lambda e: e["epoch"]), file, indent=1)
 
 
 class SaveEachEpoch(keras.callbacks.Callback):

@@ -1,8 +1,11 @@
-"""Writing files so that a failure never leaves a half-written one."""
+"""Writing files so that a failure never leaves a half-written one; a run's record of epoch times."""
 
 import contextlib
+import json
 import os
 import tempfile
+
+EPOCH_TIMES = "epochs.json"  # a run's list of epoch times (`callbacks.EpochTimes`)
 
 
 def give_default_permissions(path, directory=False):
@@ -29,3 +32,22 @@ def atomic_path(path):
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def read_epoch_times(path):
+    """The entries `callbacks.EpochTimes` wrote at `path` (a list of dicts), or [] when none yet."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as file:
+        return json.load(file)
+
+
+def describe_epoch_times(entries):
+    """One line on what a run's recorded epochs cost: epochs, CPU-hours, wall hours and CPUs."""
+    cpu_hours = sum(entry["cpu_seconds"] for entry in entries) / 3600
+    wall_hours = sum(entry["wall_seconds"] for entry in entries) / 3600
+    machines = sorted({f"{entry['cpu']} ({entry['cores']} cores)" for entry in entries})
+    return (
+        f"{len(entries)} epochs recorded in {EPOCH_TIMES}: {cpu_hours:.1f} CPU-hours, "
+        f"{wall_hours:.1f} hours of wall time, on {', '.join(machines)}"
+    )

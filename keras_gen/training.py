@@ -1,7 +1,8 @@
 """Training runs from Python: what `python -m keras_gen train` does, without the command line.
 
-A run lives in one folder: `model.keras` and `history.json` after every epoch, a sample grid per
-epoch, `loss.png`, TensorBoard logs and, while it runs, a `backup/` for `BackupAndRestore`.
+A run lives in one folder: `model.keras`, `history.json` and `epochs.json` (each epoch's wall and
+CPU seconds) after every epoch, a sample grid per epoch, `loss.png`, TensorBoard logs and, while it
+runs, a `backup/` for `BackupAndRestore`.
 `train(..., resume=True)` continues a run from its last finished epoch, optimizer state included.
 Under a multi-worker strategy every worker calls `train` alike; only the chief writes the folder.
 """
@@ -16,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_gen import callbacks, metrics, models, precision, runtime
+from keras_gen import callbacks, files, metrics, models, precision, runtime
 
 
 class TrainingError(ValueError):
@@ -353,6 +354,7 @@ def train(
                     saved
                 ),  # before the history, so the history never runs ahead of it
                 *averaging,
+                callbacks.EpochTimes(os.path.join(out, files.EPOCH_TIMES)),
                 *quality,  # before the history and TensorBoard, which log its figures
                 callbacks.LossCurves(
                     os.path.join(out, "loss.png"), f"{name} on {source.dataset}", history_path

@@ -14,7 +14,7 @@ import builtins
 import json
 import os
 
-from keras_gen import formats, registry
+from keras_gen import files, formats, registry
 from keras_gen.conventions import describe_parity
 
 ZOO_DIR_ENV = "KERAS_GEN_ZOO_DIR"
@@ -85,8 +85,8 @@ def list():  # noqa: A001  (KerasHub's name)
         info = card(name)
         size = sum(
             os.path.getsize(os.path.join(root, f))
-            for root, _, files in os.walk(path)
-            for f in files
+            for root, _, names in os.walk(path)
+            for f in names
         )
         entries.append(
             dict(
@@ -221,6 +221,9 @@ def write_card(name):
     ]
     if info.get("epochs") is not None:
         lines.append(f"- epochs: {info['epochs']}")
+    times = files.read_epoch_times(os.path.join(path, files.EPOCH_TIMES))
+    if times:
+        lines.append(f"- measured: {files.describe_epoch_times(times)}")
     if info.get("litert_ms_per_image") is not None:
         lines.append(
             f"- LiteRT sampling: {info['litert_ms_per_image']} ms per image (model.tflite, 1 thread, "
@@ -250,10 +253,10 @@ def write_card(name):
     if info.get("limits"):
         lines += ["", "## Limits", "", info["limits"]]
     lines += ["", "## Files", "", "| file | bytes | sha256 |", "|---|---:|---|"]
-    for root, directories, files in os.walk(path):
+    for root, directories, file_names in os.walk(path):
         # A run in progress changes every session; the card lists the finished model's files.
         directories[:] = sorted(d for d in directories if d != "in_training")
-        for file_name in sorted(files):
+        for file_name in sorted(file_names):
             full = os.path.join(root, file_name)
             relative = os.path.relpath(full, path)
             if relative != "MODEL_CARD.md":

@@ -9,7 +9,18 @@ import keras
 import numpy as np
 import pytest
 
-from keras_gen import callbacks, cli, data, formats, precision, recipes, runtime, training, zoo
+from keras_gen import (
+    callbacks,
+    cli,
+    data,
+    files,
+    formats,
+    precision,
+    recipes,
+    runtime,
+    training,
+    zoo,
+)
 from keras_gen.models import get
 from tests.conftest import FASHION_MNIST, PACKAGE_DATA, REPO, package_data
 
@@ -95,11 +106,18 @@ def test_train_recipe_runs_two_short_epochs_then_resumes(mock_dataset, tmp_path,
     model = runtime.load_keras(str(run / "model.keras"))
     assert float(model.optimizer.learning_rate) == pytest.approx(3e-4)  # epoch 2's rate
     assert int(model.optimizer.iterations) == 4
+    # An epoch recorded ahead of the checkpoint (copied back from another session) is run again.
+    times = json.loads((run / "epochs.json").read_text())
+    stale = dict(times[-1], epoch=3, cpu_seconds=-1.0)
+    (run / "epochs.json").write_text(json.dumps(times + [stale]))
     assert cli.main(argv + ["--resume", "--out", str(run)]) == 0  # on to the recipe's 3 epochs
     model = runtime.load_keras(str(run / "model.keras"))
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-4)
     assert int(model.optimizer.iterations) == 6
     assert len(json.loads((run / "history.json").read_text())["loss"]) == 3
+    times = files.read_epoch_times(str(run / "epochs.json"))  # both sessions' epochs
+    assert [entry["epoch"] for entry in times] == [1, 2, 3]
+    assert all(entry["cpu_seconds"] > 0 and entry["wall_seconds"] > 0 for entry in times)
     averaged = json.loads((run / "averaged.keras.json").read_text())
     assert averaged == {"first_epoch": 2, "last_epoch": 3}
 

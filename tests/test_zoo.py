@@ -197,6 +197,19 @@ def test_model_card_lists_figures_commands_and_every_file_with_its_sha256(tiny_z
         assert f"| {name} | " in text and sha256(f"{folder}/{name}") in text, name
 
 
+def test_model_card_sums_the_cpu_hours_of_the_runs_recorded_epochs(tiny_zoo):
+    entry = {"wall_seconds": 5400.0, "cpu_seconds": 7200.0, "cpu": "Some CPU", "cores": 2}
+    times = [dict(entry, epoch=1), dict(entry, epoch=2, cpu="Other CPU")]
+    with open(os.path.join(zoo.folder("tiny_pixelcnn"), "epochs.json"), "w") as file:
+        json.dump(times, file)
+    text = open(zoo.write_card("tiny_pixelcnn")).read()
+    assert (
+        "- measured: 2 epochs recorded in epochs.json: 4.0 CPU-hours, 3.0 hours of wall time, "
+        "on Other CPU (2 cores), Some CPU (2 cores)"
+    ) in text
+    assert "| epochs.json | " in text
+
+
 def test_update_card_keeps_the_other_fields_and_renders_the_latency(tiny_zoo):
     before = zoo.card("tiny_pixelcnn")
     zoo.update_card("tiny_pixelcnn", litert_ms_per_image=2.5)
