@@ -198,6 +198,59 @@ def sample_parity(name):
     return getattr(models, manifest["class_name"]).sample_parity
 
 
+# The figure a card's validation curve shows, by what the run logged: the first that it has.
+CURVE_FIGURES = {
+    "val_nll": "validation NLL (nats an image)",
+    "sample_fd_logits": "Fréchet distance of 10,000 samples (classifier logits)",
+    "val_loss": "validation loss",
+}
+CURVE_ROWS = 30  # longer runs show every k-th epoch and the last
+
+
+def validation_curve(path):
+    """Markdown lines of a folder's validation figure per epoch, from history.json, with each
+    epoch's wall and CPU seconds where epochs.json has them; [] without such a figure for every
+    epoch. An epoch that was not scored (None) shows a blank."""
+    history_path = os.path.join(path, "history.json")
+    if not os.path.exists(history_path):
+        return []
+    with builtins.open(history_path) as file:
+        history = json.load(file)
+    epochs = max((len(series) for series in history.values()), default=0)
+    # A figure logged on some epochs only (sample quality switched on later) cannot be placed.
+    key = next((key for key in CURVE_FIGURES if len(history.get(key, ())) == epochs > 0), None)
+    if key is None:
+        return []
+    values = history[key]
+    times = {e["epoch"]: e for e in files.read_epoch_times(os.path.join(path, files.EPOCH_TIMES))}
+    step = -(-len(values) // CURVE_ROWS)
+    shown = sorted(set(range(1, len(values) + 1, step)) | {len(values)})
+    every = "every epoch" if step == 1 else f"epochs 1, {1 + step}, {1 + 2 * step}, … and the last"
+    header, rule = f"| epoch | {CURVE_FIGURES[key]} |", "|---:|---:|"
+    if times:
+        header, rule = header + " wall s | CPU s |", rule + "---:|---:|"
+    lines = [
+        "",
+        "## Validation curve",
+        "",
+        f"As the run logged it on its validation images, from `history.json` ({every}).",
+        "",
+        header,
+        rule,
+    ]
+    for epoch in shown:
+        value = values[epoch - 1]
+        figure = "" if value is None else f"{value:.2f}" if abs(value) >= 1 else f"{value:.4f}"
+        row = f"| {epoch} | {figure} |"
+        if times:
+            entry = times.get(epoch)
+            row += (
+                f" {entry['wall_seconds']:.0f} | {entry['cpu_seconds']:.0f} |" if entry else " | |"
+            )
+        lines.append(row)
+    return lines
+
+
 def write_card(name):
     """Renders `card.json` and the folder's files into MODEL_CARD.md; returns its path.
 
@@ -247,6 +300,7 @@ def write_card(name):
     ):
         if command:
             lines += ["", f"{title}:", "", "```bash", command, "```"]
+    lines += validation_curve(path)
     parity = sample_parity(name)
     if parity:
         lines += ["", "## Runtimes", "", describe_parity(parity)]

@@ -210,6 +210,37 @@ def test_model_card_sums_the_cpu_hours_of_the_runs_recorded_epochs(tiny_zoo):
     assert "| epochs.json | " in text
 
 
+def test_model_card_gives_the_validation_curve_with_the_recorded_epoch_times(tiny_zoo):
+    folder = zoo.folder("tiny_pixelcnn")
+    history = {"nll": [99.0, 90.0, 88.0], "val_nll": [95.25, None, 87.5], "sample_fd_logits": [3.0]}
+    with open(os.path.join(folder, "history.json"), "w") as file:
+        json.dump(history, file)
+    entry = {"wall_seconds": 61.2, "cpu_seconds": 118.7, "cpu": "Some CPU", "cores": 2}
+    with open(os.path.join(folder, "epochs.json"), "w") as file:
+        json.dump([dict(entry, epoch=2), dict(entry, epoch=3)], file)  # epoch 1 ran unrecorded
+    text = open(zoo.write_card("tiny_pixelcnn")).read()
+    table = text.split("## Validation curve")[1].split("\n\n")[2]
+    assert table.splitlines() == [
+        "| epoch | validation NLL (nats an image) | wall s | CPU s |",
+        "|---:|---:|---:|---:|",
+        "| 1 | 95.25 | | |",
+        "| 2 |  | 61 | 119 |",
+        "| 3 | 87.50 | 61 | 119 |",
+    ]
+    # A long run shows every k-th epoch and the last; a partly logged figure is not placed.
+    history = {"nll": list(range(61, 0, -1)), "sample_fd_logits": [1.0] * 60}
+    with open(os.path.join(folder, "history.json"), "w") as file:
+        json.dump(history, file)
+    os.remove(os.path.join(folder, "epochs.json"))
+    assert zoo.validation_curve(folder) == []
+    history["val_nll"] = [float(v) for v in history["nll"]]
+    with open(os.path.join(folder, "history.json"), "w") as file:
+        json.dump(history, file)
+    rows = zoo.validation_curve(folder)[7:]
+    assert [row.split(" | ")[0] for row in rows] == [f"| {e}" for e in range(1, 62, 3)]
+    assert rows[-1] == "| 61 | 1.00 |"
+
+
 def test_update_card_keeps_the_other_fields_and_renders_the_latency(tiny_zoo):
     before = zoo.card("tiny_pixelcnn")
     zoo.update_card("tiny_pixelcnn", litert_ms_per_image=2.5)
