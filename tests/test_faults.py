@@ -100,7 +100,7 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(
         run / "history.json"
     ).read_text() == history
     assert sorted(os.listdir(run)) == sorted(
-        ["model.keras", "history.json", "loss.png", "samples", "logs"]
+        ["model.keras", "history.json", "epochs.json", "loss.png", "samples", "logs"]
     )
 
 
