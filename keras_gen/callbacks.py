@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 from keras_gen import plotting
-from keras_gen.files import atomic_path, read_epoch_times
+from keras_gen.files import atomic_path, epochs_done, read_epoch_times, read_history  # noqa: F401  (epochs_done: callbacks' API)
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -68,19 +68,6 @@ class LossCurves(keras.callbacks.Callback):
         if self.history_path:
             with atomic_path(self.history_path) as temporary, open(temporary, "w") as file:
                 json.dump(self.history, file, indent=1)
-
-
-def read_history(path):
-    """{metric: [value per epoch]} from a history.json, or {} when there is none yet."""
-    if not os.path.exists(path):
-        return {}
-    with open(path) as file:
-        return json.load(file)
-
-
-def epochs_done(history):
-    """Epochs recorded in a history dict: its longest series (GANs log d_loss and g_loss, not loss)."""
-    return max((len(values) for values in history.values()), default=0)
 
 
 def cpu_name():

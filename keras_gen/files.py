@@ -1,4 +1,4 @@
-"""Writing files so that a failure never leaves a half-written one; a run's record of epoch times."""
+"""Writing files so that a failure never leaves a half-written one; reading a run's history and epoch times."""
 
 import contextlib
 import json
@@ -32,6 +32,19 @@ def atomic_path(path):
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def read_history(path):
+    """{metric: [value per epoch]} from a history.json, or {} when there is none yet."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as file:
+        return json.load(file)
+
+
+def epochs_done(history):
+    """Epochs recorded in a history dict: its longest series (GANs log d_loss and g_loss, not loss)."""
+    return max((len(values) for values in history.values()), default=0)
 
 
 def read_epoch_times(path):

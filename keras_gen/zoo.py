@@ -211,12 +211,8 @@ def validation_curve(path):
     """Markdown lines of a folder's validation figure per epoch, from history.json, with each
     epoch's wall and CPU seconds where epochs.json has them; [] without such a figure for every
     epoch. An epoch that was not scored (None) shows a blank."""
-    history_path = os.path.join(path, "history.json")
-    if not os.path.exists(history_path):
-        return []
-    with builtins.open(history_path) as file:
-        history = json.load(file)
-    epochs = max((len(series) for series in history.values()), default=0)
+    history = files.read_history(os.path.join(path, "history.json"))
+    epochs = files.epochs_done(history)
     # A figure logged on some epochs only (sample quality switched on later) cannot be placed.
     key = next((key for key in CURVE_FIGURES if len(history.get(key, ())) == epochs > 0), None)
     if key is None:
