@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from keras_gen import cli, export, formats, models, precision, registry, zoo
-from keras_gen.conventions import parity_failures
+from keras_gen.conventions import parity_failures, pixels_to_levels
 from keras_gen.models import VAE, PixelCNN
 from tests.conftest import REPO
 
@@ -357,22 +357,63 @@ def test_a_zoo_folders_export_scores_as_its_model_keras(name):
     )
 
 
+def test_float_ties_tell_a_cpus_rounding_from_a_changed_level():
+    from tests import zoo_reference
+
+    model = PixelCNN(image_shape=(6, 6, 1), filters=4, num_blocks=1, head_filters=4)
+    noise = np.asarray(model.make_noise(2, seed=0))
+    samples = np.asarray(model.sample_levels(model.make_noise(2, seed=0)))
+    assert not zoo_reference.float_ties(model, samples, noise).any()
+    # The last sub-pixel, which no other depends on, recorded as the other level, its draw moved
+    # next to the CDF between the two: a few float steps away is a tie, 1e-4 is a changed level.
+    last = (0, 5, 5, 0)
+    level_zero = 1.0 - float(np.asarray(model.likelihood.mean(model(samples), 1))[last])
+    flipped = samples.copy()
+    flipped[last] = 1 - samples[last]
+    side = 1.0 if samples[last] else -1.0  # keeps today's draw where it was
+    for offset, is_tie in ((3e-7, True), (1e-4, False)):
+        moved = noise.copy()
+        moved[last] = level_zero + side * offset
+        assert zoo_reference.float_ties(model, samples, moved)[last] == False  # noqa: E712
+        if is_tie:
+            ties = zoo_reference.float_ties(model, flipped, moved)
+            assert np.argwhere(ties).tolist() == [list(last)]
+        else:
+            with pytest.raises(AssertionError, match=r"\(0, 5, 5, 0\)"):
+                zoo_reference.float_ties(model, flipped, moved)
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_every_zoo_model_keras_samples_and_scores_as_recorded(name):
     """Refactors keep every zoo file loading (safe_mode) and giving the recorded samples and log_prob."""
     from tests import zoo_reference
 
     recorded = json.load(open(zoo_reference.REFERENCE))[name]
-    today = zoo_reference.figures(name)
+    model = zoo_reference.load(name)
+    today = zoo_reference.figures(name, model)
     # Held to the model's declared parity: a float decoder may round a pixel differently on
-    # another CPU; discrete samplers must give the same bytes.
+    # another CPU; discrete samplers give the same bytes up to their first float tie.
     expected, got = (
-        np.frombuffer(bytes.fromhex(f["samples"]), np.uint8) for f in (recorded, today)
+        np.frombuffer(bytes.fromhex(f["samples"]), np.uint8).reshape(4, -1)
+        for f in (recorded, today)
     )
-    folder = os.path.join(REPO, "saved_models", name)  # whatever zoo directory a test has set
-    manifest = formats.read_manifest(folder)
-    parity = manifest.get("sample_parity", getattr(models, manifest["class_name"]).sample_parity)
-    assert not parity_failures(expected, got, parity)
+    if isinstance(model, models.AutoregressiveModel):
+        # The recorded samples are today's draws given their own past, but for float ties...
+        noise = np.asarray(model.make_noise(4, seed=0))
+        labels = zoo_reference.reference_labels(model)
+        levels = pixels_to_levels(expected.reshape(noise.shape), model.num_levels)
+        ties = zoo_reference.float_ties(model, levels, noise, labels)
+        # ...and today's samples equal them up to an image's first tie, in sampling order.
+        for image_expected, image_got, image_ties in zip(expected, got, ties.reshape(4, -1)):
+            differing = np.flatnonzero(image_expected != image_got)
+            if len(differing):
+                assert image_ties.any() and differing[0] >= np.flatnonzero(image_ties)[0]
+    else:
+        manifest = formats.read_manifest(os.path.join(REPO, "saved_models", name))
+        parity = manifest.get(
+            "sample_parity", getattr(models, manifest["class_name"]).sample_parity
+        )
+        assert not parity_failures(expected, got, parity)
     if "samples_note" not in recorded:  # recorded on the machines where the hash was taken
         digest = hashlib.sha256(expected.tobytes()).hexdigest()
         assert digest == recorded["samples_sha256"]
