@@ -23,7 +23,6 @@ import numpy as np
 from keras_gen import plotting
 from keras_gen.image_files import ImageSource
 from keras_gen.models import VAE, GatedPixelCNN
-from keras_gen.models.vae import upsampling_decoder
 
 VAE_OPTIONS = dict(likelihood="logistic", widths=[64, 128], latent_dim=64, beta=3)
 PIXELCNN_OPTIONS = dict(filters=36, num_layers=5, head_filters=36)
@@ -53,12 +52,7 @@ def build(model_class, options, source, precision, decoder_in_float32):
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy("float32")
         try:
-            model.decoder = upsampling_decoder(
-                model.image_shape,
-                model.widths,
-                model.latent_dim,
-                model.image_shape[-1] * model.likelihood.num_params(),
-            )
+            model.decoder = model.make_decoder()
         finally:
             keras.config.set_dtype_policy(previous)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))

@@ -396,13 +396,18 @@ class VAE(LatentVariableModel):
         self.widths = tuple(int(w) for w in widths)
         check_downsampling(self.image_shape, self.widths, "VAE")
         self.encoder = conv_encoder(self.image_shape, self.widths, self.latent_dim)
-        self.decoder = upsampling_decoder(
+        self.decoder = self.make_decoder()
+        self.built = True
+
+    def make_decoder(self):
+        """A fresh decoder for this VAE: z (batch, latent_dim) -> the likelihood's params
+        (batch, H, W, C x params per sub-pixel), in the global dtype policy."""
+        return upsampling_decoder(
             self.image_shape,
             self.widths,
             self.latent_dim,
             self.image_shape[-1] * self.likelihood.num_params(),
         )
-        self.built = True
 
     def decode(self, z, training=False):
         """z (batch, latent_dim) -> likelihood params (batch, H, W, C * num_params)."""
