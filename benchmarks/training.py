@@ -3,6 +3,7 @@ side in one process, and the same PixelCNN written the tutorial way.
 
     python benchmarks/training.py                       # every model, 28x28 MNIST shapes, batch 64
     python benchmarks/training.py --models pixelcnn,vae --rounds 8
+    python benchmarks/training.py --models row_lstm --policies float32,float32+xla   # XLA's effect
 
 Every configuration is built first (same seed), on a prefetched tf.data pipeline of uint8 batches
 (as `data.load` gives) and traced by a warm-up `fit`. Then the configurations take turns, round
@@ -12,8 +13,9 @@ it) is not counted. Each figure is the median step, with the middle half of the 
 spread, turned into images per second. "Tutorial PixelCNN" is `PixelCNN()`'s architecture written
 as the common keras-io tutorial does: the mask multiplied into the kernel in Python on every
 call, float inputs from NumPy arrays, float32, binary cross-entropy through `compile(loss=...)`.
-The CPU's flags that decide bfloat16's speed are printed beside the table. Results go to --out
-as JSON and a plot.
+The CPU's flags that decide bfloat16's speed are printed beside the table. A policy ending in
+"+xla" compiles the training step with XLA (`compile(jit_compile=True)`), which Keras leaves off
+on CPUs. Results go to --out as JSON and a plot.
 """
 
 import argparse
@@ -90,11 +92,13 @@ class Contestant:
 
 
 def keras_gen_contestant(name, policy, batch_size):
+    """`name` in `policy`, a dtype policy, with "+xla" for an XLA-compiled training step."""
     registered, options, levels = MODELS[name]
     keras.utils.set_random_seed(0)
     options = {key: value() if callable(value) else value for key, value in options.items()}
-    model = models.get(registered)(num_levels=levels, dtype=policy, seed=0, **options)
-    model.compile_for_training()
+    dtype, _, xla = policy.partition("+")
+    model = models.get(registered)(num_levels=levels, dtype=dtype, seed=0, **options)
+    model.compile_for_training(jit_compile=xla == "xla")
     dataset = batches(levels, batch_size, 4, model.num_classes)
     return Contestant(name, policy, model, lambda steps: ((dataset,), dict(steps_per_epoch=steps)))
 
@@ -168,7 +172,7 @@ def summary(contestant, batch_size):
     )
 
 
-def plot(rows, path):
+def plot(rows, policies, path):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -176,7 +180,8 @@ def plot(rows, path):
 
     names = list(dict.fromkeys(row["model"] for row in rows))
     figure, axis = plt.subplots(figsize=(10, 4))
-    for offset, policy in enumerate(POLICIES):
+    width = 0.8 / len(policies)
+    for offset, policy in enumerate(policies):
         values = [
             next(
                 (r["images_per_second"] for r in rows if r["model"] == n and r["policy"] == policy),
@@ -184,7 +189,8 @@ def plot(rows, path):
             )
             for n in names
         ]
-        axis.bar(np.arange(len(names)) + (offset - 1) * 0.27, values, 0.27, label=policy)
+        centre = offset - (len(policies) - 1) / 2
+        axis.bar(np.arange(len(names)) + centre * width, values, width, label=policy)
     axis.set_xticks(np.arange(len(names)), names, rotation=30, ha="right")
     axis.set_ylabel("images / s (log)")
     axis.set_yscale("log")
@@ -211,7 +217,8 @@ def main():
     parser.add_argument(
         "--policies",
         default="float32,mixed_bfloat16",
-        help="comma list of " + ", ".join(POLICIES) + "; mixed_float16 is very slow on CPUs, "
+        help="comma list of " + ", ".join(POLICIES) + ", each optionally with +xla; "
+        "mixed_float16 is very slow on CPUs, "
         "whose float16 convolution gradients have no fast kernel",
     )
     parser.add_argument(
@@ -273,7 +280,7 @@ def main():
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out + ".json", "w") as file:
         json.dump(dict(vars(args), cpu_flags=precision.speed_flags(), rows=rows), file, indent=1)
-    plot(rows, args.out + ".png")
+    plot(rows, policies, args.out + ".png")
 
 
 if __name__ == "__main__":
