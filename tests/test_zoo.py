@@ -374,7 +374,7 @@ def test_float_ties_tell_a_cpus_rounding_from_a_changed_level():
     for offset, is_tie in ((3e-7, True), (1e-4, False)):
         moved = noise.copy()
         moved[last] = level_zero + side * offset
-        assert zoo_reference.float_ties(model, samples, moved)[last] == False  # noqa: E712
+        assert not zoo_reference.float_ties(model, samples, moved)[last]
         if is_tie:
             ties = zoo_reference.float_ties(model, flipped, moved)
             assert np.argwhere(ties).tolist() == [list(last)]
